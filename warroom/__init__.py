@@ -1,0 +1,1 @@
+"""warroom: incident-management automation for SaaS hosting portals."""

@@ -1,0 +1,80 @@
+"""Notification channels: one small protocol, adapters per provider, a registry.
+
+Adapters raise ``PermanentDeliveryError`` for what retrying cannot fix (an
+invalid number, an unsubscribed address) and ``TransientDeliveryError`` for
+what it may (a 5xx, a 429, a timeout). The console adapter is the embedded
+default: it writes the message to the log, so the product runs with no account.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from warroom.models.incident import NotificationRequest
+
+log = logging.getLogger("warroom.notify")
+
+
+class PermanentDeliveryError(Exception):
+    """The provider refused the message for good; try another contact method."""
+
+
+class TransientDeliveryError(Exception):
+    """The provider failed this time; a retry may succeed."""
+
+
+class Channel(Protocol):
+    provider: str
+
+    async def send(self, contact: str, req: NotificationRequest) -> str:
+        """Deliver ``req`` to ``contact``; return the provider's message id."""
+        ...
+
+
+def mask_contact(contact: str) -> str:
+    """Keep just enough of a phone number or address to tell them apart in a log."""
+    if "@" in contact:
+        local, _, domain = contact.partition("@")
+        return f"{local[:1]}***@{domain}"
+    digits = re.sub(r"\D", "", contact)
+    return f"***{digits[-4:]}" if len(digits) >= 4 else "***"
+
+
+def contact_for(req: NotificationRequest) -> str | None:
+    person = req.person
+    return {"sms": person.sms, "voice": person.phone, "email": person.email}.get(req.channel)
+
+
+@dataclass
+class ConsoleChannel:
+    """Writes each message to the log; the message itself is recorded by the activity."""
+
+    provider: str = "console"
+    sent: int = 0
+
+    async def send(self, contact: str, req: NotificationRequest) -> str:
+        self.sent += 1
+        log.info(
+            "[%s to %s via %s %s] %s",
+            req.kind.value.upper(),
+            req.person_id,
+            req.channel,
+            mask_contact(contact),
+            req.text,
+            extra={"incident": req.incident_number},
+        )
+        return f"console-{self.sent}"
+
+
+@dataclass
+class NotifierRegistry:
+    """Maps a contact method (sms, voice, email) to the channel that delivers it."""
+
+    channels: dict[str, Channel] = field(default_factory=dict)
+    fallback: Channel = field(default_factory=ConsoleChannel)
+
+    def for_method(self, method: str) -> Channel:
+        return self.channels.get(method, self.fallback)

@@ -1,0 +1,79 @@
+"""The worker process: every workflow and activity, wired from settings."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from concurrent.futures import ThreadPoolExecutor
+
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from warroom.activities.incident import IncidentActivities
+from warroom.activities.notify import NotifierRegistry
+from warroom.logs import configure_logging
+from warroom.models.policy import load_policy
+from warroom.models.tables import create_schema, make_engine
+from warroom.settings import Settings
+from warroom.temporal import connect
+from warroom.workflows import WORKFLOWS
+
+log = logging.getLogger("warroom.worker")
+
+
+def build_worker(client: Client, settings: Settings, activities: IncidentActivities,
+                 executor: ThreadPoolExecutor) -> Worker:
+    return Worker(
+        client,
+        task_queue=settings.task_queue,
+        workflows=WORKFLOWS,
+        activities=activities.all(),
+        activity_executor=executor,
+        max_concurrent_activities=64,
+    )
+
+
+def build_notifiers(settings: Settings) -> NotifierRegistry:
+    return NotifierRegistry()
+
+
+async def connect_with_retry(settings: Settings, attempts: int = 60) -> Client:
+    for attempt in range(1, attempts + 1):
+        try:
+            return await connect(settings.temporal_target, settings.temporal_namespace)
+        except Exception as err:  # noqa: BLE001 - any failure to connect is retried
+            if attempt == attempts:
+                raise
+            log.info("waiting for Temporal at %s (%s)", settings.temporal_target, err.__class__.__name__)
+            await asyncio.sleep(1)
+    raise AssertionError("unreachable")
+
+
+async def run(settings: Settings) -> None:
+    load_policy(settings.policy)  # refuse to start on a bad policy, naming the key
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    engine = make_engine(settings.read_model_url)
+    create_schema(engine)
+    client = await connect_with_retry(settings)
+    activities = IncidentActivities(engine, build_notifiers(settings))
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    with ThreadPoolExecutor(max_workers=16) as executor:
+        worker = build_worker(client, settings, activities, executor)
+        log.info("worker polling task queue %s on %s", settings.task_queue, settings.temporal_target)
+        async with worker:
+            await stop.wait()
+            log.info("worker stopping")
+
+
+def main() -> None:
+    settings = Settings()
+    configure_logging(settings.log_level)
+    asyncio.run(run(settings))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,7 @@
+"""Temporal workflows: deterministic orchestration only."""
+
+from warroom.workflows.incident import IncidentWorkflow
+
+WORKFLOWS = [IncidentWorkflow]
+
+__all__ = ["IncidentWorkflow", "WORKFLOWS"]

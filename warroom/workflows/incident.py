@@ -1,0 +1,699 @@
+"""One durable workflow per incident: it enforces the response process.
+
+The workflow keeps absolute deadlines in its state and, after every wake-up
+(a timer or a command), processes whatever fell due and sleeps until the next
+deadline. Commands are updates whose validators refuse what the lifecycle does
+not allow; side effects (pages, read-model writes) run as activities in
+background tasks so that a slow provider never delays a deadline.
+
+Deterministic by construction: time comes from ``workflow.now()``, and
+nothing here imports SQLAlchemy, settings or a provider SDK.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Iterable
+from datetime import datetime, timedelta
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from warroom.models import lifecycle, messages
+    from warroom.models.ids import PERSIST_INCIDENT_ACTIVITY, SEND_NOTIFICATION_ACTIVITY
+    from warroom.models.incident import (
+        AckInput,
+        AlertBatch,
+        AlertBatchResult,
+        AlertEvent,
+        AlertRecord,
+        CommandResult,
+        Deadline,
+        EscalateInput,
+        IncidentInput,
+        IncidentState,
+        IncidentStatus,
+        IncidentView,
+        NotificationKind,
+        NotificationRequest,
+        NotificationResult,
+        PageRecord,
+        PersistInput,
+        PostmortemInput,
+        ResolveInput,
+        Role,
+        RoleInput,
+        SeverityInput,
+        StatusKind,
+        StatusPlan,
+        StatusUpdate,
+        StatusUpdateInput,
+        TimelineEntry,
+    )
+    from warroom.models.policy import Policy
+    from warroom.models.severity import most_severe
+
+MAX_TEXT = 5000
+NOTIFY_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(seconds=10),
+    maximum_attempts=3,
+    non_retryable_error_types=["PermanentDeliveryError"],
+)
+PERSIST_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30))
+
+
+def _reject(message: str) -> None:
+    raise ApplicationError(message, type="CommandRejected", non_retryable=True)
+
+
+@workflow.defn
+class IncidentWorkflow:
+    @workflow.init
+    def __init__(self, inp: IncidentInput) -> None:
+        self._policy: Policy = inp.policy
+        self._plan = lifecycle.escalation_plan(inp.policy)
+        self._dirty = False
+        self._tasks: list[asyncio.Task[None]] = []
+        self._persisted_version = -1
+        self._persisted_timeline = 0
+        self._persisted_status = 0
+        self._release_group_sent = False
+        if inp.carried is not None:
+            self._s = inp.carried
+            self._persisted_version = self._s.version
+            self._persisted_timeline = self._s.timeline[-1].seq if self._s.timeline else 0
+            self._persisted_status = self._s.status_updates[-1].seq if self._s.status_updates else 0
+            self._release_group_sent = self._s.status in (IncidentStatus.RESOLVED, IncidentStatus.CLOSED)
+            return
+        now = workflow.now()
+        self._s = IncidentState(
+            number=inp.number,
+            title=inp.title,
+            summary=inp.summary,
+            severity=inp.severity,
+            max_severity=inp.severity,
+            components=list(inp.components),
+            source=inp.source,
+            group_key=inp.group_key,
+            declared_by=inp.declared_by,
+            declared_at=now,
+            detected_at=inp.detected_at or now,
+            impact_started_at=inp.impact_started_at,
+            status_plan=StatusPlan(first_deadline=lifecycle.first_status_deadline(now, inp.policy)),
+        )
+        if lifecycle.needs_commander(inp.policy, inp.severity, {}):
+            self._s.ic_reminder_at = now + inp.policy.commander_within
+        self._log(
+            "declared",
+            f"Declared {inp.severity.value} by {inp.declared_by} via {inp.source}: {inp.title}",
+            actor=inp.declared_by,
+        )
+        if not lifecycle.pages_for(inp.policy, inp.severity):
+            self._log("paging", f"{inp.severity.value} does not page anyone under this policy")
+        self._merge_alerts(inp.alerts)
+
+    # --- main loop -------------------------------------------------------------------
+
+    @workflow.run
+    async def run(self, inp: IncidentInput) -> IncidentState:
+        self._flusher_task = asyncio.ensure_future(self._flusher())
+        while True:
+            self._process_due(workflow.now())
+            if self._s.status == IncidentStatus.CLOSED:
+                break
+            if self._should_continue_as_new():
+                await self._drain()
+                workflow.continue_as_new(
+                    IncidentInput(
+                        number=self._s.number,
+                        title=self._s.title,
+                        severity=self._s.severity,
+                        policy=self._policy,
+                        carried=self._s,
+                    )
+                )
+            self._dirty = False
+            wake = self._next_wakeup()
+            if wake is None:
+                await workflow.wait_condition(lambda: self._dirty)
+                continue
+            timeout = (wake - workflow.now()).total_seconds()
+            if timeout <= 0:
+                continue
+            try:
+                await workflow.wait_condition(lambda: self._dirty, timeout=timeout)
+            except asyncio.TimeoutError:
+                pass
+        await self._drain()
+        return self._s
+
+    def _should_continue_as_new(self) -> bool:
+        info = workflow.info()
+        return (
+            info.is_continue_as_new_suggested()
+            or info.get_current_history_length() >= self._policy.history_event_limit
+        )
+
+    async def _drain(self) -> None:
+        """Let handlers, notifications and the last read-model write finish."""
+        await workflow.wait_condition(
+            lambda: workflow.all_handlers_finished()
+            and all(t.done() for t in self._tasks)
+            and self._persisted_version == self._s.version
+        )
+
+    # --- what falls due -------------------------------------------------------------
+
+    def _process_due(self, now: datetime) -> None:
+        s = self._s
+        open_ = s.status in (IncidentStatus.TRIGGERED, IncidentStatus.ACKNOWLEDGED)
+        if s.status == IncidentStatus.TRIGGERED and lifecycle.pages_for(self._policy, s.severity):
+            esc = s.escalation
+            if esc.step == -1 or (esc.deadline is not None and now >= esc.deadline):
+                self._escalate(now, reason=None if esc.step == -1 else "no acknowledgement in time")
+        if open_:
+            self._process_status_plan(now)
+            if (
+                s.ic_reminder_at is not None
+                and now >= s.ic_reminder_at
+                and lifecycle.needs_commander(self._policy, s.severity, s.roles)
+            ):
+                subject, text = messages.commander_missing(s.number, s.severity, s.title)
+                people = lifecycle.status_reminder_recipients({}, s.acknowledged_by, self._last_paged())
+                self._notify(people, NotificationKind.REMINDER, f"ic-{s.ic_reminder_at.isoformat()}", subject, text)
+                self._log("reminder", f"Asked {', '.join(people)} to assign an Incident Commander")
+                s.ic_reminder_at = now + self._policy.role_reminder_every
+                self._touch()
+        if s.status == IncidentStatus.RESOLVED and s.postmortem.required:
+            self._process_postmortem(now)
+
+    def _escalate(self, now: datetime, reason: str | None, by: str | None = None) -> None:
+        s, esc = self._s, self._s.escalation
+        step = lifecycle.next_step(self._plan, esc.step)
+        if step is None:
+            esc.deadline = None
+            if not esc.exhausted:
+                esc.exhausted = True
+                esc.fallback_notified_at = now
+                people = self._policy.escalation.fallback or (
+                    [self._policy.engineering_lead] if self._policy.engineering_lead else []
+                )
+                subject, text = messages.fallback(s.number, s.severity, s.title, len(s.pages))
+                self._notify(people, NotificationKind.FALLBACK, "fallback", subject, text)
+                told = ", ".join(people) if people else "nobody (no fallback configured)"
+                self._log("escalation", f"Escalation policy exhausted with no acknowledgement; told {told}")
+            self._touch()
+            return
+        esc.step = step.index
+        esc.deadline = now + step.ack_timeout
+        for person in step.people:
+            s.pages.append(PageRecord(step=step.index, level=step.level + 1, round=step.round, person=person, at=now))
+        subject, text = messages.page(s.number, s.severity, s.title, step.round)
+        kind = NotificationKind.PAGE if step.index == 0 else NotificationKind.ESCALATION
+        self._notify(step.people, kind, f"step-{step.index}", subject, text)
+        why = f" ({reason})" if reason else ""
+        who = f" at {by}'s request" if by else ""
+        round_txt = f", round {step.round + 1}" if step.round else ""
+        self._log(
+            "page" if step.index == 0 else "escalation",
+            f"Paged level {step.level + 1}{round_txt}: {', '.join(step.people)}{who}{why}; "
+            f"acknowledge within {int(step.ack_timeout.total_seconds())} s",
+            actor=by,
+        )
+        self._touch()
+
+    def _process_status_plan(self, now: datetime) -> None:
+        s, plan, policy = self._s, self._s.status_plan, self._policy
+        if plan.first_posted_at is None:
+            if now >= plan.first_deadline:
+                every = lifecycle.update_interval(policy, s.severity)
+                text = messages.auto_initial_status(s.title, s.components, every)
+                self._add_status(now, StatusKind.AUTO_INITIAL, "warroom", text)
+                people = self._ic_or_responders()
+                subject, body = messages.auto_posted_notice(s.number, text)
+                self._notify(people, NotificationKind.STATUS, "auto-initial", subject, body)
+                self._log("status", "No update was posted in time: published a holding statement automatically")
+            elif not plan.first_reminded and now >= lifecycle.reminder_at(
+                plan.first_deadline, policy.first_status_within, policy.reminder_lead
+            ):
+                plan.first_reminded = True
+                people = self._status_reminder_people()
+                subject, text = messages.first_status_reminder(s.number, s.title, plan.first_deadline - now)
+                self._notify(people, NotificationKind.REMINDER, "first-status", subject, text)
+                self._log("reminder", f"Reminded {', '.join(people)} that the first public update is due")
+                self._touch()
+            return
+        interval = lifecycle.update_interval(policy, s.severity)
+        if plan.next_due is None or interval is None:
+            return
+        if now >= plan.next_due:
+            late = now - plan.next_due
+            people = lifecycle.overdue_update_recipients(
+                s.roles, s.acknowledged_by, policy.engineering_lead, self._last_paged()
+            )
+            subject, text = messages.update_overdue(s.number, s.title, late)
+            self._notify(people, NotificationKind.ESCALATION, f"overdue-{plan.next_due.isoformat()}", subject, text)
+            self._log("escalation", f"Status update overdue; escalated to {', '.join(people)}")
+            plan.overdue_for = plan.next_due
+            plan.next_due = now + interval
+            self._touch()
+        elif plan.reminded_for != plan.next_due and now >= lifecycle.reminder_at(
+            plan.next_due, interval, policy.reminder_lead
+        ):
+            plan.reminded_for = plan.next_due
+            people = self._status_reminder_people()
+            subject, text = messages.update_reminder(s.number, s.title, plan.next_due - now)
+            self._notify(people, NotificationKind.REMINDER, f"update-{plan.next_due.isoformat()}", subject, text)
+            self._log("reminder", f"Reminded {', '.join(people)} that a status update is due")
+            self._touch()
+
+    def _process_postmortem(self, now: datetime) -> None:
+        s, pm = self._s, self._s.postmortem
+        assert s.resolved_at is not None and pm.deadline is not None
+        reminders = lifecycle.postmortem_reminder_times(s.resolved_at, self._policy)
+        if pm.reminders_sent < len(reminders) and now >= reminders[pm.reminders_sent] and now < pm.deadline:
+            # Only the latest reminder that fell due is sent: after a long outage
+            # of the worker, one reminder beats three at once.
+            while pm.reminders_sent < len(reminders) and now >= reminders[pm.reminders_sent]:
+                pm.reminders_sent += 1
+            people = self._ic_or_responders()
+            subject, text = messages.postmortem_reminder(s.number, s.title, pm.deadline - now)
+            self._notify(people, NotificationKind.POSTMORTEM, f"pm-reminder-{pm.reminders_sent}", subject, text)
+            self._log("reminder", f"Reminded {', '.join(people)} that the postmortem is due")
+            self._touch()
+        due = lifecycle.postmortem_overdue_times(s.resolved_at, self._policy, pm.overdue_notified)
+        if now >= due:
+            pm.reminders_sent = len(reminders)
+            pm.overdue_notified += 1
+            lead = self._policy.engineering_lead
+            people = [lead] if lead else self._ic_or_responders()
+            subject, text = messages.postmortem_overdue(s.number, s.title, now - pm.deadline)
+            self._notify(people, NotificationKind.POSTMORTEM, f"pm-overdue-{pm.overdue_notified}", subject, text)
+            self._log("escalation", f"Postmortem overdue; told {', '.join(people)}")
+            self._touch()
+
+    def _next_wakeup(self) -> datetime | None:
+        s, policy, plan = self._s, self._policy, self._s.status_plan
+        times: list[datetime] = []
+        if s.status in (IncidentStatus.TRIGGERED, IncidentStatus.ACKNOWLEDGED):
+            if s.status == IncidentStatus.TRIGGERED and s.escalation.deadline is not None:
+                times.append(s.escalation.deadline)
+            if plan.first_posted_at is None:
+                times.append(plan.first_deadline)
+                if not plan.first_reminded:
+                    times.append(
+                        lifecycle.reminder_at(plan.first_deadline, policy.first_status_within, policy.reminder_lead)
+                    )
+            else:
+                interval = lifecycle.update_interval(policy, s.severity)
+                if plan.next_due is not None and interval is not None:
+                    times.append(plan.next_due)
+                    if plan.reminded_for != plan.next_due:
+                        times.append(lifecycle.reminder_at(plan.next_due, interval, policy.reminder_lead))
+            if s.ic_reminder_at is not None and lifecycle.needs_commander(policy, s.severity, s.roles):
+                times.append(s.ic_reminder_at)
+        elif s.status == IncidentStatus.RESOLVED and s.postmortem.required and s.resolved_at is not None:
+            reminders = lifecycle.postmortem_reminder_times(s.resolved_at, policy)
+            if s.postmortem.reminders_sent < len(reminders):
+                times.append(reminders[s.postmortem.reminders_sent])
+            times.append(lifecycle.postmortem_overdue_times(s.resolved_at, policy, s.postmortem.overdue_notified))
+        return min(times) if times else None
+
+    def deadlines(self) -> list[Deadline]:
+        s, policy, plan = self._s, self._policy, self._s.status_plan
+        out: list[Deadline] = []
+        if s.status == IncidentStatus.TRIGGERED and s.escalation.deadline is not None:
+            out.append(Deadline(name="acknowledge", at=s.escalation.deadline))
+        if s.status in (IncidentStatus.TRIGGERED, IncidentStatus.ACKNOWLEDGED):
+            if plan.first_posted_at is None:
+                out.append(Deadline(name="first_status_update", at=plan.first_deadline))
+            elif plan.next_due is not None and lifecycle.update_interval(policy, s.severity) is not None:
+                out.append(Deadline(name="next_status_update", at=plan.next_due))
+            if s.ic_reminder_at is not None and lifecycle.needs_commander(policy, s.severity, s.roles):
+                out.append(Deadline(name="assign_incident_commander", at=s.ic_reminder_at))
+        if s.status == IncidentStatus.RESOLVED and s.postmortem.deadline is not None:
+            out.append(Deadline(name="postmortem", at=s.postmortem.deadline))
+        return sorted(out, key=lambda d: d.at)
+
+    # --- queries ---------------------------------------------------------------------
+
+    @workflow.query
+    def view(self) -> IncidentView:
+        return IncidentView(state=self._s, deadlines=self.deadlines())
+
+    # --- commands ----------------------------------------------------------------------
+
+    def _require_open(self, verb: str) -> None:
+        s = self._s
+        if s.status in (IncidentStatus.RESOLVED, IncidentStatus.CLOSED):
+            _reject(f"incident #{s.number} is already resolved; cannot {verb}")
+
+    def _require_person(self, person: str, what: str = "a responder of this incident") -> None:
+        if person not in self._policy.people:
+            _reject(f"'{person}' is not {what}")
+
+    @workflow.update
+    def acknowledge(self, cmd: AckInput) -> CommandResult:
+        s, now = self._s, workflow.now()
+        s.status = IncidentStatus.ACKNOWLEDGED
+        s.acknowledged_at = now
+        s.acknowledged_by = cmd.person
+        s.escalation.deadline = None
+        self._log("ack", f"Acknowledged by {cmd.person} via {cmd.via}", actor=cmd.person)
+        self._touch()
+        return self._result(f"#{s.number} acknowledged by {cmd.person}")
+
+    @acknowledge.validator
+    def _validate_ack(self, cmd: AckInput) -> None:
+        s = self._s
+        self._require_open("acknowledge it")
+        if s.acknowledged_by is not None:
+            _reject(f"incident #{s.number} was already acknowledged by {s.acknowledged_by}")
+        self._require_person(cmd.person)
+
+    @workflow.update
+    def escalate(self, cmd: EscalateInput) -> CommandResult:
+        s = self._s
+        if cmd.from_step is not None and cmd.from_step != s.escalation.step:
+            return self._result(f"#{s.number} has already been escalated past that level")
+        self._escalate(workflow.now(), reason="escalated by hand", by=cmd.by)
+        return self._result(f"#{s.number} escalated")
+
+    @escalate.validator
+    def _validate_escalate(self, cmd: EscalateInput) -> None:
+        s = self._s
+        self._require_open("escalate it")
+        self._require_person(cmd.by)
+        if s.acknowledged_by is not None:
+            _reject(f"incident #{s.number} was already acknowledged by {s.acknowledged_by}")
+        if not lifecycle.pages_for(self._policy, s.severity):
+            _reject(f"{s.severity.value} incidents do not page under this policy")
+        if s.escalation.exhausted:
+            _reject(f"incident #{s.number} has no further escalation level")
+
+    @workflow.update
+    def post_status_update(self, cmd: StatusUpdateInput) -> CommandResult:
+        now = workflow.now()
+        self._add_status(now, StatusKind.UPDATE, cmd.author, cmd.message.strip())
+        self._log("status", f"Public update by {cmd.author}: {cmd.message.strip()}", actor=cmd.author)
+        return self._result(f"update posted on #{self._s.number}")
+
+    @post_status_update.validator
+    def _validate_status(self, cmd: StatusUpdateInput) -> None:
+        self._require_open("post an update (the resolution notice has been published)")
+        self._require_person(cmd.author)
+        if not cmd.message.strip():
+            _reject("the update is empty")
+        if len(cmd.message) > MAX_TEXT:
+            _reject(f"the update is longer than {MAX_TEXT} characters")
+
+    @workflow.update
+    def assign_role(self, cmd: RoleInput) -> CommandResult:
+        s = self._s
+        previous = s.roles.get(cmd.role)
+        if previous == cmd.person:
+            return self._result(f"{cmd.person} is already {cmd.role.title} of #{s.number}")
+        s.roles[cmd.role] = cmd.person
+        replaced = f" (replacing {previous})" if previous else ""
+        self._log("role", f"{cmd.person} is {cmd.role.title}{replaced}, assigned by {cmd.by}", actor=cmd.by)
+        subject, text = messages.role_assigned(s.number, cmd.role, s.title)
+        self._notify([cmd.person], NotificationKind.ROLE, f"role-{cmd.role.value}-{s.version}", subject, text)
+        self._touch()
+        return self._result(f"{cmd.person} is now {cmd.role.title} of #{s.number}")
+
+    @assign_role.validator
+    def _validate_role(self, cmd: RoleInput) -> None:
+        if self._s.status == IncidentStatus.CLOSED:
+            _reject(f"incident #{self._s.number} is closed")
+        self._require_person(cmd.person, "a known person")
+
+    @workflow.update
+    def change_severity(self, cmd: SeverityInput) -> CommandResult:
+        s, now, policy = self._s, workflow.now(), self._policy
+        old = s.severity
+        s.severity = cmd.severity
+        s.max_severity = most_severe(s.max_severity, cmd.severity)
+        reason = f": {cmd.reason}" if cmd.reason else ""
+        self._log("severity", f"Severity {old.value} -> {cmd.severity.value} by {cmd.by}{reason}", actor=cmd.by)
+        plan = s.status_plan
+        if plan.first_posted_at is not None:
+            last = s.status_updates[-1].at if s.status_updates else plan.first_posted_at
+            plan.next_due = lifecycle.next_update_due(last, policy, cmd.severity, now)
+        if lifecycle.needs_commander(policy, cmd.severity, s.roles) and s.ic_reminder_at is None:
+            s.ic_reminder_at = now + policy.commander_within
+        if (
+            s.status == IncidentStatus.TRIGGERED
+            and s.escalation.step >= 0
+            and not lifecycle.pages_for(policy, cmd.severity)
+        ):
+            s.escalation.deadline = None
+            self._log("paging", f"{cmd.severity.value} does not page: paging stopped")
+        elif (
+            s.status == IncidentStatus.TRIGGERED
+            and lifecycle.pages_for(policy, cmd.severity)
+            and s.escalation.deadline is None
+            and not s.escalation.exhausted
+            and s.escalation.step >= 0
+        ):
+            # Paging was stopped by an earlier downgrade: resume at the next level.
+            s.escalation.deadline = now
+        self._touch()
+        return self._result(f"#{s.number} is now {cmd.severity.value}")
+
+    @change_severity.validator
+    def _validate_severity(self, cmd: SeverityInput) -> None:
+        self._require_open("change its severity")
+        if cmd.severity == self._s.severity:
+            _reject(f"incident #{self._s.number} is already {cmd.severity.value}")
+
+    @workflow.update
+    def resolve(self, cmd: ResolveInput) -> CommandResult:
+        s, now, policy = self._s, workflow.now(), self._policy
+        s.status = IncidentStatus.RESOLVED
+        s.resolved_at = now
+        s.resolved_by = cmd.by
+        s.resolution_summary = cmd.summary.strip()
+        s.escalation.deadline = None
+        required = lifecycle.postmortem_required(policy, s.max_severity)
+        s.postmortem.required = required
+        notice = messages.resolution_notice(s.title, cmd.summary, cmd.impact, required)
+        self._add_status(now, StatusKind.RESOLUTION, cmd.by, notice)
+        self._log("resolved", f"Resolved by {cmd.by}: {cmd.summary.strip()}", actor=cmd.by)
+        due_in = None
+        if required:
+            s.postmortem.deadline = lifecycle.postmortem_deadline(now, policy)
+            due_in = policy.postmortem_within
+            self._log("postmortem", f"Postmortem required by {s.postmortem.deadline.isoformat()}")
+        else:
+            s.status = IncidentStatus.CLOSED
+        subject, text = messages.resolved_to_responders(s.number, s.title, due_in)
+        self._notify(self._involved(), NotificationKind.RESOLUTION, "resolved", subject, text)
+        self._touch()
+        return self._result(f"#{s.number} resolved")
+
+    @resolve.validator
+    def _validate_resolve(self, cmd: ResolveInput) -> None:
+        s = self._s
+        if s.status in (IncidentStatus.RESOLVED, IncidentStatus.CLOSED):
+            _reject(f"incident #{s.number} was already resolved by {s.resolved_by}")
+        if not cmd.summary.strip():
+            _reject("a resolution summary is required: what happened and what restored service")
+        if len(cmd.summary) > MAX_TEXT or len(cmd.impact) > MAX_TEXT:
+            _reject(f"the summary and impact must each be at most {MAX_TEXT} characters")
+
+    @workflow.update
+    def submit_postmortem(self, cmd: PostmortemInput) -> CommandResult:
+        s, now = self._s, workflow.now()
+        pm = s.postmortem
+        pm.document = cmd.document
+        pm.submitted_at = now
+        pm.submitted_by = cmd.by
+        late = pm.deadline is not None and now > pm.deadline
+        self._log(
+            "postmortem",
+            f"Postmortem submitted by {cmd.by}{' (late)' if late else ''} "
+            f"with {len(cmd.document.action_items)} action item(s)",
+            actor=cmd.by,
+        )
+        s.status = IncidentStatus.CLOSED
+        self._touch()
+        return self._result(f"postmortem for #{s.number} accepted")
+
+    @submit_postmortem.validator
+    def _validate_postmortem(self, cmd: PostmortemInput) -> None:
+        s = self._s
+        if s.status in (IncidentStatus.TRIGGERED, IncidentStatus.ACKNOWLEDGED):
+            _reject(f"incident #{s.number} is not resolved yet; the postmortem comes after resolution")
+        if s.postmortem.submitted_at is not None:
+            _reject(f"the postmortem for #{s.number} was already submitted by {s.postmortem.submitted_by}")
+        if s.status == IncidentStatus.CLOSED:
+            _reject(f"incident #{s.number} is closed and needs no postmortem")
+        problems = lifecycle.postmortem_problems(cmd.document, now=workflow.now())
+        if problems:
+            _reject("the postmortem is incomplete: " + "; ".join(problems))
+
+    @workflow.update
+    def receive_alerts(self, batch: AlertBatch) -> AlertBatchResult:
+        s = self._s
+        if s.status in (IncidentStatus.RESOLVED, IncidentStatus.CLOSED):
+            return AlertBatchResult(number=s.number, accepted=False)
+        fresh = self._merge_alerts(batch.alerts)
+        return AlertBatchResult(number=s.number, accepted=True, new_alerts=fresh)
+
+    # --- helpers ---------------------------------------------------------------------
+
+    def _result(self, message: str) -> CommandResult:
+        return CommandResult(number=self._s.number, status=self._s.status, message=message)
+
+    def _touch(self) -> None:
+        self._s.version += 1
+        self._dirty = True
+
+    def _log(self, kind: str, text: str, actor: str | None = None) -> None:
+        seq = self._s.timeline[-1].seq + 1 if self._s.timeline else 1
+        self._s.timeline.append(TimelineEntry(seq=seq, at=workflow.now(), kind=kind, text=text, actor=actor))
+        self._touch()
+
+    def _add_status(self, now: datetime, kind: StatusKind, author: str, message: str) -> None:
+        s, plan = self._s, self._s.status_plan
+        seq = s.status_updates[-1].seq + 1 if s.status_updates else 1
+        s.status_updates.append(StatusUpdate(seq=seq, at=now, kind=kind, author=author, message=message))
+        if kind != StatusKind.RESOLUTION:
+            if plan.first_posted_at is None:
+                plan.first_posted_at = now
+            plan.next_due = lifecycle.next_update_due(now, self._policy, s.severity, now)
+            plan.reminded_for = None
+        self._touch()
+
+    def _merge_alerts(self, alerts: Iterable[AlertEvent]) -> int:
+        s, now, fresh = self._s, workflow.now(), 0
+        by_fp = {a.fingerprint: a for a in s.alerts}
+        for alert in alerts:
+            key = f"{alert.status}|{alert.starts_at.isoformat() if alert.starts_at else ''}"
+            record = by_fp.get(alert.fingerprint)
+            if record is None:
+                record = AlertRecord(
+                    fingerprint=alert.fingerprint,
+                    name=alert.name,
+                    status=alert.status,
+                    first_seen=now,
+                    last_seen=now,
+                    count=0,
+                    starts_at=alert.starts_at,
+                )
+                s.alerts.append(record)
+                by_fp[alert.fingerprint] = record
+            record.last_seen = now
+            if key in record.seen_keys:
+                continue
+            record.seen_keys.append(key)
+            record.count += 1
+            record.status = alert.status
+            fresh += 1
+            where = f" on {alert.labels['instance']}" if "instance" in alert.labels else ""
+            what = alert.summary or alert.name or alert.fingerprint
+            verb = "resolved" if alert.status == "resolved" else "firing"
+            self._log("alert", f"Alert {verb} ({alert.source}){where}: {what}")
+        if fresh:
+            self._touch()
+        return fresh
+
+    def _last_paged(self) -> list[str]:
+        s = self._s
+        if not s.pages:
+            return [p for p in self._plan[0].people] if self._plan else []
+        last = s.pages[-1].step
+        return [p.person for p in s.pages if p.step == last]
+
+    def _status_reminder_people(self) -> list[str]:
+        return lifecycle.status_reminder_recipients(self._s.roles, self._s.acknowledged_by, self._last_paged())
+
+    def _ic_or_responders(self) -> list[str]:
+        s = self._s
+        if Role.INCIDENT_COMMANDER in s.roles:
+            return [s.roles[Role.INCIDENT_COMMANDER]]
+        if s.acknowledged_by:
+            return [s.acknowledged_by]
+        return self._last_paged()
+
+    def _involved(self) -> list[str]:
+        s = self._s
+        people = [p.person for p in s.pages] + list(s.roles.values())
+        if s.acknowledged_by:
+            people.append(s.acknowledged_by)
+        return list(dict.fromkeys(people))
+
+    # --- side effects (activities in background tasks) ----------------------------------
+
+    def _spawn(self, coro: Awaitable[None]) -> asyncio.Task[None]:
+        task = asyncio.ensure_future(coro)
+        self._tasks.append(task)
+        self._tasks = [t for t in self._tasks if not t.done()]
+        return task
+
+    def _notify(self, people: Iterable[str], kind: NotificationKind, slot: str, subject: str, text: str) -> None:
+        for person_id in dict.fromkeys(people):
+            person = self._policy.people.get(person_id)
+            if person is None:
+                self._log("notify", f"Cannot notify '{person_id}': not in the policy")
+                continue
+            channel = "sms" if person.sms else "voice" if person.phone else "email"
+            key = f"incident-{self._s.number}/{slot}/{person_id}/{channel}"
+            req = NotificationRequest(
+                key=key,
+                incident_number=self._s.number,
+                person_id=person_id,
+                person=person,
+                channel=channel,
+                kind=kind,
+                subject=subject,
+                text=text,
+            )
+            self._spawn(self._send(req))
+
+    async def _send(self, req: NotificationRequest) -> None:
+        if req.kind in (NotificationKind.PAGE, NotificationKind.ESCALATION) and self._s.acknowledged_by:
+            self._log("notify", f"Page to {req.person_id} dropped: already acknowledged")
+            return
+        try:
+            result: NotificationResult = await workflow.execute_activity(
+                SEND_NOTIFICATION_ACTIVITY,
+                req,
+                result_type=NotificationResult,
+                start_to_close_timeout=timedelta(seconds=30),
+                retry_policy=NOTIFY_RETRY,
+            )
+        except ActivityError as err:
+            cause = err.cause.message if err.cause is not None and hasattr(err.cause, "message") else str(err)
+            self._log("notify", f"{req.kind.value} to {req.person_id} by {req.channel} failed: {cause}")
+            return
+        if result.status != "sent":
+            self._log("notify", f"{req.kind.value} to {req.person_id} by {req.channel}: {result.status}")
+
+    async def _flusher(self) -> None:
+        """Write the read model: one activity at a time, newest state, never blocking a deadline."""
+        while True:
+            await workflow.wait_condition(lambda: self._s.version != self._persisted_version)
+            s = self._s
+            version = s.version
+            timeline = [e for e in s.timeline if e.seq > self._persisted_timeline]
+            updates = [u for u in s.status_updates if u.seq > self._persisted_status]
+            release = s.status in (IncidentStatus.RESOLVED, IncidentStatus.CLOSED) and not self._release_group_sent
+            snapshot = IncidentState.model_validate(s.model_dump(exclude={"timeline", "status_updates"}))
+            await workflow.execute_activity(
+                PERSIST_INCIDENT_ACTIVITY,
+                PersistInput(state=snapshot, timeline=timeline, status_updates=updates, release_group=release),
+                start_to_close_timeout=timedelta(seconds=30),
+                retry_policy=PERSIST_RETRY,
+            )
+            self._persisted_version = version
+            if timeline:
+                self._persisted_timeline = timeline[-1].seq
+            if updates:
+                self._persisted_status = updates[-1].seq
+            if release:
+                self._release_group_sent = True
