@@ -61,7 +61,7 @@ async def run(settings: Settings) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    with ThreadPoolExecutor(max_workers=16) as executor:
+    with ThreadPoolExecutor(max_workers=64) as executor:
         worker = build_worker(client, settings, activities, executor)
         log.info("worker polling task queue %s on %s", settings.task_queue, settings.temporal_target)
         async with worker:

@@ -77,6 +77,8 @@ class AlertBatchResult(BaseModel):
     accepted: bool
     """False when the incident was already resolved: the caller must open a new one."""
     new_alerts: int = 0
+    first_batch: bool = False
+    """True for the batch that opened the incident."""
 
 
 class IncidentInput(BaseModel):

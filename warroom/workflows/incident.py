@@ -387,7 +387,6 @@ class IncidentWorkflow:
     def _validate_escalate(self, cmd: EscalateInput) -> None:
         s = self._s
         self._require_open("escalate it")
-        self._require_person(cmd.by)
         if s.acknowledged_by is not None:
             _reject(f"incident #{s.number} was already acknowledged by {s.acknowledged_by}")
         if not lifecycle.pages_for(self._policy, s.severity):
@@ -405,7 +404,6 @@ class IncidentWorkflow:
     @post_status_update.validator
     def _validate_status(self, cmd: StatusUpdateInput) -> None:
         self._require_open("post an update (the resolution notice has been published)")
-        self._require_person(cmd.author)
         if not cmd.message.strip():
             _reject("the update is empty")
         if len(cmd.message) > MAX_TEXT:
@@ -541,8 +539,9 @@ class IncidentWorkflow:
         s = self._s
         if s.status in (IncidentStatus.RESOLVED, IncidentStatus.CLOSED):
             return AlertBatchResult(number=s.number, accepted=False)
+        first = not s.alerts
         fresh = self._merge_alerts(batch.alerts)
-        return AlertBatchResult(number=s.number, accepted=True, new_alerts=fresh)
+        return AlertBatchResult(number=s.number, accepted=True, new_alerts=fresh, first_batch=first)
 
     # --- helpers ---------------------------------------------------------------------
 

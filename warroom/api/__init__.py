@@ -1,0 +1,1 @@
+"""The HTTP face of warroom: REST API, inbound webhooks and web pages."""

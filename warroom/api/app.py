@@ -1,0 +1,546 @@
+"""The API process: ``create_app(settings)`` is its composition root."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.templating import Jinja2Templates
+from sqlalchemy import Engine, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+from temporalio.client import Client, WithStartWorkflowOperation
+from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.service import RPCError
+
+from warroom.api import alerts, commands
+from warroom.api.schemas import (
+    AckIn,
+    AlertIngestOut,
+    CommandOut,
+    DeclareIn,
+    EscalateIn,
+    IncidentOut,
+    IncidentSummaryOut,
+    NotificationOut,
+    PostmortemIn,
+    ResolveIn,
+    RoleIn,
+    SeverityIn,
+    StatusUpdateIn,
+)
+from warroom.models.ids import incident_workflow_id
+from warroom.models.incident import (
+    AckInput,
+    AlertBatch,
+    AlertBatchResult,
+    CommandResult,
+    EscalateInput,
+    IncidentInput,
+    IncidentState,
+    IncidentView,
+    PostmortemDocument,
+    PostmortemInput,
+    ResolveInput,
+    RoleInput,
+    SeverityInput,
+    StatusPlan,
+    StatusUpdateInput,
+    TimelineEntry,
+    StatusUpdate,
+)
+from warroom.models.policy import Policy, load_policy
+from warroom.models.tables import (
+    AlertGroup,
+    IncidentRow,
+    NotificationRow,
+    StatusUpdateRow,
+    TimelineRow,
+    allocate_incident_number,
+    create_schema,
+    make_engine,
+)
+from warroom.settings import Settings
+from warroom.temporal import DATA_CONVERTER
+from warroom.workflows import IncidentWorkflow
+
+log = logging.getLogger("warroom.api")
+TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
+OPEN_STATUSES = ("triggered", "acknowledged")
+
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    policy: Policy
+    engine: Engine
+    client: Client
+    clock: Clock
+
+    def ui_link(self, workflow_id: str) -> str:
+        base = self.settings.temporal_ui_url or f"http://127.0.0.1:{self.settings.temporal_ui_port}"
+        return f"{base.rstrip('/')}/namespaces/{self.settings.temporal_namespace}/workflows/{workflow_id}"
+
+
+def get_runtime(request: Request) -> Runtime:
+    return request.app.state.runtime
+
+
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+
+
+def create_app(
+    settings: Settings,
+    *,
+    client: Client | None = None,
+    engine: Engine | None = None,
+    clock: Clock = utc_now,
+) -> FastAPI:
+    """Build the API. ``client`` and ``engine`` may be injected by tests."""
+    policy = load_policy(settings.policy)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        eng = engine
+        if eng is None:
+            settings.data_dir.mkdir(parents=True, exist_ok=True)
+            eng = make_engine(settings.read_model_url)
+            create_schema(eng)
+        cli = client or await Client.connect(
+            settings.temporal_target,
+            namespace=settings.temporal_namespace,
+            data_converter=DATA_CONVERTER,
+            lazy=True,
+        )
+        app.state.runtime = Runtime(settings=settings, policy=policy, engine=eng, client=cli, clock=clock)
+        yield
+        if engine is None:
+            eng.dispose()
+
+    app = FastAPI(
+        title="warroom",
+        version="0.1.0",
+        summary="Incident-management automation: paging, escalation, status updates and postmortems, "
+        "each incident a durable Temporal workflow.",
+        lifespan=lifespan,
+    )
+
+    @app.exception_handler(commands.IncidentGone)
+    async def _gone(request: Request, exc: commands.IncidentGone) -> JSONResponse:
+        return JSONResponse(status_code=404, content={"detail": "incident not found"})
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [
+            {"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
+            for e in exc.errors()
+        ]
+        reasons = "; ".join(f"{'.'.join(str(p) for p in e['loc'][1:]) or 'body'}: {e['msg']}" for e in errors)
+        return JSONResponse(status_code=422, content={"detail": reasons or "invalid request", "errors": errors})
+
+    _routes(app)
+    return app
+
+
+# --- helpers -------------------------------------------------------------------------
+
+
+def _db(rt: Runtime, fn: Callable[[Session], Any]) -> Any:
+    with Session(rt.engine) as session, session.begin():
+        return fn(session)
+
+
+async def db(rt: Runtime, fn: Callable[[Session], Any]) -> Any:
+    return await run_in_threadpool(_db, rt, fn)
+
+
+def _state_from_row(row: IncidentRow, session: Session) -> IncidentState:
+    state = IncidentState.model_validate(row.state)
+    timeline = session.scalars(
+        select(TimelineRow).where(TimelineRow.incident_number == row.number).order_by(TimelineRow.seq)
+    )
+    state.timeline = [TimelineEntry(seq=t.seq, at=t.at, kind=t.kind, text=t.text, actor=t.actor) for t in timeline]
+    updates = session.scalars(
+        select(StatusUpdateRow).where(StatusUpdateRow.incident_number == row.number).order_by(StatusUpdateRow.seq)
+    )
+    state.status_updates = [
+        StatusUpdate(seq=u.seq, at=u.at, kind=u.kind, author=u.author, message=u.message) for u in updates
+    ]
+    return state
+
+
+async def _stored_state(rt: Runtime, number: int) -> IncidentState | None:
+    def load(session: Session) -> IncidentState | None:
+        row = session.get(IncidentRow, number)
+        return _state_from_row(row, session) if row is not None else None
+
+    return await db(rt, load)
+
+
+async def _command(rt: Runtime, number: int, method: Any, arg: Any) -> CommandOut:
+    try:
+        result: CommandResult = await commands.update(
+            rt.client, number, method, arg, rt.settings.command_timeout_seconds
+        )
+    except commands.IncidentGone:
+        state = await _stored_state(rt, number)
+        if state is None:
+            raise HTTPException(status_code=404, detail=f"incident #{number} not found") from None
+        raise HTTPException(
+            status_code=409, detail=f"incident #{number} is {state.status.value}; it takes no more commands"
+        ) from None
+    log.info("%s accepted: %s", type(arg).__name__, result.message, extra={"incident": number})
+    return CommandOut(incident_id=result.number, status=result.status.value, message=result.message)
+
+
+def _placeholder(inp: IncidentInput, now: datetime) -> IncidentState:
+    """What we can say about a just-declared incident before its workflow first answers."""
+    return IncidentState(
+        number=inp.number,
+        title=inp.title,
+        summary=inp.summary,
+        severity=inp.severity,
+        max_severity=inp.severity,
+        components=inp.components,
+        source=inp.source,
+        declared_by=inp.declared_by,
+        declared_at=now,
+        detected_at=inp.detected_at,
+        impact_started_at=inp.impact_started_at,
+        status_plan=StatusPlan(first_deadline=now + inp.policy.first_status_within),
+    )
+
+
+async def _view(rt: Runtime, number: int, timeout: float) -> IncidentView:
+    handle = rt.client.get_workflow_handle(incident_workflow_id(number))
+    return await commands.call(handle.query(IncidentWorkflow.view), timeout, "reading the incident")
+
+
+# --- routes --------------------------------------------------------------------------
+
+
+def _routes(app: FastAPI) -> None:  # noqa: C901 - one place that lists every route
+    @app.get("/healthz", tags=["ops"])
+    async def healthz(rt: RuntimeDep) -> JSONResponse:
+        try:
+            await asyncio.wait_for(rt.client.service_client.check_health(), 3)
+        except Exception as err:  # noqa: BLE001 - any failure means "not healthy"
+            return JSONResponse(
+                status_code=503, content={"status": "unavailable", "temporal": f"unreachable ({type(err).__name__})"}
+            )
+        return JSONResponse(status_code=200, content={"status": "ok", "temporal": "reachable"})
+
+    @app.post("/api/incidents", status_code=201, response_model=IncidentOut, tags=["incidents"])
+    async def declare(
+        body: DeclareIn,
+        rt: RuntimeDep,
+        idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+    ) -> Any:
+        now = rt.clock()
+        key = f"api:{idempotency_key}" if idempotency_key else None
+        number = await db(rt, lambda s: allocate_incident_number(s, now, key))
+        inp = IncidentInput(
+            number=number,
+            title=body.title,
+            severity=body.severity,
+            summary=body.summary,
+            components=body.components,
+            impact_started_at=body.impact_started_at,
+            detected_at=now,
+            declared_by=body.declared_by,
+            source="api",
+            policy=rt.policy,
+        )
+        wid = incident_workflow_id(number)
+        try:
+            await commands.call(
+                rt.client.start_workflow(
+                    IncidentWorkflow.run,
+                    inp,
+                    id=wid,
+                    task_queue=rt.settings.task_queue,
+                    id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                ),
+                rt.settings.command_timeout_seconds,
+                "declaring the incident",
+            )
+        except WorkflowAlreadyStartedError:
+            if key is None:
+                raise HTTPException(status_code=409, detail=f"incident #{number} already exists") from None
+            # The same Idempotency-Key again: answer with the incident it created.
+        try:
+            view = await _view(rt, number, min(5.0, rt.settings.command_timeout_seconds))
+            return IncidentOut.from_view(view, wid, rt.ui_link(wid))
+        except HTTPException as err:
+            if err.status_code != 503:
+                raise
+            return IncidentOut.from_state(_placeholder(inp, now), {}, wid, rt.ui_link(wid))
+
+    @app.get("/api/incidents", response_model=list[IncidentSummaryOut], tags=["incidents"])
+    async def list_incidents(
+        rt: RuntimeDep,
+        status: Annotated[str | None, Query(pattern="^(open|triggered|acknowledged|resolved|closed)$")] = None,
+        severity: Annotated[str | None, Query(pattern="^SEV-[1-4]$")] = None,
+        limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    ) -> Any:
+        def load(session: Session) -> list[IncidentSummaryOut]:
+            query = select(IncidentRow).order_by(IncidentRow.number.desc()).limit(limit)
+            if status == "open":
+                query = query.where(IncidentRow.status.in_(OPEN_STATUSES))
+            elif status:
+                query = query.where(IncidentRow.status == status)
+            if severity:
+                query = query.where(IncidentRow.severity == severity)
+            return [
+                IncidentSummaryOut(
+                    id=r.number,
+                    title=r.title,
+                    severity=r.severity,
+                    status=r.status,
+                    source=r.source,
+                    components=r.components,
+                    declared_at=r.declared_at,
+                    acknowledged_at=r.acknowledged_at,
+                    acknowledged_by=r.acknowledged_by,
+                    resolved_at=r.resolved_at,
+                )
+                for r in session.scalars(query)
+            ]
+
+        return await db(rt, load)
+
+    @app.get("/api/incidents/{incident_id}", response_model=IncidentOut, tags=["incidents"])
+    async def get_incident(incident_id: int, rt: RuntimeDep) -> Any:
+        wid = incident_workflow_id(incident_id)
+        try:
+            view = await _view(rt, incident_id, min(5.0, rt.settings.command_timeout_seconds))
+            return IncidentOut.from_view(view, wid, rt.ui_link(wid))
+        except (commands.IncidentGone, HTTPException) as err:
+            if isinstance(err, HTTPException) and err.status_code != 503:
+                raise
+            stored = await _stored_state(rt, incident_id)
+            if stored is None:
+                if isinstance(err, HTTPException):
+                    raise
+                raise HTTPException(status_code=404, detail=f"incident #{incident_id} not found") from None
+            return IncidentOut.from_state(stored, {}, wid, rt.ui_link(wid))
+
+    @app.post("/api/incidents/{incident_id}/acknowledge", response_model=CommandOut, tags=["commands"])
+    async def acknowledge(incident_id: int, body: AckIn, rt: RuntimeDep) -> Any:
+        return await _command(rt, incident_id, IncidentWorkflow.acknowledge, AckInput(person=body.person, via="api"))
+
+    @app.post("/api/incidents/{incident_id}/escalate", response_model=CommandOut, tags=["commands"])
+    async def escalate(incident_id: int, body: EscalateIn, rt: RuntimeDep) -> Any:
+        return await _command(rt, incident_id, IncidentWorkflow.escalate, EscalateInput(by=body.person, via="api"))
+
+    @app.post("/api/incidents/{incident_id}/status-updates", response_model=CommandOut, tags=["commands"])
+    async def post_status(incident_id: int, body: StatusUpdateIn, rt: RuntimeDep) -> Any:
+        arg = StatusUpdateInput(message=body.message, author=body.author)
+        return await _command(rt, incident_id, IncidentWorkflow.post_status_update, arg)
+
+    @app.post("/api/incidents/{incident_id}/roles", response_model=CommandOut, tags=["commands"])
+    async def assign_role(incident_id: int, body: RoleIn, rt: RuntimeDep) -> Any:
+        arg = RoleInput(role=body.role, person=body.person, by=body.by)
+        return await _command(rt, incident_id, IncidentWorkflow.assign_role, arg)
+
+    @app.post("/api/incidents/{incident_id}/severity", response_model=CommandOut, tags=["commands"])
+    async def change_severity(incident_id: int, body: SeverityIn, rt: RuntimeDep) -> Any:
+        arg = SeverityInput(severity=body.severity, by=body.by, reason=body.reason)
+        return await _command(rt, incident_id, IncidentWorkflow.change_severity, arg)
+
+    @app.post("/api/incidents/{incident_id}/resolve", response_model=CommandOut, tags=["commands"])
+    async def resolve(incident_id: int, body: ResolveIn, rt: RuntimeDep) -> Any:
+        arg = ResolveInput(summary=body.summary, impact=body.impact, by=body.by)
+        return await _command(rt, incident_id, IncidentWorkflow.resolve, arg)
+
+    @app.post("/api/incidents/{incident_id}/postmortem", response_model=CommandOut, tags=["commands"])
+    async def submit_postmortem(incident_id: int, body: PostmortemIn, rt: RuntimeDep) -> Any:
+        doc = PostmortemDocument(
+            summary=body.summary,
+            timeline=body.timeline,
+            root_cause=body.root_cause,
+            impact=body.impact,
+            what_went_well=body.what_went_well,
+            what_could_improve=body.what_could_improve,
+            action_items=body.items(),
+        )
+        return await _command(rt, incident_id, IncidentWorkflow.submit_postmortem, PostmortemInput(document=doc, by=body.by))
+
+    @app.get("/api/notifications", response_model=list[NotificationOut], tags=["incidents"])
+    async def notifications(
+        rt: RuntimeDep,
+        incident_id: int | None = None,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+    ) -> Any:
+        def load(session: Session) -> list[NotificationOut]:
+            query = select(NotificationRow).order_by(NotificationRow.created_at, NotificationRow.key).limit(limit)
+            if incident_id is not None:
+                query = query.where(NotificationRow.incident_number == incident_id)
+            return [
+                NotificationOut(
+                    key=r.key,
+                    incident_id=r.incident_number,
+                    person=r.person_id,
+                    channel=r.channel,
+                    provider=r.provider,
+                    kind=r.kind,
+                    subject=r.subject,
+                    text=r.text,
+                    status=r.status,
+                    detail=r.detail,
+                    created_at=r.created_at,
+                    sent_at=r.sent_at,
+                )
+                for r in session.scalars(query)
+            ]
+
+        return await db(rt, load)
+
+    @app.post("/api/webhooks/alertmanager", response_model=AlertIngestOut, tags=["webhooks"])
+    async def alertmanager(payload: alerts.AlertmanagerPayload, rt: RuntimeDep) -> Any:
+        return await _ingest_alertmanager(rt, payload)
+
+    @app.get("/status", response_class=HTMLResponse, tags=["pages"])
+    async def status_page(request: Request, rt: RuntimeDep) -> Any:
+        since = rt.clock() - timedelta(days=1)
+
+        def load(session: Session) -> tuple[list[IncidentRow], list[IncidentRow], dict[int, list[StatusUpdateRow]]]:
+            open_rows = list(
+                session.scalars(
+                    select(IncidentRow)
+                    .where(IncidentRow.status.in_(OPEN_STATUSES))
+                    .order_by(IncidentRow.declared_at.desc())
+                )
+            )
+            recent = list(
+                session.scalars(
+                    select(IncidentRow)
+                    .where(IncidentRow.status.not_in(OPEN_STATUSES), IncidentRow.resolved_at >= since)
+                    .order_by(IncidentRow.resolved_at.desc())
+                )
+            )
+            numbers = [r.number for r in open_rows + recent]
+            updates: dict[int, list[StatusUpdateRow]] = {n: [] for n in numbers}
+            if numbers:
+                for u in session.scalars(
+                    select(StatusUpdateRow)
+                    .where(StatusUpdateRow.incident_number.in_(numbers))
+                    .order_by(StatusUpdateRow.at.desc(), StatusUpdateRow.seq.desc())
+                ):
+                    updates[u.incident_number].append(u)
+            session.expunge_all()
+            return open_rows, recent, updates
+
+        open_rows, recent, updates = await db(rt, load)
+        return TEMPLATES.TemplateResponse(
+            request,
+            "status.html",
+            {"open": open_rows, "recent": recent, "updates": updates, "now": rt.clock()},
+        )
+
+
+async def _ingest_alertmanager(rt: Runtime, payload: alerts.AlertmanagerPayload) -> AlertIngestOut:
+    events = alerts.to_events(payload)
+    ghash = alerts.group_hash(payload)
+    batch = AlertBatch(group_key=payload.groupKey, alerts=events)
+    firing = any(e.status == "firing" for e in events)
+    timeout = rt.settings.command_timeout_seconds
+
+    def mapped(session: Session) -> int | None:
+        row = session.get(AlertGroup, ghash)
+        return row.incident_number if row is not None else None
+
+    def open_group(session: Session) -> int:
+        row = session.get(AlertGroup, ghash)
+        if row is not None:
+            return row.incident_number
+        now = rt.clock()
+        number = allocate_incident_number(session, now)
+        try:
+            with session.begin_nested():
+                session.add(AlertGroup(group_hash=ghash, group_key=payload.groupKey, incident_number=number, opened_at=now))
+        except IntegrityError:
+            row = session.get(AlertGroup, ghash)
+            assert row is not None
+            return row.incident_number
+        return number
+
+    def release(number: int) -> Callable[[Session], None]:
+        def run(session: Session) -> None:
+            row = session.get(AlertGroup, ghash)
+            if row is not None and row.incident_number == number:
+                session.delete(row)
+
+        return run
+
+    if not firing:
+        number = await db(rt, mapped)
+        if number is None:
+            return AlertIngestOut(incident_id=None, action="ignored")
+        handle = rt.client.get_workflow_handle(incident_workflow_id(number))
+        try:
+            result: AlertBatchResult = await commands.call(
+                handle.execute_update(IncidentWorkflow.receive_alerts, batch), timeout, "recording alerts"
+            )
+        except commands.IncidentGone:
+            return AlertIngestOut(incident_id=None, action="ignored")
+        return AlertIngestOut(incident_id=number, action="recorded", new_alerts=result.new_alerts)
+
+    details = alerts.declaration(payload)
+    for _attempt in range(3):
+        number = await db(rt, open_group)
+        wid = incident_workflow_id(number)
+        inp = IncidentInput(
+            number=number,
+            detected_at=rt.clock(),
+            declared_by="alertmanager",
+            source="alertmanager",
+            group_key=payload.groupKey,
+            policy=rt.policy,
+            **details,
+        )
+        start = WithStartWorkflowOperation(
+            IncidentWorkflow.run,
+            inp,
+            id=wid,
+            task_queue=rt.settings.task_queue,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+        )
+        try:
+            result = await commands.call(
+                rt.client.execute_update_with_start_workflow(
+                    IncidentWorkflow.receive_alerts, batch, start_workflow_operation=start
+                ),
+                timeout,
+                "declaring the incident",
+            )
+        except (WorkflowAlreadyStartedError, commands.IncidentGone):
+            # The group's incident finished long ago: open a fresh one.
+            await db(rt, release(number))
+            continue
+        except RPCError as err:  # pragma: no cover - mapped by commands.call
+            raise commands.temporal_unavailable(str(err)) from None
+        if result.accepted:
+            action = "declared" if result.first_batch else "joined"
+            log.info("alert group %s %s incident", payload.groupKey[:80], action, extra={"incident": number})
+            return AlertIngestOut(incident_id=number, action=action, new_alerts=result.new_alerts)
+        await db(rt, release(number))
+    raise HTTPException(status_code=409, detail="the alert group's incident keeps closing; retry the delivery")

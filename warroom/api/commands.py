@@ -1,0 +1,55 @@
+"""Sending commands and queries to incident workflows, with precise HTTP errors."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable
+from typing import Any, TypeVar
+
+from fastapi import HTTPException
+from temporalio.client import Client, WorkflowUpdateFailedError
+from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError, RPCStatusCode
+
+from warroom.models.ids import incident_workflow_id
+
+T = TypeVar("T")
+
+UNREACHABLE = {RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.CANCELLED}
+
+
+class IncidentGone(Exception):
+    """The workflow does not exist or has finished; the caller decides between 404 and 409."""
+
+
+def temporal_unavailable(detail: str = "Temporal is unreachable; try again shortly") -> HTTPException:
+    return HTTPException(status_code=503, detail=detail)
+
+
+async def call(awaitable: Awaitable[T], timeout: float, what: str) -> T:
+    """Await a Temporal call, turning its failures into HTTP answers."""
+    try:
+        return await asyncio.wait_for(awaitable, timeout)
+    except WorkflowUpdateFailedError as err:
+        cause = err.cause
+        if isinstance(cause, ApplicationError):
+            raise HTTPException(status_code=409, detail=cause.message) from None
+        raise HTTPException(status_code=409, detail=str(cause or err)) from None
+    except RPCError as err:
+        if err.status == RPCStatusCode.NOT_FOUND:
+            raise IncidentGone(err.message) from None
+        if err.status in UNREACHABLE:
+            raise temporal_unavailable() from None
+        raise HTTPException(status_code=502, detail=f"Temporal refused the request: {err.message}") from None
+    except (asyncio.TimeoutError, TimeoutError):
+        raise HTTPException(
+            status_code=503,
+            detail=f"no answer from the incident's workflow within {timeout:g} s while {what}; is a worker running?",
+        ) from None
+    except (ConnectionError, OSError):
+        raise temporal_unavailable() from None
+
+
+async def update(client: Client, number: int, method: Any, arg: Any, timeout: float) -> Any:
+    handle = client.get_workflow_handle(incident_workflow_id(number))
+    return await call(handle.execute_update(method, arg), timeout, "running the command")

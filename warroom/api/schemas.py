@@ -1,0 +1,240 @@
+"""Request and response bodies of the REST API.
+
+Kept apart from the workflow payloads on purpose: those are frozen by recorded
+histories, these may evolve with the API's own versioning.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from warroom.models.incident import (
+    ActionItem,
+    IncidentState,
+    IncidentView,
+    Role,
+)
+from warroom.models.severity import Severity, parse_severity
+
+TEXT = 5000
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+def _severity(value: Any) -> Any:
+    return parse_severity(value) if isinstance(value, str) else value
+
+
+class DeclareIn(_In):
+    title: str = Field(min_length=1, max_length=300)
+    severity: Severity
+    summary: str = Field(default="", max_length=TEXT)
+    components: list[str] = Field(default_factory=list, max_length=50)
+    impact_started_at: datetime | None = None
+    declared_by: str = Field(default="api", min_length=1, max_length=100)
+
+    _sev = field_validator("severity", mode="before")(_severity)
+
+    @field_validator("impact_started_at")
+    @classmethod
+    def _aware(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError("give a time zone, e.g. 2026-11-30T02:41:07Z")
+        return value
+
+    @field_validator("components")
+    @classmethod
+    def _components(cls, value: list[str]) -> list[str]:
+        cleaned = [c.strip() for c in value]
+        if any(not c or len(c) > 100 for c in cleaned):
+            raise ValueError("each component needs a name of 1 to 100 characters")
+        return list(dict.fromkeys(cleaned))
+
+
+class AckIn(_In):
+    person: str = Field(min_length=1, max_length=100)
+
+
+class EscalateIn(_In):
+    person: str = Field(default="api", min_length=1, max_length=100)
+
+
+class StatusUpdateIn(_In):
+    message: str = Field(min_length=1, max_length=TEXT)
+    author: str = Field(default="api", min_length=1, max_length=100)
+
+
+class RoleIn(_In):
+    role: Role
+    person: str = Field(min_length=1, max_length=100)
+    by: str = Field(default="api", min_length=1, max_length=100)
+
+    @field_validator("role", mode="before")
+    @classmethod
+    def _role(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            aliases = {
+                "ic": "incident_commander",
+                "commander": "incident_commander",
+                "tech_lead": "technical_lead",
+                "tl": "technical_lead",
+                "comms": "communications_lead",
+                "comms_lead": "communications_lead",
+                "cl": "communications_lead",
+            }
+            key = value.strip().lower().replace(" ", "_").replace("-", "_")
+            return aliases.get(key, key)
+        return value
+
+
+class SeverityIn(_In):
+    severity: Severity
+    by: str = Field(default="api", min_length=1, max_length=100)
+    reason: str = Field(default="", max_length=TEXT)
+
+    _sev = field_validator("severity", mode="before")(_severity)
+
+
+class ResolveIn(_In):
+    summary: str = Field(min_length=1, max_length=TEXT)
+    impact: str = Field(default="", max_length=TEXT)
+    by: str = Field(default="api", min_length=1, max_length=100)
+
+
+class ActionItemIn(_In):
+    title: str = Field(min_length=1, max_length=500)
+    owner: str = Field(min_length=1, max_length=100)
+    due: datetime
+
+    @field_validator("due")
+    @classmethod
+    def _aware(cls, value: datetime) -> datetime:
+        if value.tzinfo is None:
+            raise ValueError("give a time zone, e.g. 2026-12-10T17:00:00Z")
+        return value
+
+
+class PostmortemIn(_In):
+    """Sections may be empty here: the workflow names every missing one in a 409."""
+
+    summary: str = Field(default="", max_length=20000)
+    timeline: str = Field(default="", max_length=50000)
+    root_cause: str = Field(default="", max_length=20000)
+    impact: str = Field(default="", max_length=20000)
+    what_went_well: str = Field(default="", max_length=20000)
+    what_could_improve: str = Field(default="", max_length=20000)
+    action_items: list[ActionItemIn] = Field(default_factory=list, max_length=100)
+    by: str = Field(default="api", min_length=1, max_length=100)
+
+    def items(self) -> list[ActionItem]:
+        return [ActionItem(title=i.title, owner=i.owner, due=i.due) for i in self.action_items]
+
+
+class CommandOut(BaseModel):
+    incident_id: int
+    status: str
+    message: str
+
+
+class IncidentSummaryOut(BaseModel):
+    id: int
+    title: str
+    severity: str
+    status: str
+    source: str
+    components: list[str]
+    declared_at: datetime
+    acknowledged_at: datetime | None
+    acknowledged_by: str | None
+    resolved_at: datetime | None
+
+
+class IncidentOut(BaseModel):
+    id: int
+    title: str
+    summary: str
+    severity: str
+    status: str
+    source: str
+    components: list[str]
+    declared_by: str
+    declared_at: datetime
+    detected_at: datetime | None
+    impact_started_at: datetime | None
+    acknowledged_at: datetime | None
+    acknowledged_by: str | None
+    resolved_at: datetime | None
+    resolution_summary: str | None
+    roles: dict[str, str]
+    deadlines: dict[str, datetime]
+    pages: list[dict[str, Any]]
+    escalation: dict[str, Any]
+    status_updates: list[dict[str, Any]]
+    alerts: list[dict[str, Any]]
+    postmortem: dict[str, Any]
+    timeline: list[dict[str, Any]]
+    workflow_id: str
+    temporal_ui: str | None = None
+
+    @classmethod
+    def from_state(
+        cls, state: IncidentState, deadlines: dict[str, datetime], workflow_id: str, ui: str | None
+    ) -> "IncidentOut":
+        return cls(
+            id=state.number,
+            title=state.title,
+            summary=state.summary,
+            severity=state.severity.value,
+            status=state.status.value,
+            source=state.source,
+            components=state.components,
+            declared_by=state.declared_by,
+            declared_at=state.declared_at,
+            detected_at=state.detected_at,
+            impact_started_at=state.impact_started_at,
+            acknowledged_at=state.acknowledged_at,
+            acknowledged_by=state.acknowledged_by,
+            resolved_at=state.resolved_at,
+            resolution_summary=state.resolution_summary,
+            roles={r.value: p for r, p in state.roles.items()},
+            deadlines=deadlines,
+            pages=[p.model_dump(mode="json") for p in state.pages],
+            escalation=state.escalation.model_dump(mode="json"),
+            status_updates=[u.model_dump(mode="json") for u in state.status_updates],
+            alerts=[a.model_dump(mode="json", exclude={"seen_keys"}) for a in state.alerts],
+            postmortem=state.postmortem.model_dump(mode="json"),
+            timeline=[e.model_dump(mode="json") for e in state.timeline],
+            workflow_id=workflow_id,
+            temporal_ui=ui,
+        )
+
+    @classmethod
+    def from_view(cls, view: IncidentView, workflow_id: str, ui: str | None) -> "IncidentOut":
+        return cls.from_state(view.state, {d.name: d.at for d in view.deadlines}, workflow_id, ui)
+
+
+class NotificationOut(BaseModel):
+    key: str
+    incident_id: int
+    person: str
+    channel: str
+    provider: str
+    kind: str
+    subject: str
+    text: str
+    status: str
+    detail: str
+    created_at: datetime
+    sent_at: datetime | None
+
+
+class AlertIngestOut(BaseModel):
+    incident_id: int | None
+    action: str
+    """declared | joined | recorded | ignored"""
+    new_alerts: int = 0

