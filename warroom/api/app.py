@@ -472,9 +472,11 @@ async def _ingest_alertmanager(rt: Runtime, payload: alerts.AlertmanagerPayload)
         if row is not None:
             return row.incident_number
         now = rt.clock()
-        number = allocate_incident_number(session, now)
         try:
+            # One savepoint for the number and the mapping: a delivery that loses the
+            # race for the group gives its number back instead of leaving a gap.
             with session.begin_nested():
+                number = allocate_incident_number(session, now)
                 session.add(AlertGroup(group_hash=ghash, group_key=payload.groupKey, incident_number=number, opened_at=now))
         except IntegrityError:
             row = session.get(AlertGroup, ghash)
