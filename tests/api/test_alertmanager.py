@@ -143,7 +143,18 @@ async def test_malformed_alertmanager_payloads_are_422(api: Api) -> None:
     bad_status["alerts"][0]["status"] = "burning"
     no_group = firing_sample()
     del no_group["groupKey"]
-    for payload, reason in ((no_alerts, "alerts"), (bad_status, "firing"), (no_group, "groupKey")):
+    naive = firing_sample()
+    naive["alerts"][0]["startsAt"] = "2026-11-30T02:41:07"
+    unstorable = firing_sample()  # no UTC equivalent: the read model could never store it
+    unstorable["alerts"][1]["startsAt"] = "0001-01-02T00:00:00+23:00"
+    cases = [
+        (no_alerts, "alerts"),
+        (bad_status, "firing"),
+        (no_group, "groupKey"),
+        (naive, "time zone"),
+        (unstorable, "1970"),
+    ]
+    for payload, reason in cases:
         resp = await api.alertmanager(payload)
         assert resp.status_code == 422, resp.text
         assert reason in resp.json()["detail"]

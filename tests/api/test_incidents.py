@@ -90,6 +90,10 @@ async def test_same_idempotency_key_twice_gives_the_same_incident(api: Api) -> N
         ({"title": "DNS slow"}, "severity"),
         ({"title": "DNS slow", "severity": "SEV-2", "impact_started_at": "2026-11-30T02:41:07"}, "time zone"),
         ({"title": "DNS slow", "severity": "SEV-2", "impact_started_at": "yesterday"}, "impact_started_at"),
+        # Instants the read model cannot store in UTC used to crash-loop the persist activity.
+        ({"title": "DNS slow", "severity": "SEV-2", "impact_started_at": "0001-01-01T00:00:00+05:00"}, "UTC"),
+        ({"title": "DNS slow", "severity": "SEV-2", "impact_started_at": "9999-12-31T23:00:00-05:00"}, "UTC"),
+        ({"title": "DNS slow", "severity": "SEV-2", "impact_started_at": "1969-12-31T23:59:59Z"}, "1970"),
         ({"title": "DNS slow", "severity": "SEV-2", "priority": "P1"}, "priority"),
         ({"title": "DNS slow", "severity": "SEV-2", "components": [""]}, "component"),
     ],
