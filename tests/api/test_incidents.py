@@ -139,9 +139,15 @@ async def test_unknown_incident_is_404_for_every_command(api: Api, command: str,
     assert "not found" in resp.json()["detail"]
 
 
-async def test_incident_id_that_is_not_a_number_is_422(api: Api) -> None:
-    resp = await api.http.get("/api/incidents/latest")
-    assert resp.status_code == 422
+@pytest.mark.parametrize("bad_id", ["latest", "0", "-1", "99999999999999999999999"])
+async def test_incident_id_that_is_not_an_incident_number_is_422(api: Api, bad_id: str) -> None:
+    """Not 500: an id past SQLite's 64-bit INTEGER used to raise OverflowError in the read model."""
+    assert (await api.http.get(f"/api/incidents/{bad_id}")).status_code == 422
+    ack = await api.http.post(f"/api/incidents/{bad_id}/acknowledge", json={"person": "alice"})
+    assert ack.status_code == 422
+    assert "incident_id" in ack.json()["detail"]
+    notes = await api.http.get("/api/notifications", params={"incident_id": bad_id})
+    assert notes.status_code == 422
 
 
 # --- commands the lifecycle refuses ----------------------------------------------------
