@@ -12,6 +12,7 @@ Also here: second-scale policies as YAML, shared with the API tests.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import signal
@@ -20,11 +21,17 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
 import yaml
+from temporalio.api.enums.v1 import TaskQueueType
+from temporalio.api.taskqueue.v1 import TaskQueue
+from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
+from temporalio.client import Client
+from temporalio.service import RPCError
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -139,12 +146,14 @@ class Stack:
         self.temporal_port = free_port()
         self.http_port = free_port()
         self.base_url = f"http://127.0.0.1:{self.http_port}"
+        self.task_queue = "warroom"
         self.env = {
             **{k: v for k, v in os.environ.items() if not k.startswith("WARROOM_")},
             "WARROOM_DATA_DIR": str(self.data_dir),
             "WARROOM_POLICY": str(self.policy_path),
             "WARROOM_TEMPORAL_PORT": str(self.temporal_port),
             "WARROOM_HTTP_PORT": str(self.http_port),
+            "WARROOM_TASK_QUEUE": self.task_queue,
             "WARROOM_LOG_LEVEL": log_level,
             "PYTHONUNBUFFERED": "1",
         }
@@ -197,18 +206,43 @@ class Stack:
         wait_until("the Temporal dev server to listen", listening, timeout, interval=0.2)
 
     def start_worker(self, timeout: float = 60) -> None:
-        log = self.log_dir / "worker.log"
-        offset = log.stat().st_size if log.exists() else 0  # an earlier run's lines do not count
         proc = self._spawn("worker", [sys.executable, "-m", "warroom.worker"])
 
         def polling() -> bool:
             if proc.poll() is not None:
                 raise AssertionError(f"the worker exited with code {proc.returncode}")
-            with open(log, "rb") as f:
-                f.seek(offset)
-                return b"worker polling task queue" in f.read()
+            return proc.pid in self.workflow_pollers()
 
-        wait_until("the worker to poll its task queue", polling, timeout, interval=0.1)
+        wait_until("the worker to poll its task queue", polling, timeout, interval=0.2)
+
+    def workflow_pollers(self) -> set[int]:
+        """Process ids of the workers polling the workflow task queue (identity ``pid@host``).
+
+        A killed worker stays listed for a while, so callers look for a given pid.
+        """
+
+        async def describe() -> set[int]:
+            client = await Client.connect(f"127.0.0.1:{self.temporal_port}")
+            resp = await client.workflow_service.describe_task_queue(
+                DescribeTaskQueueRequest(
+                    namespace="default",
+                    task_queue=TaskQueue(name=self.task_queue),
+                    task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
+                )
+            )
+            pids = set()
+            for poller in resp.pollers:
+                head = poller.identity.partition("@")[0]
+                if head.isdigit():
+                    pids.add(int(head))
+            return pids
+
+        # In a thread of its own: asyncio.run would replace the caller's event loop.
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            try:
+                return pool.submit(asyncio.run, describe()).result()
+            except (RuntimeError, RPCError):  # Temporal not reachable or not ready yet
+                return set()
 
     def start_api(self, timeout: float = 60) -> None:
         proc = self._spawn(
