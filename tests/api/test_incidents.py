@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -320,3 +321,13 @@ async def _both_paged(api: Api, a: int, b: int) -> bool:
 
 async def _at_least(probe: Any, n: int) -> bool:
     return len(await probe()) >= n
+
+
+async def test_concurrent_requests_with_one_idempotency_key_make_one_incident(api: Api) -> None:
+    headers = {"Idempotency-Key": "retrying-client-7"}
+    body = {"title": "Object storage 5xx", "severity": "SEV-2"}
+    answers = await asyncio.gather(*(api.http.post("/api/incidents", json=body, headers=headers) for _ in range(4)))
+    assert [a.status_code for a in answers] == [201] * 4, [a.text for a in answers]
+    assert {a.json()["id"] for a in answers} == {api.first_number}
+    await eventually("the page", lambda: pages_of(api, api.first_number))
+    assert len(await pages_of(api, api.first_number)) == 1
