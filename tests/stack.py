@@ -127,6 +127,20 @@ def wait_until(what: str, probe: Callable[[], T | None], timeout: float, interva
         time.sleep(interval)
 
 
+def _die_with_parent() -> None:
+    """In the child before exec: on Linux, get SIGKILL when the test process dies.
+
+    The fixtures kill every process group they started, but a test runner that
+    is itself killed (a CI timeout) runs no cleanup; this keeps such a run from
+    leaving a dev server holding its ports.
+    """
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        pr_set_pdeathsig = 1
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
+
+
 # --- the stack -----------------------------------------------------------------------
 
 
@@ -178,6 +192,7 @@ class Stack:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # its own process group, so cleanup reaches its children
+                preexec_fn=_die_with_parent,
             )
         finally:
             log.close()
