@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 from temporalio.client import Client
 
 from tests.conftest import Harness, running_worker
-from tests.stack import case, policy_data, write_policy
+from tests.stack import case, write_policy
 from warroom.api.app import create_app
 from warroom.models.tables import IncidentNumber
 from warroom.settings import Settings
