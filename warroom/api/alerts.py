@@ -15,6 +15,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from warroom.api.schemas import check_instant
 from warroom.models.incident import AlertEvent
 from warroom.models.severity import Severity, most_severe, severity_from_labels
 
@@ -44,6 +45,15 @@ class AMAlert(BaseModel):
         if isinstance(value, str) and value.startswith(ZERO_TIME):
             return None
         return value
+
+    @field_validator("endsAt", "startsAt")
+    @classmethod
+    def _storable(cls, value: datetime | None) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("give a time zone, as Alertmanager does (RFC 3339)")
+        return check_instant(value)
 
 
 class AlertmanagerPayload(BaseModel):

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request
+from fastapi import Path as FastAPIPath
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
@@ -104,6 +105,10 @@ def get_runtime(request: Request) -> Runtime:
 
 
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+
+MAX_INCIDENT_NUMBER = 2**63 - 1
+"""The read model's INTEGER is 64-bit: a larger id is malformed input, not a database error."""
+IncidentId = Annotated[int, FastAPIPath(ge=1, le=MAX_INCIDENT_NUMBER, description="the incident number, e.g. 42")]
 
 
 def create_app(
@@ -327,7 +332,7 @@ def _routes(app: FastAPI) -> None:  # noqa: C901 - one place that lists every ro
         return await db(rt, load)
 
     @app.get("/api/incidents/{incident_id}", response_model=IncidentOut, tags=["incidents"])
-    async def get_incident(incident_id: int, rt: RuntimeDep) -> Any:
+    async def get_incident(incident_id: IncidentId, rt: RuntimeDep) -> Any:
         wid = incident_workflow_id(incident_id)
         try:
             view = await _view(rt, incident_id, min(5.0, rt.settings.command_timeout_seconds))
@@ -343,35 +348,35 @@ def _routes(app: FastAPI) -> None:  # noqa: C901 - one place that lists every ro
             return IncidentOut.from_state(stored, {}, wid, rt.ui_link(wid))
 
     @app.post("/api/incidents/{incident_id}/acknowledge", response_model=CommandOut, tags=["commands"])
-    async def acknowledge(incident_id: int, body: AckIn, rt: RuntimeDep) -> Any:
+    async def acknowledge(incident_id: IncidentId, body: AckIn, rt: RuntimeDep) -> Any:
         return await _command(rt, incident_id, IncidentWorkflow.acknowledge, AckInput(person=body.person, via="api"))
 
     @app.post("/api/incidents/{incident_id}/escalate", response_model=CommandOut, tags=["commands"])
-    async def escalate(incident_id: int, body: EscalateIn, rt: RuntimeDep) -> Any:
+    async def escalate(incident_id: IncidentId, body: EscalateIn, rt: RuntimeDep) -> Any:
         return await _command(rt, incident_id, IncidentWorkflow.escalate, EscalateInput(by=body.person, via="api"))
 
     @app.post("/api/incidents/{incident_id}/status-updates", response_model=CommandOut, tags=["commands"])
-    async def post_status(incident_id: int, body: StatusUpdateIn, rt: RuntimeDep) -> Any:
+    async def post_status(incident_id: IncidentId, body: StatusUpdateIn, rt: RuntimeDep) -> Any:
         arg = StatusUpdateInput(message=body.message, author=body.author)
         return await _command(rt, incident_id, IncidentWorkflow.post_status_update, arg)
 
     @app.post("/api/incidents/{incident_id}/roles", response_model=CommandOut, tags=["commands"])
-    async def assign_role(incident_id: int, body: RoleIn, rt: RuntimeDep) -> Any:
+    async def assign_role(incident_id: IncidentId, body: RoleIn, rt: RuntimeDep) -> Any:
         arg = RoleInput(role=body.role, person=body.person, by=body.by)
         return await _command(rt, incident_id, IncidentWorkflow.assign_role, arg)
 
     @app.post("/api/incidents/{incident_id}/severity", response_model=CommandOut, tags=["commands"])
-    async def change_severity(incident_id: int, body: SeverityIn, rt: RuntimeDep) -> Any:
+    async def change_severity(incident_id: IncidentId, body: SeverityIn, rt: RuntimeDep) -> Any:
         arg = SeverityInput(severity=body.severity, by=body.by, reason=body.reason)
         return await _command(rt, incident_id, IncidentWorkflow.change_severity, arg)
 
     @app.post("/api/incidents/{incident_id}/resolve", response_model=CommandOut, tags=["commands"])
-    async def resolve(incident_id: int, body: ResolveIn, rt: RuntimeDep) -> Any:
+    async def resolve(incident_id: IncidentId, body: ResolveIn, rt: RuntimeDep) -> Any:
         arg = ResolveInput(summary=body.summary, impact=body.impact, by=body.by)
         return await _command(rt, incident_id, IncidentWorkflow.resolve, arg)
 
     @app.post("/api/incidents/{incident_id}/postmortem", response_model=CommandOut, tags=["commands"])
-    async def submit_postmortem(incident_id: int, body: PostmortemIn, rt: RuntimeDep) -> Any:
+    async def submit_postmortem(incident_id: IncidentId, body: PostmortemIn, rt: RuntimeDep) -> Any:
         doc = PostmortemDocument(
             summary=body.summary,
             timeline=body.timeline,
@@ -386,7 +391,7 @@ def _routes(app: FastAPI) -> None:  # noqa: C901 - one place that lists every ro
     @app.get("/api/notifications", response_model=list[NotificationOut], tags=["incidents"])
     async def notifications(
         rt: RuntimeDep,
-        incident_id: int | None = None,
+        incident_id: Annotated[int | None, Query(ge=1, le=MAX_INCIDENT_NUMBER)] = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 200,
     ) -> Any:
         def load(session: Session) -> list[NotificationOut]:
@@ -472,9 +477,11 @@ async def _ingest_alertmanager(rt: Runtime, payload: alerts.AlertmanagerPayload)
         if row is not None:
             return row.incident_number
         now = rt.clock()
-        number = allocate_incident_number(session, now)
         try:
+            # One savepoint for the number and the mapping: a delivery that loses the
+            # race for the group gives its number back instead of leaving a gap.
             with session.begin_nested():
+                number = allocate_incident_number(session, now)
                 session.add(AlertGroup(group_hash=ghash, group_key=payload.groupKey, incident_number=number, opened_at=now))
         except IntegrityError:
             row = session.get(AlertGroup, ghash)

@@ -48,6 +48,12 @@ async def call(awaitable: Awaitable[T], timeout: float, what: str) -> T:
         ) from None
     except (ConnectionError, OSError):
         raise temporal_unavailable() from None
+    except RuntimeError as err:
+        # A lazy client connects on its first call; when Temporal is down the SDK
+        # raises a bare RuntimeError("Failed client connect: ...") rather than an RPCError.
+        if "client connect" in str(err).lower():
+            raise temporal_unavailable() from None
+        raise
 
 
 async def update(client: Client, number: int, method: Any, arg: Any, timeout: float) -> Any:

@@ -6,7 +6,7 @@ histories, these may evolve with the API's own versioning.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -24,6 +24,24 @@ TEXT = 5000
 
 class _In(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def check_instant(value: datetime) -> datetime:
+    """Refuse an aware instant that the read model cannot store (it keeps UTC).
+
+    Year 1 with a positive offset, or year 9999 with a negative one, has no UTC
+    equivalent; stored, it made the persist activity fail on every retry.
+    """
+    try:
+        in_utc = value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("this instant cannot be expressed in UTC") from None
+    if in_utc < EARLIEST:
+        raise ValueError("must be after 1970-01-01T00:00:00Z")
+    return value
 
 
 def _severity(value: Any) -> Any:
@@ -45,7 +63,7 @@ class DeclareIn(_In):
     def _aware(cls, value: datetime | None) -> datetime | None:
         if value is not None and value.tzinfo is None:
             raise ValueError("give a time zone, e.g. 2026-11-30T02:41:07Z")
-        return value
+        return check_instant(value) if value is not None else None
 
     @field_validator("components")
     @classmethod
