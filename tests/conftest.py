@@ -23,7 +23,7 @@ from temporalio.worker import Worker
 
 from warroom.activities.incident import IncidentActivities
 from warroom.activities.notify import NotifierRegistry
-from warroom.activities.runbook import RunbookActivities
+from warroom.activities.runbook import HEARTBEAT_THROTTLE, RunbookActivities
 from warroom.models.incident import NotificationRequest
 from warroom.models.policy import Policy, parse_policy
 from warroom.models.tables import NotificationRow, create_schema, make_engine
@@ -139,6 +139,7 @@ async def running_worker(
             workflows=WORKFLOWS,
             activities=activities.all() + runbooks.all(),
             activity_executor=executor,
+            max_heartbeat_throttle_interval=HEARTBEAT_THROTTLE,
         ):
             yield Harness(client=client, engine=engine, task_queue=queue, channel=channel)
 

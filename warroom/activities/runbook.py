@@ -17,7 +17,7 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine, delete, insert, update
@@ -40,6 +40,9 @@ log = logging.getLogger("warroom.runbooks")
 
 Clock = Callable[[], datetime]
 HEARTBEAT_EVERY = 1.0
+HEARTBEAT_THROTTLE = timedelta(seconds=1)
+"""Give to the Worker as ``max_heartbeat_throttle_interval``: heartbeats reach the
+server at least this often, and with them an abort reaches the running step."""
 
 
 def utc_now() -> datetime:
