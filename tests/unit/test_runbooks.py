@@ -265,3 +265,17 @@ def test_retry_delays_grow_and_are_capped() -> None:
 
 def test_idempotency_keys_name_incident_run_step_and_attempt() -> None:
     assert step_key(42, 3, 2, 1) == "incident-42/run-3/step-2/attempt-1"
+
+
+def test_the_run_workflow_imports_no_io() -> None:
+    """Workflow code stays deterministic: no database, HTTP client, settings or activities."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, warroom.workflows.runbook; "
+        "print(' '.join(m for m in sys.modules if m.split('.')[0] in ('sqlalchemy', 'httpx') "
+        "or m in ('warroom.settings', 'warroom.runbooks.steps') or m.startswith('warroom.activities')))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""

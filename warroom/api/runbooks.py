@@ -31,13 +31,12 @@ from warroom.models.runbook import (
     ParameterError,
     ParamValue,
     Runbook,
-    RunbookRunInput,
     RunCommandResult,
     StepDecisionInput,
-    check_params,
 )
 from warroom.models.tables import IncidentRow, RunbookRunRow, RunbookStepRow
 from warroom.runbooks.catalogue import Catalogue, load_catalogue
+from warroom.runbooks.commands import NotAllowed, UnknownRunbook, prepare_run
 from warroom.settings import Settings
 from warroom.workflows import IncidentWorkflow, RunbookRunWorkflow
 
@@ -292,27 +291,23 @@ async def get_runbook(runbook_id: str, catalogue: CatalogueDep) -> Any:
 
 @router.post("/api/incidents/{incident_id}/runbook-runs", status_code=201, response_model=RunCommandOut)
 async def start_run(incident_id: IncidentId, body: RunRunbookIn, rt: RuntimeDep, catalogue: CatalogueDep) -> Any:
-    rb = catalogue.get(body.runbook)
-    if rb is None:
-        known = ", ".join(catalogue.runbooks) or "none"
-        raise HTTPException(status_code=404, detail=f"no runbook '{body.runbook}' (runbooks: {known})")
-    try:
-        check_params(rb, body.params)
-    except ParameterError as err:
-        raise HTTPException(status_code=422, detail=f"parameters of '{rb.id}': {err}") from None
     caller = runbook_caller(rt, body.actor)
-    if rb.destructive and not caller.can_run_destructive:
-        raise HTTPException(
-            status_code=403, detail=f"{caller.actor} may not run '{rb.title}': it has destructive steps"
+    try:
+        arg = prepare_run(
+            catalogue,
+            body.runbook,
+            body.params,
+            actor=caller.actor,
+            can_run_destructive=caller.can_run_destructive,
+            confirm_destructive=body.confirm_destructive,
+            reason=body.reason,
         )
-    arg = RunbookRunInput(
-        runbook=rb,
-        params=body.params,
-        actor=caller.actor,
-        can_run_destructive=caller.can_run_destructive,
-        confirm_destructive=body.confirm_destructive,
-        reason=body.reason,
-    )
+    except UnknownRunbook as err:
+        raise HTTPException(status_code=404, detail=str(err)) from None
+    except ParameterError as err:
+        raise HTTPException(status_code=422, detail=f"parameters of '{body.runbook}': {err}") from None
+    except NotAllowed as err:
+        raise HTTPException(status_code=403, detail=str(err)) from None
     handle = rt.client.get_workflow_handle(incident_workflow_id(incident_id))
     try:
         result: RunCommandResult = await commands.call(

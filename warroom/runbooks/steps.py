@@ -288,9 +288,8 @@ async def wait_until_healthy(
                 problem, last_body = f"unreachable ({type(err).__name__})", ""
             took = now() - started_at
             if problem is None:
-                return StepOutcome(
-                    ok=True, summary=f"healthy after {took:.1f} s ({polls} checks)", output=last_body
-                )
+                checks = f"{polls} check{'s' if polls != 1 else ''}"
+                return StepOutcome(ok=True, summary=f"healthy after {took:.1f} s ({checks})", output=last_body)
             last = problem
             beat({"started_at": started_at, "polls": polls, "last": last})
             left = deadline - now()
