@@ -83,7 +83,9 @@ async def test_http_step_calls_the_platform_with_the_secret_and_never_records_it
     assert TOKEN not in recorded
 
 
-async def test_http_step_without_the_secret_is_refused_by_the_platform(engine: Engine, secured: RunningPlatform) -> None:
+async def test_http_step_without_the_secret_is_refused_by_the_platform(
+    engine: Engine, secured: RunningPlatform
+) -> None:
     activities = RunbookActivities(engine, RunbookConfig(endpoints={"platform": secured.url}, secrets={"token": "x"}))
     outcome = await run(activities.http_step, step(http("/service/restart")))
     assert not outcome.ok and not outcome.retryable and "HTTP 401" in outcome.summary
@@ -116,7 +118,8 @@ async def test_an_unanswered_write_is_in_doubt_and_never_repeated(engine: Engine
     assert time.monotonic() - started < 1.4
     assert not outcome.ok and outcome.in_doubt and not outcome.retryable
     assert "may have been applied" in outcome.summary
-    read = await run(acts(engine, platform).http_step, step(http("/deployment", method="GET", timeout="0.3s"), attempt=2))
+    read_step = step(http("/deployment", method="GET", timeout="0.3s"), attempt=2)
+    read = await run(acts(engine, platform).http_step, read_step)
     assert not read.ok and read.retryable, "a read that timed out may simply be repeated"
 
 
@@ -218,11 +221,13 @@ async def test_a_command_past_its_timeout_is_killed_with_its_children(engine: En
 
 async def test_a_missing_program_is_named(engine: Engine) -> None:
     outcome = await run(acts(engine).shell_step, step(shell("no-such-tool-xyz", "arg")))
-    assert not outcome.ok and not outcome.retryable and "program not found on the worker: no-such-tool-xyz" in outcome.summary
+    assert not outcome.ok and not outcome.retryable
+    assert "program not found on the worker: no-such-tool-xyz" in outcome.summary
 
 
 async def test_long_output_is_trimmed(engine: Engine) -> None:
-    outcome = await run(acts(engine).shell_step, step(shell("sh", "-c", "echo FIRST; head -c 200000 /dev/zero | tr '\\0' x; echo; echo LAST")))
+    script = "echo FIRST; head -c 200000 /dev/zero | tr '\\0' x; echo; echo LAST"
+    outcome = await run(acts(engine).shell_step, step(shell("sh", "-c", script)))
     assert outcome.ok and len(outcome.output) < 9000
     assert outcome.output.startswith("FIRST") and outcome.output.rstrip().endswith("LAST")
 
@@ -281,7 +286,8 @@ async def test_wait_until_healthy_fails_at_its_timeout_with_the_last_problem(
 async def test_a_resumed_wait_keeps_the_original_deadline(engine: Engine, platform: RunningPlatform) -> None:
     platform.break_("database")
     env = ActivityEnvironment()
-    env.info = dataclasses.replace(env.info, attempt=2, heartbeat_details=[{"started_at": time.time() - 60, "polls": 40}])
+    previous = [{"started_at": time.time() - 60, "polls": 40}]
+    env.info = dataclasses.replace(env.info, attempt=2, heartbeat_details=previous)
     started = time.monotonic()
     outcome = await run(acts(engine, platform).wait_step, step(wait(timeout="30s")), env)
     assert time.monotonic() - started < 2, "the 30 s ran out on the worker that died"

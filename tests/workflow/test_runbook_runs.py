@@ -201,7 +201,9 @@ async def test_a_transient_failure_is_retried_under_a_fresh_attempt_key(
     assert [c["key"] for c in platform.calls("/service/restart")] == [f"incident-{number}/run-1/step-1"] * 3
     with Session(engine) as session:
         keys = session.scalars(
-            select(RunbookStepClaim.key).where(RunbookStepClaim.incident_number == number).order_by(RunbookStepClaim.key)
+            select(RunbookStepClaim.key)
+            .where(RunbookStepClaim.incident_number == number)
+            .order_by(RunbookStepClaim.key)
         ).all()
     assert keys == [f"incident-{number}/run-1/step-1/attempt-{n}" for n in (1, 2, 3)]
     assert await _has(incident, "attempt 1 of 3 failed: POST /service/restart -> HTTP 503")
@@ -245,13 +247,15 @@ async def test_a_manual_step_waits_for_a_person_and_holds_the_resolution(h: Harn
     await step_status(h.client, number, 1, StepStatus.WAITING)
     run = run_of(h.client, number)
 
-    assert "still waiting" in await rejected(incident.execute_update(IncidentWorkflow.resolve, ResolveInput(summary="ok")))
+    resolve = incident.execute_update(IncidentWorkflow.resolve, ResolveInput(summary="ok"))
+    assert "still waiting" in await rejected(resolve)
     assert "still waiting" in await rejected(start(incident, rb))
-    assert "has no step 4" in await rejected(run.execute_update(RunbookRunWorkflow.confirm_step, StepDecisionInput(step=4, actor="bob")))
-    assert "'mallory' is not a responder" in await rejected(
-        run.execute_update(RunbookRunWorkflow.confirm_step, StepDecisionInput(step=1, actor="mallory"))
-    )
-    await run.execute_update(RunbookRunWorkflow.confirm_step, StepDecisionInput(step=1, actor="bob", note="graphs flat"))
+    def confirm(step: int, actor: str, note: str = "") -> Awaitable[Any]:
+        return run.execute_update(RunbookRunWorkflow.confirm_step, StepDecisionInput(step=step, actor=actor, note=note))
+
+    assert "has no step 4" in await rejected(confirm(4, "bob"))
+    assert "'mallory' is not a responder" in await rejected(confirm(1, "mallory"))
+    await confirm(1, "bob", "graphs flat")
     final = await finished(h.client, number)
     assert final.status == RunStatus.SUCCEEDED
     assert final.steps[0].actor == "bob" and final.steps[0].result == "confirmed done by bob: graphs flat"
@@ -295,9 +299,12 @@ async def test_an_approval_needs_a_second_operator_who_holds_the_right(h: Harnes
     assert platform.state.primary == "db-b"
 
 
-async def test_a_refused_approval_stops_the_run_before_the_destructive_step(h: Harness, platform: RunningPlatform) -> None:
+async def test_a_refused_approval_stops_the_run_before_the_destructive_step(
+    h: Harness, platform: RunningPlatform
+) -> None:
     number, incident = await declare(h)
-    rb = runbook({"name": "ok?", "kind": "approval", "instruction": "Sure?"}, http("/database/failover", destructive=True))
+    approval = {"name": "ok?", "kind": "approval", "instruction": "Sure?"}
+    rb = runbook(approval, http("/database/failover", destructive=True))
     await start(incident, rb)
     await step_status(h.client, number, 1, StepStatus.WAITING)
     await run_of(h.client, number).execute_update(
@@ -312,7 +319,8 @@ async def test_a_refused_approval_stops_the_run_before_the_destructive_step(h: H
 async def test_abort_cancels_a_running_command_and_skips_the_rest(h: Harness, platform: RunningPlatform) -> None:
     number, incident = await declare(h)
     seconds = f"40.{os.getpid()}{random.randrange(1000)}"
-    rb = runbook({"name": "slow", "kind": "shell", "argv": ["sleep", seconds], "timeout": "1m"}, http("/service/restart"))
+    slow = {"name": "slow", "kind": "shell", "argv": ["sleep", seconds], "timeout": "1m"}
+    rb = runbook(slow, http("/service/restart"))
     await start(incident, rb)
     await step_status(h.client, number, 1, StepStatus.RUNNING)
     await until(lambda: _async(bool(_pids(seconds))))

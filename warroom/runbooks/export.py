@@ -24,7 +24,8 @@ body{font:16px/1.5 system-ui,sans-serif;max-width:52rem;margin:2rem auto;padding
 h1{font-size:1.6rem}h2{font-size:1.2rem;margin-top:2rem}code,pre{font:14px ui-monospace,monospace;background:#f3f3f3}
 pre{padding:.6rem;overflow-x:auto}ol>li{margin-bottom:1rem}.tag{font-size:.8rem;padding:0 .4rem;border-radius:.3rem;
 background:#eee;margin-left:.4rem}.destructive{background:#b00020;color:#fff}table{border-collapse:collapse}
-td,th{border:1px solid #ccc;padding:.3rem .6rem;text-align:left;vertical-align:top}footer{margin-top:3rem;color:#666;font-size:.85rem}
+td,th{border:1px solid #ccc;padding:.3rem .6rem;text-align:left;vertical-align:top}
+footer{margin-top:3rem;color:#666;font-size:.85rem}
 """
 
 _PAGE = """<!doctype html>
@@ -70,7 +71,8 @@ _INDEX = """<!doctype html>
 <p>Step-by-step procedures for common incidents. Mitigate first: restore service, then investigate.</p>
 <table><tr><th>runbook</th><th>when to use it</th></tr>
 {% for rb in runbooks %}
-<tr><td><a href="{{ rb.id }}.html">{{ rb.title }}</a>{% if rb.destructive %}<span class="tag destructive">destructive</span>{% endif %}</td>
+<tr><td><a href="{{ rb.id }}.html">{{ rb.title }}</a>
+{% if rb.destructive %}<span class="tag destructive">destructive</span>{% endif %}</td>
 <td>{{ rb.when_to_use }}</td></tr>
 {% endfor %}</table>
 <footer>Exported {{ exported }} by warroom. Markdown versions: <a href="index.md">index.md</a>.</footer>

@@ -111,7 +111,7 @@ class RunbookRunWorkflow:
         reporter = asyncio.ensure_future(self._reporter())
         flusher = asyncio.ensure_future(self._flusher())
         self._touch()  # the incident logged the start; the read model learns of the run now
-        for step, st in zip(inp.runbook.steps, s.steps):
+        for step, st in zip(inp.runbook.steps, s.steps, strict=True):
             if self._abort is not None:
                 break
             await self._run_step(step, st)
@@ -179,7 +179,7 @@ class RunbookRunWorkflow:
                 retry_policy=INFRA_RETRY,
                 cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
             )
-            await workflow.wait_condition(lambda: handle.done() or self._abort is not None)
+            await workflow.wait_condition(lambda h=handle: h.done() or self._abort is not None)
             if not handle.done():
                 handle.cancel()
                 try:
@@ -271,14 +271,15 @@ class RunbookRunWorkflow:
             if st.status == StepStatus.PENDING:
                 st.status = StepStatus.SKIPPED
         last = next((st for st in reversed(s.steps) if st.status != StepStatus.SKIPPED), None)
-        if self._abort is not None:
+        if all(st.status == StepStatus.SUCCEEDED for st in s.steps):
+            # An abort that arrived after the last step finished changes nothing.
+            s.status = RunStatus.SUCCEEDED
+            s.result = f"all {len(s.steps)} steps succeeded"
+        elif self._abort is not None:
             s.status = RunStatus.ABORTED
             s.aborted_by = self._abort.actor
             why = f": {self._abort.reason.strip()}" if self._abort.reason.strip() else ""
             s.result = f"aborted by {self._abort.actor}{why}"
-        elif last is not None and last.status == StepStatus.SUCCEEDED and last.index == len(s.steps):
-            s.status = RunStatus.SUCCEEDED
-            s.result = f"all {len(s.steps)} steps succeeded"
         else:
             s.status = RunStatus.FAILED
             s.result = f"step {self._label(last)} {last.status.value}: {last.result}" if last else "failed"
@@ -359,7 +360,10 @@ class RunbookRunWorkflow:
         self._abort = cmd
         self._touch()
         await workflow.wait_condition(lambda: not self._s.status.active)
-        return self._result(f"run #{self._s.run} of '{self._s.title}' aborted by {cmd.actor}")
+        s = self._s
+        if s.status != RunStatus.ABORTED:
+            return self._result(f"run #{s.run} of '{s.title}' had already {s.status.value}")
+        return self._result(f"run #{s.run} of '{s.title}' aborted by {cmd.actor}")
 
     @abort.validator
     def _validate_abort(self, cmd: AbortRunInput) -> None:
