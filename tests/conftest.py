@@ -23,9 +23,11 @@ from temporalio.worker import Worker
 
 from warroom.activities.incident import IncidentActivities
 from warroom.activities.notify import NotifierRegistry
+from warroom.activities.runbook import HEARTBEAT_THROTTLE, RunbookActivities
 from warroom.models.incident import NotificationRequest
 from warroom.models.policy import Policy, parse_policy
 from warroom.models.tables import NotificationRow, create_schema, make_engine
+from warroom.runbooks.steps import RunbookConfig
 from warroom.temporal import DATA_CONVERTER
 from warroom.workflows import WORKFLOWS
 
@@ -123,17 +125,21 @@ class Harness:
 
 
 @asynccontextmanager
-async def running_worker(client: Client, engine: Engine, task_queue: str | None = None) -> AsyncIterator[Harness]:
+async def running_worker(
+    client: Client, engine: Engine, task_queue: str | None = None, runbook_config: RunbookConfig | None = None
+) -> AsyncIterator[Harness]:
     queue = task_queue or f"test-{uuid.uuid4().hex[:8]}"
     channel = RecordingChannel()
     activities = IncidentActivities(engine, NotifierRegistry(fallback=channel))
+    runbooks = RunbookActivities(engine, runbook_config or RunbookConfig())
     with ThreadPoolExecutor(max_workers=8) as executor:
         async with Worker(
             client,
             task_queue=queue,
             workflows=WORKFLOWS,
-            activities=activities.all(),
+            activities=activities.all() + runbooks.all(),
             activity_executor=executor,
+            max_heartbeat_throttle_interval=HEARTBEAT_THROTTLE,
         ):
             yield Harness(client=client, engine=engine, task_queue=queue, channel=channel)
 
@@ -146,3 +152,12 @@ async def harness(client: Client, engine: Engine) -> AsyncIterator[Harness]:
 
 def seconds(n: float) -> timedelta:
     return timedelta(seconds=n)
+
+
+@pytest.fixture
+def platform() -> Iterator[Any]:
+    """The stand-in hosting platform (examples/platform) on a free port, in this process."""
+    from tests.standin import running_platform
+
+    with running_platform() as running:
+        yield running

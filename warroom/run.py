@@ -17,6 +17,8 @@ import time
 from pathlib import Path
 
 from warroom.models.policy import PolicyError, load_policy
+from warroom.models.runbook import RunbookError
+from warroom.runbooks.catalogue import load_catalogue
 from warroom.settings import Settings
 
 
@@ -52,7 +54,8 @@ def main() -> None:
     settings = Settings()
     try:
         load_policy(settings.policy)
-    except PolicyError as err:
+        load_catalogue(settings.runbooks_dir)
+    except (PolicyError, RunbookError) as err:
         sys.exit(f"warroom: cannot start: {err}")
     data = settings.data_dir.resolve()
     data.mkdir(parents=True, exist_ok=True)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from warroom.models.ids import DEFAULT_TASK_QUEUE
@@ -33,6 +33,15 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     command_timeout_seconds: float = Field(default=10.0, gt=0)
     """How long the API waits for the workflow to answer a command before a 503."""
+    runbooks_dir: Path | None = None
+    """Directory of runbook YAML files; defaults to the runbooks shipped with warroom."""
+    runbook_endpoints: dict[str, str] = Field(default_factory=lambda: {"platform": "http://127.0.0.1:8100"})
+    """Base URLs that runbook steps name (JSON object, e.g. {"platform": "https://ops.example.com"})."""
+    runbook_secrets: dict[str, SecretStr] = Field(default_factory=dict)
+    """Secrets that runbook steps reference as {{ secret.NAME }} (JSON object); never logged."""
+    runbook_destructive_operators: list[str] | None = None
+    """Who may run and approve runbooks with destructive steps (JSON list of people).
+    Unset: every person of the policy. Stands in for access control until it exists."""
 
     @property
     def temporal_target(self) -> str:

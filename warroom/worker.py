@@ -12,9 +12,11 @@ from temporalio.worker import Worker
 
 from warroom.activities.incident import IncidentActivities
 from warroom.activities.notify import NotifierRegistry
+from warroom.activities.runbook import HEARTBEAT_THROTTLE, RunbookActivities
 from warroom.logs import configure_logging
 from warroom.models.policy import load_policy
 from warroom.models.tables import create_schema, make_engine
+from warroom.runbooks.steps import RunbookConfig
 from warroom.settings import Settings
 from warroom.temporal import connect
 from warroom.workflows import WORKFLOWS
@@ -23,19 +25,28 @@ log = logging.getLogger("warroom.worker")
 
 
 def build_worker(client: Client, settings: Settings, activities: IncidentActivities,
-                 executor: ThreadPoolExecutor) -> Worker:
+                 executor: ThreadPoolExecutor, runbook_activities: RunbookActivities | None = None) -> Worker:
+    extra = runbook_activities.all() if runbook_activities is not None else []
     return Worker(
         client,
         task_queue=settings.task_queue,
         workflows=WORKFLOWS,
-        activities=activities.all(),
+        activities=activities.all() + extra,
         activity_executor=executor,
         max_concurrent_activities=64,
+        max_heartbeat_throttle_interval=HEARTBEAT_THROTTLE,
     )
 
 
 def build_notifiers(settings: Settings) -> NotifierRegistry:
     return NotifierRegistry()
+
+
+def build_runbook_config(settings: Settings) -> RunbookConfig:
+    return RunbookConfig(
+        endpoints=dict(settings.runbook_endpoints),
+        secrets={name: value.get_secret_value() for name, value in settings.runbook_secrets.items()},
+    )
 
 
 async def connect_with_retry(settings: Settings, attempts: int = 60) -> Client:
@@ -57,12 +68,13 @@ async def run(settings: Settings) -> None:
     create_schema(engine)
     client = await connect_with_retry(settings)
     activities = IncidentActivities(engine, build_notifiers(settings))
+    runbook_activities = RunbookActivities(engine, build_runbook_config(settings))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     with ThreadPoolExecutor(max_workers=64) as executor:
-        worker = build_worker(client, settings, activities, executor)
+        worker = build_worker(client, settings, activities, executor, runbook_activities)
         log.info("worker polling task queue %s on %s", settings.task_queue, settings.temporal_target)
         async with worker:
             await stop.wait()

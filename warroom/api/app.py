@@ -26,6 +26,7 @@ from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.service import RPCError
 
 from warroom.api import alerts, commands
+from warroom.api import runbooks as runbook_routes
 from warroom.api.schemas import (
     AckIn,
     AlertIngestOut,
@@ -161,6 +162,7 @@ def create_app(
         return JSONResponse(status_code=422, content={"detail": reasons or "invalid request", "errors": errors})
 
     _routes(app)
+    runbook_routes.install(app, settings)
     return app
 
 

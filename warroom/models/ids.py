@@ -18,3 +18,16 @@ def incident_number_from_workflow_id(workflow_id: str) -> int | None:
 # modules: they pull in SQLAlchemy and provider SDKs) and the worker.
 PERSIST_INCIDENT_ACTIVITY = "persist_incident"
 SEND_NOTIFICATION_ACTIVITY = "send_notification"
+
+# Runbooks: one workflow per run, started by the incident's workflow.
+RUNBOOK_HTTP_ACTIVITY = "runbook_http_step"
+RUNBOOK_SHELL_ACTIVITY = "runbook_shell_step"
+RUNBOOK_WAIT_ACTIVITY = "runbook_wait_until_healthy_step"
+PERSIST_RUNBOOK_RUN_ACTIVITY = "persist_runbook_run"
+RUNBOOK_EVENT_SIGNAL = "runbook_event"
+"""Signal a run sends to its incident (a name, because the two workflows would
+otherwise import each other)."""
+
+
+def runbook_run_workflow_id(number: int, run: int) -> str:
+    return f"{incident_workflow_id(number)}-runbook-{run}"

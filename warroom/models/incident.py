@@ -13,6 +13,7 @@ from enum import StrEnum
 from pydantic import BaseModel, Field
 
 from warroom.models.policy import Person, Policy
+from warroom.models.runbook import RunbookRunRef
 from warroom.models.severity import Severity
 
 
@@ -206,6 +207,8 @@ class IncidentState(BaseModel):
     timeline: list[TimelineEntry] = Field(default_factory=list)
     version: int = 0
     """Bumped on every change; the read model keeps only the newest version."""
+    runbook_runs: list[RunbookRunRef] = Field(default_factory=list)
+    """Runbook runs started on this incident (each its own workflow)."""
 
 
 class Deadline(BaseModel):

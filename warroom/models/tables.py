@@ -11,8 +11,10 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    Boolean,
     DateTime,
     Engine,
+    Float,
     ForeignKey,
     Integer,
     String,
@@ -126,6 +128,68 @@ class NotificationRow(Base):
     provider_id: Mapped[str | None] = mapped_column(String(100))
     created_at: Mapped[datetime] = mapped_column(index=True)
     sent_at: Mapped[datetime | None]
+
+
+
+class RunbookRunRow(Base):
+    """One runbook run on an incident; written by the run's workflow, newest version wins."""
+
+    __tablename__ = "runbook_runs"
+    incident_number: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    run: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    workflow_id: Mapped[str] = mapped_column(String(200))
+    runbook_id: Mapped[str] = mapped_column(String(100), index=True)
+    title: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    started_by: Mapped[str] = mapped_column(String(100))
+    reason: Mapped[str] = mapped_column(Text, default="")
+    params: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    started_at: Mapped[datetime]
+    finished_at: Mapped[datetime | None]
+    current_step: Mapped[int | None] = mapped_column(Integer)
+    aborted_by: Mapped[str | None] = mapped_column(String(100))
+    result: Mapped[str] = mapped_column(Text, default="")
+    version: Mapped[int] = mapped_column(Integer)
+
+
+class RunbookStepRow(Base):
+    """One step of a run, as last reported: status, attempts, trimmed output, duration."""
+
+    __tablename__ = "runbook_run_steps"
+    incident_number: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    run: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    step_index: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    name: Mapped[str] = mapped_column(Text)
+    kind: Mapped[str] = mapped_column(String(32))
+    destructive: Mapped[bool] = mapped_column(Boolean, default=False)
+    status: Mapped[str] = mapped_column(String(16))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+    duration_seconds: Mapped[float | None] = mapped_column(Float)
+    output: Mapped[str] = mapped_column(Text, default="")
+    result: Mapped[str] = mapped_column(Text, default="")
+    actor: Mapped[str | None] = mapped_column(String(100))
+    idempotency_key: Mapped[str | None] = mapped_column(String(300))
+
+
+class RunbookStepClaim(Base):
+    """One row per attempt key of an automated step, claimed before any side effect:
+    a retried activity finds it and never performs the same attempt twice."""
+
+    __tablename__ = "runbook_step_claims"
+    key: Mapped[str] = mapped_column(String(300), primary_key=True)
+    incident_number: Mapped[int] = mapped_column(Integer, index=True)
+    run: Mapped[int] = mapped_column(Integer)
+    step_index: Mapped[int] = mapped_column(Integer)
+    attempt: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16))
+    """running | finished | unconfirmed"""
+    outcome: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    restarts: Mapped[int] = mapped_column(Integer, default=0)
+    """How often an interrupted attempt of an idempotent step was started again."""
+    claimed_at: Mapped[datetime]
+    finished_at: Mapped[datetime | None]
 
 
 def make_engine(url: str) -> Engine:

@@ -18,11 +18,16 @@ from datetime import datetime, timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError, WorkflowAlreadyStartedError
 
 with workflow.unsafe.imports_passed_through():
     from warroom.models import lifecycle, messages
-    from warroom.models.ids import PERSIST_INCIDENT_ACTIVITY, SEND_NOTIFICATION_ACTIVITY
+    from warroom.models.ids import (
+        PERSIST_INCIDENT_ACTIVITY,
+        RUNBOOK_EVENT_SIGNAL,
+        SEND_NOTIFICATION_ACTIVITY,
+        runbook_run_workflow_id,
+    )
     from warroom.models.incident import (
         AckInput,
         AlertBatch,
@@ -53,7 +58,18 @@ with workflow.unsafe.imports_passed_through():
         TimelineEntry,
     )
     from warroom.models.policy import Policy
+    from warroom.models.runbook import (
+        ParameterError,
+        RunbookEvent,
+        RunbookRunInput,
+        RunbookRunRef,
+        RunbookRunStart,
+        RunCommandResult,
+        RunStatus,
+        check_params,
+    )
     from warroom.models.severity import most_severe
+    from warroom.workflows.runbook import RunbookRunWorkflow
 
 MAX_TEXT = 5000
 NOTIFY_RETRY = RetryPolicy(
@@ -82,6 +98,7 @@ class IncidentWorkflow:
         self._persisted_timeline = 0
         self._persisted_status = 0
         self._release_group_sent = False
+        self._run_watchers: list[asyncio.Task[None]] = []
         if inp.carried is not None:
             self._s = inp.carried
             self._persisted_version = self._s.version
@@ -498,6 +515,12 @@ class IncidentWorkflow:
         s = self._s
         if s.status in (IncidentStatus.RESOLVED, IncidentStatus.CLOSED):
             _reject(f"incident #{s.number} was already resolved by {s.resolved_by}")
+        active = [r for r in s.runbook_runs if r.status.active]
+        if active:
+            _reject(
+                f"runbook run #{active[0].run} ({active[0].title}) is still {active[0].status.value}; "
+                "let it finish or abort it before resolving"
+            )
         if not cmd.summary.strip():
             _reject("a resolution summary is required: what happened and what restored service")
         if len(cmd.summary) > MAX_TEXT or len(cmd.impact) > MAX_TEXT:
@@ -533,6 +556,95 @@ class IncidentWorkflow:
         problems = lifecycle.postmortem_problems(cmd.document, now=workflow.now())
         if problems:
             _reject("the postmortem is incomplete: " + "; ".join(problems))
+
+    @workflow.update
+    async def run_runbook(self, cmd: RunbookRunInput) -> RunCommandResult:
+        s, rb = self._s, cmd.runbook
+        params = check_params(rb, cmd.params)
+        run = len(s.runbook_runs) + 1
+        wid = runbook_run_workflow_id(s.number, run)
+        ref = RunbookRunRef(
+            run=run, runbook_id=rb.id, title=rb.title, workflow_id=wid, started_by=cmd.actor, started_at=workflow.now()
+        )
+        s.runbook_runs.append(ref)
+        given = ", ".join(f"{k}={v}" for k, v in params.items())
+        with_params = f" with {given}" if given else ""
+        confirmed = " (destructive steps confirmed)" if rb.destructive else ""
+        reason = f": {cmd.reason.strip()}" if cmd.reason.strip() else ""
+        self._log(
+            "runbook",
+            f"Runbook run #{run} ({rb.title}): started by {cmd.actor}{with_params}{confirmed}{reason}",
+            actor=cmd.actor,
+        )
+        start = RunbookRunStart(
+            incident_number=s.number,
+            run=run,
+            runbook=rb,
+            params=params,
+            started_by=cmd.actor,
+            operators=sorted(self._policy.people),
+            reason=cmd.reason.strip(),
+            parent_workflow_id=workflow.info().workflow_id,
+        )
+        try:
+            handle = await workflow.start_child_workflow(
+                RunbookRunWorkflow.run, start, id=wid, parent_close_policy=workflow.ParentClosePolicy.ABANDON
+            )
+        except WorkflowAlreadyStartedError:
+            ref.status = RunStatus.FAILED
+            self._log("runbook", f"Runbook run #{run} could not start: {wid} already exists")
+            _reject(f"runbook run #{run} could not start: a workflow {wid} already exists")
+        # The run reports its progress by signal; this only notices a run that
+        # was terminated from outside and could not say so itself.
+        self._run_watchers.append(asyncio.ensure_future(self._watch_run(ref, handle)))
+        return RunCommandResult(
+            incident_number=s.number,
+            run=run,
+            status=RunStatus.RUNNING,
+            message=f"runbook run #{run} ({rb.title}) started on #{s.number}",
+            workflow_id=wid,
+        )
+
+    @run_runbook.validator
+    def _validate_run_runbook(self, cmd: RunbookRunInput) -> None:
+        """Who may run what is decided by the caller's capability (today derived by the
+        API from settings; with access control, from the caller's role)."""
+        s, rb = self._s, cmd.runbook
+        self._require_open("run a runbook")
+        self._require_person(cmd.actor)
+        try:
+            check_params(rb, cmd.params)
+        except ParameterError as err:
+            _reject(f"parameters of '{rb.id}' are not valid: {err}")
+        if rb.destructive:
+            names = ", ".join(f"'{st.name}'" for st in rb.steps if st.destructive)
+            if not cmd.can_run_destructive:
+                _reject(f"{cmd.actor} may not run '{rb.title}': it has destructive steps ({names})")
+            if not cmd.confirm_destructive:
+                _reject(f"'{rb.title}' has destructive steps ({names}); confirm them explicitly to run it")
+        busy = [r for r in s.runbook_runs if r.runbook_id == rb.id and r.status.active]
+        if busy:
+            _reject(f"run #{busy[0].run} of '{rb.title}' is still {busy[0].status.value}; wait for it or abort it")
+        if len(cmd.reason) > MAX_TEXT:
+            _reject(f"the reason is longer than {MAX_TEXT} characters")
+
+    @workflow.signal(name=RUNBOOK_EVENT_SIGNAL)
+    def runbook_event(self, event: RunbookEvent) -> None:
+        self._log("runbook", event.text, actor=event.actor)
+        ref = next((r for r in self._s.runbook_runs if r.run == event.run), None)
+        if ref is not None and ref.status.active:
+            ref.status = event.status
+            if not event.status.active:
+                ref.finished_at = event.at
+
+    async def _watch_run(self, ref: RunbookRunRef, handle: Awaitable[object]) -> None:
+        try:
+            await handle
+        except ChildWorkflowError as err:
+            if ref.status.active:
+                ref.status = RunStatus.FAILED
+                ref.finished_at = workflow.now()
+                self._log("runbook", f"Runbook run #{ref.run} ({ref.title}) ended abnormally: {err.message}")
 
     @workflow.update
     def receive_alerts(self, batch: AlertBatch) -> AlertBatchResult:

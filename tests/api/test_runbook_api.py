@@ -1,0 +1,170 @@
+"""The runbook routes over HTTP, with a real worker, Temporal and the stand-in platform."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session
+from temporalio.client import Client
+
+from tests.conftest import ROOT, Harness, running_worker
+from tests.standin import RunningPlatform, running_platform
+from warroom.api.app import create_app
+from warroom.models.tables import IncidentNumber
+from warroom.runbooks.steps import RunbookConfig
+from warroom.settings import Settings
+
+TOKEN = "api-test-token-123"
+ALERT = ROOT / "examples" / "platform" / "alert-deploy-errors.json"
+
+
+@dataclass
+class Api:
+    http: httpx.AsyncClient
+    platform: RunningPlatform
+    harness: Harness
+
+    async def declare(self) -> int:
+        r = await self.http.post("/api/incidents", json={"title": "Slow control panel", "severity": "SEV-4"})
+        assert r.status_code == 201, r.text
+        return r.json()["id"]
+
+    async def run_until_done(self, number: int, run: int = 1, timeout: float = 15) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while True:
+            r = await self.http.get(f"/api/incidents/{number}/runbook-runs/{run}")
+            if r.status_code == 200 and r.json()["status"] not in ("running", "waiting"):
+                return r.json()
+            assert time.monotonic() < deadline, r.text
+            await asyncio.sleep(0.1)
+
+
+def start_numbers_high(engine: Engine) -> None:
+    """Every test has a fresh database but shares the dev server: incident numbers
+    (and so workflow ids) must not repeat across tests."""
+    with Session(engine) as session, session.begin():
+        session.add(IncidentNumber(number=random.randrange(10**8, 10**9), created_at=datetime.now(UTC)))
+
+
+@pytest.fixture
+async def api(client: Client, engine: Engine, tmp_path: Path) -> AsyncIterator[Api]:
+    start_numbers_high(engine)
+    with running_platform(token=TOKEN) as platform:
+        config = RunbookConfig(endpoints={"platform": platform.url}, secrets={"platform_token": TOKEN})
+        async with running_worker(client, engine, runbook_config=config) as h:
+            settings = Settings(
+                data_dir=tmp_path, task_queue=h.task_queue, runbook_destructive_operators=["alice", "bob"]
+            )
+            app = create_app(settings, client=client, engine=engine)
+            async with app.router.lifespan_context(app):
+                transport = httpx.ASGITransport(app=app)
+                async with httpx.AsyncClient(transport=transport, base_url="http://warroom.test") as http:
+                    yield Api(http=http, platform=platform, harness=h)
+
+
+async def test_break_alert_rollback_recover_resolve(api: Api) -> None:
+    """The README's path, over the API."""
+    api.platform.break_("deploy")
+    r = await api.http.post("/api/webhooks/alertmanager", json=json.loads(ALERT.read_text()))
+    assert r.status_code == 200 and r.json()["action"] == "declared", r.text
+    number = r.json()["incident_id"]
+
+    r = await api.http.post(
+        f"/api/incidents/{number}/runbook-runs",
+        json={"runbook": "deployment-rollback", "actor": "alice", "confirm_destructive": True},
+    )
+    assert r.status_code == 201, r.text
+    assert r.json()["run"] == 1 and r.json()["workflow_id"] == f"incident-{number}-runbook-1"
+
+    run = await api.run_until_done(number)
+    assert run["status"] == "succeeded", run
+    assert [s["status"] for s in run["steps"]] == ["succeeded"] * 3
+    assert run["steps"][1]["name"] == "Roll back to the previous version" and run["steps"][1]["destructive"]
+    assert not api.platform.state.problems()
+
+    listed = (await api.http.get(f"/api/incidents/{number}/runbook-runs")).json()
+    assert [r["run"] for r in listed] == [1]
+    incident = (await api.http.get(f"/api/incidents/{number}")).json()
+    assert any("Roll back to the previous version' succeeded" in e["text"] for e in incident["timeline"])
+
+    r = await api.http.post(f"/api/incidents/{number}/resolve", json={"summary": "Rolled back the release."})
+    assert r.status_code == 200, r.text
+
+
+async def test_refusals_are_precise(api: Api) -> None:
+    number = await api.declare()
+    base = f"/api/incidents/{number}/runbook-runs"
+
+    async def post(body: dict[str, Any], url: str = base) -> httpx.Response:
+        return await api.http.post(url, json=body)
+
+    r = await post({"runbook": "no-such-runbook", "actor": "alice"})
+    assert r.status_code == 404 and "no runbook 'no-such-runbook'" in r.json()["detail"]
+    r = await post({"runbook": "scale-up", "actor": "alice", "params": {"replicas": "lots"}})
+    assert r.status_code == 422 and "replicas: expected an integer" in r.json()["detail"]
+    r = await post({"runbook": "scale-up", "actor": "alice"})
+    assert r.status_code == 422 and "replicas: required" in r.json()["detail"]
+    r = await post({"runbook": "scale-up", "actor": "alice", "params": {"replicas": 4}, "sudo": True})
+    assert r.status_code == 422 and "sudo" in r.json()["detail"]
+    r = await post({"runbook": "service-restart", "actor": "erin", "confirm_destructive": True})
+    assert r.status_code == 403 and "erin may not run 'Service restart'" in r.json()["detail"]
+    r = await post({"runbook": "service-restart", "actor": "alice"})
+    assert r.status_code == 409 and "confirm them explicitly" in r.json()["detail"]
+    r = await post({"runbook": "service-restart", "actor": "alice", "confirm_destructive": True},
+                   url="/api/incidents/99999999/runbook-runs")
+    assert r.status_code == 404
+    assert (await api.http.get("/api/incidents/99999999/runbook-runs")).status_code == 404
+    assert (await api.http.get(f"{base}/7")).status_code == 404
+    r = await post({"actor": "bob"}, url=f"{base}/7/steps/1/confirm")
+    assert r.status_code == 404 and "no runbook run #7" in r.json()["detail"]
+    assert api.platform.calls() == [], "nothing refused reached the platform"
+
+    r = await post({"runbook": "scale-up", "actor": "erin", "params": {"replicas": "5"}})
+    assert r.status_code == 201, "a runbook without destructive steps needs no special right"
+    run = await api.run_until_done(number)
+    assert run["status"] == "succeeded" and run["params"] == {"replicas": 5}
+    assert api.platform.state.replicas == 5
+    r = await post({"actor": "bob"}, url=f"{base}/1/abort")
+    assert r.status_code == 409 and "has already succeeded" in r.json()["detail"]
+
+
+async def test_confirm_approve_and_abort_over_http(api: Api) -> None:
+    number = await api.declare()
+    base = f"/api/incidents/{number}/runbook-runs"
+    r = await api.http.post(base, json={"runbook": "database-failover", "actor": "alice", "confirm_destructive": True})
+    assert r.status_code == 201, r.text
+
+    async def waiting_at(step: int) -> None:
+        deadline = time.monotonic() + 10
+        while True:
+            r = await api.http.get(f"{base}/1")
+            if r.status_code == 200 and r.json()["steps"][step - 1]["status"] == "waiting":
+                return
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.1)
+
+    await waiting_at(1)
+    r = await api.http.post(f"{base}/1/steps/1/approve", json={"actor": "alice"})
+    assert r.status_code == 409 and "a second operator must approve" in r.json()["detail"]
+    r = await api.http.post(f"{base}/1/steps/1/approve", json={"actor": "erin"})
+    assert r.status_code == 409 and "erin may not approve" in r.json()["detail"]
+    r = await api.http.post(f"{base}/1/steps/1/approve", json={"actor": "bob", "note": "lag is 0.3 s"})
+    assert r.status_code == 200, r.text
+    await waiting_at(5)
+    assert api.platform.state.primary == "db-b"
+    r = await api.http.post(f"{base}/1/abort", json={"actor": "bob", "reason": "rebuild tomorrow"})
+    assert r.status_code == 200 and r.json()["status"] == "aborted"
+    run = await api.run_until_done(number)
+    assert run["status"] == "aborted" and run["aborted_by"] == "bob"
+    assert [s["status"] for s in run["steps"]] == ["succeeded"] * 4 + ["aborted"]

@@ -1,0 +1,409 @@
+"""Runbook runs on the real Temporal dev server, against the stand-in platform.
+
+Each run is its own workflow, started by the incident's ``run_runbook`` update.
+Durations are second-scale; no test sleeps longer than a fraction of a second.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+import random
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.service import RPCError
+from temporalio.worker import Replayer
+
+from tests.conftest import Harness, fast_policy, running_worker
+from tests.standin import RunningPlatform, running_platform
+from warroom.models.ids import incident_workflow_id, runbook_run_workflow_id
+from warroom.models.incident import IncidentInput, ResolveInput
+from warroom.models.runbook import (
+    AbortRunInput,
+    ApprovalInput,
+    Runbook,
+    RunbookRunInput,
+    RunbookRunState,
+    RunStatus,
+    StepDecisionInput,
+    StepStatus,
+    parse_runbook,
+)
+from warroom.models.severity import Severity
+from warroom.models.tables import RunbookRunRow, RunbookStepClaim, RunbookStepRow
+from warroom.runbooks import load_catalogue
+from warroom.runbooks.steps import RunbookConfig
+from warroom.temporal import DATA_CONVERTER
+from warroom.workflows import WORKFLOWS, IncidentWorkflow, RunbookRunWorkflow
+
+NUMBERS = itertools.count(random.randrange(10**6, 10**8, 1000))
+TOKEN = "platform-t0ken-for-tests"
+
+
+def runbook(*steps: dict[str, Any], parameters: dict[str, Any] | None = None, rid: str = "test-runbook") -> Runbook:
+    data = {"title": rid.replace("-", " ").capitalize(), "when_to_use": "in tests", "steps": list(steps)}
+    if parameters:
+        data["parameters"] = parameters
+    return parse_runbook(data, rid, f"{rid}.yaml")
+
+
+def http(path: str, method: str = "POST", **extra: Any) -> dict[str, Any]:
+    return {"name": f"{method} {path}", "kind": "http", "endpoint": "platform", "method": method, "path": path,
+            **extra}
+
+
+def wait(timeout: str = "3s") -> dict[str, Any]:
+    return {"name": "healthy", "kind": "wait_until_healthy", "endpoint": "platform", "interval": "0.1s",
+            "expect_json": {"status": "ok"}, "timeout": timeout}
+
+
+def manual(name: str = "check by hand", timeout: str = "1h") -> dict[str, Any]:
+    return {"name": name, "kind": "manual", "instruction": "Look at the dashboard.", "timeout": timeout}
+
+
+@pytest.fixture
+async def h(client: Client, engine: Engine, platform: RunningPlatform) -> AsyncIterator[Harness]:
+    config = RunbookConfig(endpoints={"platform": platform.url}, secrets={"platform_token": TOKEN})
+    async with running_worker(client, engine, runbook_config=config) as harness:
+        yield harness
+
+
+async def declare(h: Harness) -> tuple[int, WorkflowHandle[Any, Any]]:
+    number = next(NUMBERS)
+    handle = await h.client.start_workflow(
+        IncidentWorkflow.run,
+        IncidentInput(number=number, title="Control panel errors", severity=Severity.SEV4,
+                      policy=fast_policy(first_status_within="1h")),
+        id=incident_workflow_id(number),
+        task_queue=h.task_queue,
+    )
+    return number, handle
+
+
+async def start(incident: WorkflowHandle[Any, Any], rb: Runbook, actor: str = "alice", **kw: Any) -> Any:
+    cmd = RunbookRunInput(runbook=rb, actor=actor, **({"can_run_destructive": True, "confirm_destructive": True} | kw))
+    return await incident.execute_update(IncidentWorkflow.run_runbook, cmd)
+
+
+def run_of(client: Client, number: int, run: int = 1) -> WorkflowHandle[Any, Any]:
+    return client.get_workflow_handle(runbook_run_workflow_id(number, run))
+
+
+async def finished(client: Client, number: int, run: int = 1) -> RunbookRunState:
+    return RunbookRunState.model_validate(await asyncio.wait_for(run_of(client, number, run).result(), 20))
+
+
+async def until(check: Callable[[], Awaitable[bool]], timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not await check():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        await asyncio.sleep(0.05)
+
+
+async def step_status(client: Client, number: int, index: int, status: StepStatus, run: int = 1) -> None:
+    async def check() -> bool:
+        state = await run_of(client, number, run).query(RunbookRunWorkflow.view)
+        return state.steps[index - 1].status == status
+
+    await until(check)
+
+
+async def timeline(incident: WorkflowHandle[Any, Any]) -> list[str]:
+    view = await incident.query(IncidentWorkflow.view)
+    return [e.text for e in view.state.timeline if e.kind == "runbook"]
+
+
+async def rejected(call: Awaitable[Any]) -> str:
+    with pytest.raises(WorkflowUpdateFailedError) as err:
+        await call
+    return str(getattr(err.value.cause, "message", err.value.cause))
+
+
+def rows(engine: Engine, number: int) -> tuple[RunbookRunRow, list[RunbookStepRow]]:
+    with Session(engine) as session:
+        run = session.scalars(select(RunbookRunRow).where(RunbookRunRow.incident_number == number)).one()
+        steps = list(session.scalars(
+            select(RunbookStepRow).where(RunbookStepRow.incident_number == number).order_by(RunbookStepRow.step_index)
+        ))
+        session.expunge_all()
+        return run, steps
+
+
+# --- the shipped rollback, end to end ------------------------------------------------------------
+
+
+async def test_deployment_rollback_recovers_the_platform_and_records_every_step(client: Client, engine: Engine) -> None:
+    with running_platform(token=TOKEN) as platform:
+        config = RunbookConfig(endpoints={"platform": platform.url}, secrets={"platform_token": TOKEN})
+        async with running_worker(client, engine, runbook_config=config) as h:
+            platform.break_("deploy")
+            number, incident = await declare(h)
+            rb = load_catalogue().runbooks["deployment-rollback"]
+            started = await start(incident, rb, reason="errors since the 14:02 release")
+            assert started.run == 1 and started.workflow_id == runbook_run_workflow_id(number, 1)
+            final = await finished(client, number)
+            assert final.status == RunStatus.SUCCEEDED
+            assert [s.status for s in final.steps] == [StepStatus.SUCCEEDED] * 3
+            assert platform.state.deployments[-1].version == "2024.11.2" and not platform.state.problems()
+            assert len(platform.calls("/deployment/rollback")) == 1
+
+            run_row, step_rows = rows(engine, number)
+            assert run_row.status == "succeeded" and run_row.started_by == "alice"
+            assert [s.status for s in step_rows] == ["succeeded"] * 3
+            assert all(s.duration_seconds is not None and s.started_at and s.finished_at for s in step_rows)
+            assert '"rolled_back_from": "2024.11.3"' in step_rows[1].output
+            assert step_rows[1].idempotency_key == f"incident-{number}/run-1/step-2/attempt-1"
+
+            await until(lambda: _has(incident, "succeeded after"))
+            lines = await timeline(incident)
+            assert "started by alice (destructive steps confirmed): errors since the 14:02 release" in lines[0]
+            for i, name in enumerate([s.name for s in rb.steps], start=1):
+                assert any(f"step {i}/3 '{name}' started" in line for line in lines)
+                assert any(f"step {i}/3 '{name}' succeeded after" in line for line in lines)
+            assert any("HTTP 200" in line and "output:" in line for line in lines)
+            everything = " ".join(lines) + " ".join(s.output + s.result for s in step_rows)
+            assert TOKEN not in everything
+
+            # Both workflows replay deterministically from their recorded histories.
+            replayer = Replayer(workflows=WORKFLOWS, data_converter=DATA_CONVERTER)
+            for handle in (incident, run_of(client, number)):
+                await replayer.replay_workflow(await handle.fetch_history())
+
+
+async def _has(incident: WorkflowHandle[Any, Any], text: str) -> bool:
+    return any(text in line for line in await timeline(incident))
+
+
+# --- retry, failure, timeout ------------------------------------------------------------------------
+
+
+async def test_a_transient_failure_is_retried_under_a_fresh_attempt_key(
+    h: Harness, platform: RunningPlatform, engine: Engine
+) -> None:
+    platform.break_("crash")
+    platform.chaos(fail_next=2)
+    number, incident = await declare(h)
+    rb = runbook(http("/service/restart", retry={"max_attempts": 3, "initial_interval": "0.1s"}), wait())
+    await start(incident, rb)
+    final = await finished(h.client, number)
+    assert final.status == RunStatus.SUCCEEDED
+    assert final.steps[0].attempts == 3 and "(attempt 3)" in final.steps[0].result
+    assert platform.state.restarts == 1
+    # Three requests, one Idempotency-Key for the step; three claims, one per attempt.
+    assert [c["key"] for c in platform.calls("/service/restart")] == [f"incident-{number}/run-1/step-1"] * 3
+    with Session(engine) as session:
+        keys = session.scalars(
+            select(RunbookStepClaim.key)
+            .where(RunbookStepClaim.incident_number == number)
+            .order_by(RunbookStepClaim.key)
+        ).all()
+    assert keys == [f"incident-{number}/run-1/step-1/attempt-{n}" for n in (1, 2, 3)]
+    assert await _has(incident, "attempt 1 of 3 failed: POST /service/restart -> HTTP 503")
+
+
+async def test_a_final_failure_stops_the_run_and_skips_the_rest(h: Harness, platform: RunningPlatform) -> None:
+    number, incident = await declare(h)
+    rb = runbook(
+        http("/flags/{{ flag }}", method="PUT", body={"enabled": False}, retry={"max_attempts": 3}),
+        http("/service/restart"),
+        parameters={"flag": {"type": "string", "required": True}},
+    )
+    await start(incident, rb, params={"flag": "no-such-flag"})
+    final = await finished(h.client, number)
+    assert final.status == RunStatus.FAILED
+    first, second = final.steps
+    assert first.status == StepStatus.FAILED and first.attempts == 1, "a 404 is final: no retry"
+    assert "HTTP 404" in first.result and second.status == StepStatus.SKIPPED
+    assert platform.calls("/service/restart") == []
+    await until(lambda: _has(incident, "failed after"))
+    assert await _has(incident, "1 step(s) not run")
+
+
+async def test_wait_until_healthy_fails_when_the_platform_stays_broken(h: Harness, platform: RunningPlatform) -> None:
+    platform.break_("database")
+    number, incident = await declare(h)
+    await start(incident, runbook(wait(timeout="1s")))
+    final = await finished(h.client, number)
+    assert final.status == RunStatus.FAILED
+    assert "not healthy within 1 s" in final.steps[0].result and "db-a is unreachable" in final.steps[0].output
+    assert 1.0 <= final.steps[0].duration_seconds < 5
+
+
+# --- people: manual steps, approvals, abort --------------------------------------------------------------
+
+
+async def test_a_manual_step_waits_for_a_person_and_holds_the_resolution(h: Harness) -> None:
+    number, incident = await declare(h)
+    rb = runbook(manual())
+    await start(incident, rb)
+    await step_status(h.client, number, 1, StepStatus.WAITING)
+    run = run_of(h.client, number)
+
+    resolve = incident.execute_update(IncidentWorkflow.resolve, ResolveInput(summary="ok"))
+    assert "still waiting" in await rejected(resolve)
+    assert "still waiting" in await rejected(start(incident, rb))
+    def confirm(step: int, actor: str, note: str = "") -> Awaitable[Any]:
+        return run.execute_update(RunbookRunWorkflow.confirm_step, StepDecisionInput(step=step, actor=actor, note=note))
+
+    assert "has no step 4" in await rejected(confirm(4, "bob"))
+    assert "'mallory' is not a responder" in await rejected(confirm(1, "mallory"))
+    await confirm(1, "bob", "graphs flat")
+    final = await finished(h.client, number)
+    assert final.status == RunStatus.SUCCEEDED
+    assert final.steps[0].actor == "bob" and final.steps[0].result == "confirmed done by bob: graphs flat"
+    await until(lambda: _has(incident, "succeeded after"))
+    await incident.execute_update(IncidentWorkflow.resolve, ResolveInput(summary="ok"))
+
+
+async def test_a_manual_step_nobody_confirms_fails_at_its_timeout(h: Harness) -> None:
+    number, incident = await declare(h)
+    await start(incident, runbook(manual(timeout="0.5s"), http("/service/restart")))
+    final = await finished(h.client, number)
+    assert final.status == RunStatus.FAILED
+    assert final.steps[0].status == StepStatus.FAILED and final.steps[0].result == "nobody confirmed it within 0.5 s"
+    assert final.steps[1].status == StepStatus.SKIPPED
+
+
+async def test_an_approval_needs_a_second_operator_who_holds_the_right(h: Harness, platform: RunningPlatform) -> None:
+    number, incident = await declare(h)
+    rb = runbook(
+        {"name": "second pair of eyes", "kind": "approval", "instruction": "Check the replication lag."},
+        http("/database/failover", destructive=True),
+    )
+    await start(incident, rb)
+    await step_status(h.client, number, 1, StepStatus.WAITING)
+    run = run_of(h.client, number)
+
+    def approve(actor: str, **kw: Any) -> Awaitable[Any]:
+        return run.execute_update(RunbookRunWorkflow.approve_step, ApprovalInput(step=1, actor=actor, **kw))
+
+    assert "a second operator must approve: alice started this run" in await rejected(
+        approve("alice", can_run_destructive=True)
+    )
+    assert "may not approve" in await rejected(approve("bob", can_run_destructive=False))
+    assert "not a manual step" in await rejected(
+        run.execute_update(RunbookRunWorkflow.confirm_step, StepDecisionInput(step=1, actor="bob"))
+    )
+    assert platform.calls() == [], "nothing destructive happened before the approval"
+    await approve("bob", can_run_destructive=True, note="lag 0.2 s")
+    final = await finished(h.client, number)
+    assert final.status == RunStatus.SUCCEEDED and final.steps[0].actor == "bob"
+    assert platform.state.primary == "db-b"
+
+
+async def test_a_refused_approval_stops_the_run_before_the_destructive_step(
+    h: Harness, platform: RunningPlatform
+) -> None:
+    number, incident = await declare(h)
+    approval = {"name": "ok?", "kind": "approval", "instruction": "Sure?"}
+    rb = runbook(approval, http("/database/failover", destructive=True))
+    await start(incident, rb)
+    await step_status(h.client, number, 1, StepStatus.WAITING)
+    await run_of(h.client, number).execute_update(
+        RunbookRunWorkflow.approve_step,
+        ApprovalInput(step=1, actor="bob", approve=False, note="lag too high", can_run_destructive=True),
+    )
+    final = await finished(h.client, number)
+    assert final.status == RunStatus.FAILED and final.steps[0].result == "refused by bob: lag too high"
+    assert final.steps[1].status == StepStatus.SKIPPED and platform.calls() == []
+
+
+async def test_abort_cancels_a_running_command_and_skips_the_rest(h: Harness, platform: RunningPlatform) -> None:
+    number, incident = await declare(h)
+    seconds = f"40.{os.getpid()}{random.randrange(1000)}"
+    slow = {"name": "slow", "kind": "shell", "argv": ["sleep", seconds], "timeout": "1m"}
+    rb = runbook(slow, http("/service/restart"))
+    await start(incident, rb)
+    await step_status(h.client, number, 1, StepStatus.RUNNING)
+    await until(lambda: _async(bool(_pids(seconds))))
+    run = run_of(h.client, number)
+    began = time.monotonic()
+    result = await run.execute_update(RunbookRunWorkflow.abort, AbortRunInput(actor="bob", reason="wrong runbook"))
+    assert time.monotonic() - began < 3 and result.status == RunStatus.ABORTED
+    final = await finished(h.client, number)
+    assert final.status == RunStatus.ABORTED and final.aborted_by == "bob"
+    assert final.steps[0].status == StepStatus.ABORTED and final.steps[1].status == StepStatus.SKIPPED
+    assert not _pids(seconds), "the command was killed"
+    assert platform.calls() == []
+    with pytest.raises(RPCError, match="already completed"):
+        await run.execute_update(RunbookRunWorkflow.abort, AbortRunInput(actor="bob"))
+    await until(lambda: _has(incident, "aborted after"))
+    assert await _has(incident, "aborted by bob: wrong runbook")
+
+
+async def _async(value: bool) -> bool:
+    return value
+
+
+def _pids(argument: str) -> list[int]:
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                if f.read().split(b"\0")[:2] == [b"sleep", argument.encode()]:
+                    found.append(int(pid))
+        except OSError:
+            continue
+    return found
+
+
+# --- who may run what ---------------------------------------------------------------------------------
+
+
+async def test_destructive_runbooks_need_the_right_and_an_explicit_confirmation(
+    h: Harness, platform: RunningPlatform
+) -> None:
+    number, incident = await declare(h)
+    rb = runbook(http("/deployment/rollback", destructive=True, name="roll back"),
+                 parameters={"why": {"type": "string", "default": "x"}})
+    cases = {
+        "alice may not run 'Test runbook': it has destructive steps ('roll back')":
+            dict(can_run_destructive=False, confirm_destructive=True),
+        "has destructive steps ('roll back'); confirm them explicitly":
+            dict(can_run_destructive=True, confirm_destructive=False),
+        "'mallory' is not a responder": dict(actor="mallory"),
+        "why: use letters": dict(params={"why": "-rf"}),
+    }
+    for reason, kw in cases.items():
+        assert reason in await rejected(start(incident, rb, **kw)), reason
+    view = await incident.query(IncidentWorkflow.view)
+    assert view.state.runbook_runs == [] and platform.calls() == []
+    harmless = runbook(http("/deployment", method="GET"), rid="read-only")
+    await start(incident, harmless, can_run_destructive=False, confirm_destructive=False)
+    assert (await finished(h.client, number)).status == RunStatus.SUCCEEDED
+
+
+# --- durability ------------------------------------------------------------------------------------------
+
+
+async def test_a_worker_killed_mid_run_resumes_without_repeating_a_completed_step(
+    client: Client, engine: Engine, platform: RunningPlatform
+) -> None:
+    config = RunbookConfig(endpoints={"platform": platform.url})
+    queue = f"kill-{random.randrange(10**9)}"
+    platform.break_("database")
+    async with running_worker(client, engine, queue, runbook_config=config) as h:
+        number, incident = await declare(h)
+        await start(incident, runbook(http("/deployment/rollback"), wait(timeout="15s")))
+        await step_status(client, number, 2, StepStatus.RUNNING)
+        await until(lambda: _async(len(platform.calls()) == 1))
+        await asyncio.sleep(0.3)  # the health check is polling when the worker goes away
+    platform.repair()
+    async with running_worker(client, engine, queue, runbook_config=config):
+        final = await finished(client, number)
+    assert final.status == RunStatus.SUCCEEDED
+    assert len(platform.calls("/deployment/rollback")) == 1, "the completed step was not run again"
+    attempts = [
+        e.activity_task_started_event_attributes.attempt
+        async for e in run_of(client, number).fetch_history_events()
+        if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED
+    ]
+    assert max(attempts) >= 2, "the health check was interrupted and resumed on the new worker"
