@@ -23,6 +23,8 @@ from temporalio.worker import Worker
 
 from warroom.activities.incident import IncidentActivities
 from warroom.activities.notify import NotifierRegistry
+from warroom.activities.statuspage import StatusPageActivities
+from warroom.models.components import DEFAULT_STATUSPAGE_PATH, load_catalog
 from warroom.models.incident import NotificationRequest
 from warroom.models.policy import Policy, parse_policy
 from warroom.models.tables import NotificationRow, create_schema, make_engine
@@ -127,12 +129,16 @@ async def running_worker(client: Client, engine: Engine, task_queue: str | None 
     queue = task_queue or f"test-{uuid.uuid4().hex[:8]}"
     channel = RecordingChannel()
     activities = IncidentActivities(engine, NotifierRegistry(fallback=channel))
+    subscribers = StatusPageActivities(
+        engine, NotifierRegistry(fallback=channel), load_catalog(DEFAULT_STATUSPAGE_PATH), "test-secret",
+        "http://warroom.test",
+    )
     with ThreadPoolExecutor(max_workers=8) as executor:
         async with Worker(
             client,
             task_queue=queue,
             workflows=WORKFLOWS,
-            activities=activities.all(),
+            activities=[*activities.all(), *subscribers.all()],
             activity_executor=executor,
         ):
             yield Harness(client=client, engine=engine, task_queue=queue, channel=channel)

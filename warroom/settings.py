@@ -11,6 +11,7 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from warroom.models.components import DEFAULT_STATUSPAGE_PATH
 from warroom.models.ids import DEFAULT_TASK_QUEUE
 from warroom.models.policy import DEFAULT_POLICY_PATH
 
@@ -33,10 +34,20 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     command_timeout_seconds: float = Field(default=10.0, gt=0)
     """How long the API waits for the workflow to answer a command before a 503."""
+    components: Path = DEFAULT_STATUSPAGE_PATH
+    """The status page's YAML: page name and components (WARROOM_COMPONENTS)."""
+    public_url: str | None = None
+    """Base URL people reach the API at, for links in subscriber messages; defaults to http://host:port."""
+    statuspage_secret: str | None = None
+    """Signs subscription links; defaults to a random one kept in the data directory."""
 
     @property
     def temporal_target(self) -> str:
         return self.temporal_address or f"127.0.0.1:{self.temporal_port}"
+
+    @property
+    def public_base_url(self) -> str:
+        return (self.public_url or f"http://{self.http_host}:{self.http_port}").rstrip("/")
 
     @property
     def temporal_ui_port(self) -> int:

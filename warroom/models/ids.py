@@ -18,3 +18,14 @@ def incident_number_from_workflow_id(workflow_id: str) -> int | None:
 # modules: they pull in SQLAlchemy and provider SDKs) and the worker.
 PERSIST_INCIDENT_ACTIVITY = "persist_incident"
 SEND_NOTIFICATION_ACTIVITY = "send_notification"
+
+# The status page's subscriber fan-out (workflows.fanout, activities.statuspage).
+LIST_SUBSCRIBERS_ACTIVITY = "list_subscribers"
+DELIVER_TO_SUBSCRIBER_ACTIVITY = "deliver_to_subscriber"
+RECORD_DELIVERY_OUTCOME_ACTIVITY = "record_delivery_outcome"
+FANOUT_WORKFLOW_PREFIX = "statuspage-fanout-"
+
+
+def fanout_workflow_id(event_key: str) -> str:
+    """One fan-out per public event, ever: the event key is unique."""
+    return f"{FANOUT_WORKFLOW_PREFIX}{event_key.replace('/', '-')}"

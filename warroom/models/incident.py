@@ -12,6 +12,7 @@ from enum import StrEnum
 
 from pydantic import BaseModel, Field
 
+from warroom.models.components import ComponentImpact
 from warroom.models.policy import Person, Policy
 from warroom.models.severity import Severity
 
@@ -206,6 +207,8 @@ class IncidentState(BaseModel):
     timeline: list[TimelineEntry] = Field(default_factory=list)
     version: int = 0
     """Bumped on every change; the read model keeps only the newest version."""
+    component_impacts: list[ComponentImpact] = Field(default_factory=list)
+    """What this incident does to status-page components, as intervals (see models.components)."""
 
 
 class Deadline(BaseModel):
