@@ -21,7 +21,7 @@ SEND_NOTIFICATION_ACTIVITY = "send_notification"
 
 # The status page's subscriber fan-out (workflows.fanout, activities.statuspage).
 LIST_SUBSCRIBERS_ACTIVITY = "list_subscribers"
-DELIVER_TO_SUBSCRIBER_ACTIVITY = "deliver_to_subscriber"
+DELIVER_TO_SUBSCRIBERS_ACTIVITY = "deliver_to_subscribers"
 RECORD_DELIVERY_OUTCOME_ACTIVITY = "record_delivery_outcome"
 FANOUT_WORKFLOW_PREFIX = "statuspage-fanout-"
 

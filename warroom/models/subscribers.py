@@ -118,8 +118,13 @@ class FanoutInput(BaseModel):
     event: PublicEvent
     subscriber_ids: list[int] | None = None
     """Only these subscribers (any status but unsubscribed); None: every confirmed one who wants it."""
-    concurrency: int = 20
-    page_size: int = 200
+    concurrency: int = 4
+    """Batches in flight at once."""
+    batch_size: int = 50
+    """Subscribers per delivery activity."""
+    send_concurrency: int = 10
+    """Messages one batch sends at a time: at most concurrency x send_concurrency in flight."""
+    page_size: int = 500
     after_id: int = 0
     """Continue-as-new cursor: subscribers up to this id have been handled."""
     sent: int = 0
@@ -127,6 +132,7 @@ class FanoutInput(BaseModel):
     failed: int = 0
     history_limit: int = 10000
     """Continue as new once the history grows past this many events."""
+    retry_initial_interval_seconds: float = 1
     retry_max_interval_seconds: float = 300
     give_up_after_seconds: float = 86400
     """A message still undelivered this long after its first attempt is recorded as expired."""
@@ -151,19 +157,26 @@ class SubscriberPage(BaseModel):
     """Cursor for the next page; None when this was the last."""
 
 
-class DeliveryInput(BaseModel):
+class DeliveryBatchInput(BaseModel):
     event: PublicEvent
-    subscriber_id: int
+    subscriber_ids: list[int]
+    send_concurrency: int = 10
 
 
-class DeliveryResult(BaseModel):
-    key: str
-    status: str
-    """sent | duplicate | skipped | unconfirmed | failed"""
+class DeliveryBatchResult(BaseModel):
+    sent: int = 0
+    """Delivered, now or by an earlier attempt."""
+    skipped: int = 0
+    """No longer subscribed (or not yet confirmed)."""
+    failed: int = 0
+    """Refused for good by the provider, or an attempt whose outcome is unknown (never resent)."""
 
 
 class DeliveryOutcome(BaseModel):
-    key: str
+    """The fan-out gave up on these deliveries: record why on each row not yet settled."""
+
+    event_key: str
+    subscriber_ids: list[int]
     status: str
     detail: str = ""
 

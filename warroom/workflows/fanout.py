@@ -2,12 +2,15 @@
 
 One workflow per event (its id derives from the event key, so an event is
 never fanned out twice). Subscribers are read a page at a time, in id order,
-and ``concurrency`` workers deliver to them, one activity per subscriber.
-The activity claims a unique delivery row before it talks to the provider,
-so a retry never sends twice; transient provider failures are retried with
-backoff for as long as ``give_up_after_seconds`` allows, so an outage of the
-provider delays messages but loses none. Large audiences continue as new with
-a cursor before the history grows too long.
+cut into batches, and ``concurrency`` batches are delivered at a time, each by
+one activity sending ``send_concurrency`` messages at once. Every subscriber
+has their own delivery row, claimed before the provider is called, so when a
+batch is retried (some sends failed transiently) the ones already sent are
+skipped and only the others go out: nobody gets a message twice. Retries back
+off for as long as ``give_up_after_seconds`` allows, so a provider outage
+delays messages but loses none. Batching keeps the history small (one
+activity per 50 subscribers); large audiences still continue as new with a
+cursor before the history grows too long.
 
 Deterministic: no I/O, clock, randomness or settings here.
 """
@@ -24,19 +27,18 @@ from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
     from warroom.models.ids import (
-        DELIVER_TO_SUBSCRIBER_ACTIVITY,
+        DELIVER_TO_SUBSCRIBERS_ACTIVITY,
         LIST_SUBSCRIBERS_ACTIVITY,
         RECORD_DELIVERY_OUTCOME_ACTIVITY,
     )
     from warroom.models.subscribers import (
-        DeliveryInput,
+        DeliveryBatchInput,
+        DeliveryBatchResult,
         DeliveryOutcome,
-        DeliveryResult,
         FanoutInput,
         FanoutResult,
         SubscriberPage,
         SubscriberPageInput,
-        delivery_key,
     )
 
 READ_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30))
@@ -75,20 +77,20 @@ class SubscriberFanoutWorkflow:
 
     async def _worker(self) -> None:
         while True:
-            subscriber_id = await self._next()
-            if subscriber_id is None:
+            batch = await self._next()
+            if not batch:
                 return
-            await self._deliver(subscriber_id)
+            await self._deliver(batch)
 
-    async def _next(self) -> int | None:
-        """The next subscriber to deliver to, reading another page when needed."""
+    async def _next(self) -> list[int]:
+        """The next batch of subscribers, reading another page when needed."""
         async with self._lock:
             if not self._stop and self._history_is_long():
-                # Stop handing out work; in-flight deliveries finish, then continue as new
+                # Stop handing out work; batches in flight finish, then continue as new
                 # from the last subscriber handed out.
                 self._stop = True
             if self._stop:
-                return None
+                return []
             while not self._pending and not self._exhausted:
                 page: SubscriberPage = await workflow.execute_activity(
                     LIST_SUBSCRIBERS_ACTIVITY,
@@ -107,48 +109,44 @@ class SubscriberFanoutWorkflow:
                     self._exhausted = True
                 else:
                     self._cursor = page.next_after
-            if not self._pending:
-                return None
-            subscriber_id = self._pending.popleft()
-            self._dispatched = subscriber_id
-            return subscriber_id
+            size = max(1, self._inp.batch_size)
+            batch = [self._pending.popleft() for _ in range(min(size, len(self._pending)))]
+            if batch:
+                self._dispatched = batch[-1]
+            return batch
 
     def _history_is_long(self) -> bool:
         info = workflow.info()
         return info.is_continue_as_new_suggested() or info.get_current_history_length() >= self._inp.history_limit
 
-    async def _deliver(self, subscriber_id: int) -> None:
+    async def _deliver(self, batch: list[int]) -> None:
         inp = self._inp
         try:
-            result: DeliveryResult = await workflow.execute_activity(
-                DELIVER_TO_SUBSCRIBER_ACTIVITY,
-                DeliveryInput(event=inp.event, subscriber_id=subscriber_id),
-                result_type=DeliveryResult,
-                start_to_close_timeout=timedelta(seconds=60),
+            result: DeliveryBatchResult = await workflow.execute_activity(
+                DELIVER_TO_SUBSCRIBERS_ACTIVITY,
+                DeliveryBatchInput(event=inp.event, subscriber_ids=batch, send_concurrency=inp.send_concurrency),
+                result_type=DeliveryBatchResult,
+                start_to_close_timeout=timedelta(seconds=300),
+                heartbeat_timeout=timedelta(seconds=60),
                 schedule_to_close_timeout=timedelta(seconds=inp.give_up_after_seconds),
                 retry_policy=RetryPolicy(
-                    initial_interval=timedelta(seconds=1),
+                    initial_interval=timedelta(seconds=inp.retry_initial_interval_seconds),
                     backoff_coefficient=2.0,
                     maximum_interval=timedelta(seconds=inp.retry_max_interval_seconds),
                     maximum_attempts=0,
-                    non_retryable_error_types=["PermanentDeliveryError"],
                 ),
             )
         except ActivityError as err:
+            # Out of time: whatever is still unsent in this batch is recorded as expired.
             cause = err.cause
             detail = getattr(cause, "message", None) or str(cause or err)
-            status = "failed" if getattr(cause, "type", None) == "PermanentDeliveryError" else "expired"
-            self._tally.failed += 1
-            await workflow.execute_activity(
+            result = await workflow.execute_activity(
                 RECORD_DELIVERY_OUTCOME_ACTIVITY,
-                DeliveryOutcome(key=delivery_key(inp.event.key, subscriber_id), status=status, detail=detail),
-                start_to_close_timeout=timedelta(seconds=30),
+                DeliveryOutcome(event_key=inp.event.key, subscriber_ids=batch, status="expired", detail=detail),
+                result_type=DeliveryBatchResult,
+                start_to_close_timeout=timedelta(seconds=60),
                 retry_policy=READ_RETRY,
             )
-            return
-        if result.status in ("sent", "duplicate"):
-            self._tally.sent += 1
-        elif result.status in ("failed", "unconfirmed"):
-            self._tally.failed += 1
-        else:
-            self._tally.skipped += 1
+        self._tally.sent += result.sent
+        self._tally.skipped += result.skipped
+        self._tally.failed += result.failed
