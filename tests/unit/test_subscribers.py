@@ -19,7 +19,7 @@ EMAIL, SMS = SubscriberChannel.EMAIL, SubscriberChannel.SMS
 @pytest.mark.parametrize(
     ("channel", "raw", "expected"),
     [
-        (EMAIL, " Ann.Lee@Example.COM ", "Ann.Lee@example.com"),
+        (EMAIL, " Ann.Lee@Example.COM ", "ann.lee@example.com"),
         (SMS, "+44 20 7946 0000", "+442079460000"),
         (SMS, "0044 (20) 7946-0000", "+442079460000"),
         (SMS, "+1.415.555.0100", "+14155550100"),

@@ -41,8 +41,8 @@ def normalise_contact(channel: SubscriberChannel, raw: str) -> str:
     if channel == SubscriberChannel.EMAIL:
         if not _EMAIL.match(text):
             raise ValueError("that does not look like an email address")
-        local, _, domain = text.partition("@")
-        return f"{local}@{domain.lower()}"
+        # Local parts are case-sensitive on paper, never in practice: one address, one subscription.
+        return text.lower()
     digits = re.sub(r"[\s().-]", "", text)
     if digits.startswith("00"):
         digits = "+" + digits[2:]
