@@ -201,6 +201,8 @@ class GroupView:
 class HistoryDay:
     day: date
     incidents: list[IncidentRec]
+    quiet_until: date | None = None
+    """For a run of days without incidents: the oldest day of the run (``day`` is the newest)."""
 
 
 @dataclass
@@ -279,8 +281,14 @@ def build(snap: Snapshot, catalog: Catalog, now: datetime) -> View:
     by_day: dict[date, list[IncidentRec]] = defaultdict(list)
     for inc in snap.incidents:
         by_day[inc.declared_at.astimezone(UTC).date()].append(inc)
-    history = [HistoryDay(day=today - timedelta(days=n), incidents=by_day.get(today - timedelta(days=n), []))
-               for n in range(HISTORY_DAYS)]
+    history: list[HistoryDay] = []
+    for n in range(HISTORY_DAYS):
+        d = today - timedelta(days=n)
+        found = by_day.get(d, [])
+        if not found and history and not history[-1].incidents:
+            history[-1].quiet_until = d  # quiet days in a row read as one line
+        else:
+            history.append(HistoryDay(day=d, incidents=found))
     return View(
         catalog=catalog,
         now=now,
