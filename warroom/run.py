@@ -16,6 +16,7 @@ import sys
 import time
 from pathlib import Path
 
+from warroom.models.components import CatalogError, load_catalog
 from warroom.models.policy import PolicyError, load_policy
 from warroom.settings import Settings
 
@@ -52,7 +53,8 @@ def main() -> None:
     settings = Settings()
     try:
         load_policy(settings.policy)
-    except PolicyError as err:
+        load_catalog(settings.components)
+    except (PolicyError, CatalogError) as err:
         sys.exit(f"warroom: cannot start: {err}")
     data = settings.data_dir.resolve()
     data.mkdir(parents=True, exist_ok=True)

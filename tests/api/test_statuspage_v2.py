@@ -250,3 +250,26 @@ async def test_static_export_writes_the_page_json_and_feed(populated: Engine, tm
 
     assert json.loads((out / "api/v2/status.json").read_text())["status"]["indicator"] == "major"
     assert not list(out.rglob(".*.tmp"))
+
+
+def test_watch_keeps_exporting_while_incidents_are_open(populated: Engine, tmp_path: Path) -> None:
+    from tests.api.statuspage_helpers import settings_for
+
+    out = tmp_path / "public"
+    instants = iter([NOW, NOW + timedelta(minutes=1)])
+    seen: list[str] = []
+
+    def clock() -> datetime:
+        now = next(instants)
+        if (out / "index.html").exists():
+            seen.append((out / "index.html").read_text())
+        return now
+
+    export(settings_for(tmp_path), out, engine=populated, clock=clock, watch=True, interval=0.01,
+           idle_interval=60, rounds=2)
+    # The second round rewrote the page: it says when it was generated.
+    import re
+
+    generated = re.compile(r"Page generated <time[^>]*>([^<]*)</time>")
+    assert len(seen) == 1 and generated.search(seen[0]).group(1) == "30 Nov 2026, 03:00 UTC"
+    assert generated.search((out / "index.html").read_text()).group(1) == "30 Nov 2026, 03:01 UTC"
