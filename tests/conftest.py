@@ -24,6 +24,8 @@ from temporalio.worker import Worker
 from warroom.activities.incident import IncidentActivities
 from warroom.activities.notify import NotifierRegistry
 from warroom.activities.runbook import HEARTBEAT_THROTTLE, RunbookActivities
+from warroom.activities.statuspage import StatusPageActivities
+from warroom.models.components import DEFAULT_STATUSPAGE_PATH, load_catalog
 from warroom.models.incident import NotificationRequest
 from warroom.models.policy import Policy, parse_policy
 from warroom.models.tables import NotificationRow, create_schema, make_engine
@@ -132,12 +134,16 @@ async def running_worker(
     channel = RecordingChannel()
     activities = IncidentActivities(engine, NotifierRegistry(fallback=channel))
     runbooks = RunbookActivities(engine, runbook_config or RunbookConfig())
+    subscribers = StatusPageActivities(
+        engine, NotifierRegistry(fallback=channel), load_catalog(DEFAULT_STATUSPAGE_PATH), "test-secret",
+        "http://warroom.test",
+    )
     with ThreadPoolExecutor(max_workers=8) as executor:
         async with Worker(
             client,
             task_queue=queue,
             workflows=WORKFLOWS,
-            activities=activities.all() + runbooks.all(),
+            activities=[*activities.all(), *runbooks.all(), *subscribers.all()],
             activity_executor=executor,
             max_heartbeat_throttle_interval=HEARTBEAT_THROTTLE,
         ):

@@ -16,6 +16,7 @@ import sys
 import time
 from pathlib import Path
 
+from warroom.models.components import CatalogError, load_catalog
 from warroom.models.policy import PolicyError, load_policy
 from warroom.models.runbook import RunbookError
 from warroom.runbooks.catalogue import load_catalogue
@@ -55,7 +56,8 @@ def main() -> None:
     try:
         load_policy(settings.policy)
         load_catalogue(settings.runbooks_dir)
-    except (PolicyError, RunbookError) as err:
+        load_catalog(settings.components)
+    except (PolicyError, RunbookError, CatalogError) as err:
         sys.exit(f"warroom: cannot start: {err}")
     data = settings.data_dir.resolve()
     data.mkdir(parents=True, exist_ok=True)

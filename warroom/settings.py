@@ -11,6 +11,7 @@ from pathlib import Path
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from warroom.models.components import DEFAULT_STATUSPAGE_PATH
 from warroom.models.ids import DEFAULT_TASK_QUEUE
 from warroom.models.policy import DEFAULT_POLICY_PATH
 
@@ -42,10 +43,20 @@ class Settings(BaseSettings):
     runbook_destructive_operators: list[str] | None = None
     """Who may run and approve runbooks with destructive steps (JSON list of people).
     Unset: every person of the policy. Stands in for access control until it exists."""
+    components: Path = DEFAULT_STATUSPAGE_PATH
+    """The status page's YAML: page name and components (WARROOM_COMPONENTS)."""
+    public_url: str | None = None
+    """Base URL people reach the API at, for links in subscriber messages; defaults to http://host:port."""
+    statuspage_secret: str | None = None
+    """Signs subscription links; defaults to a random one kept in the data directory."""
 
     @property
     def temporal_target(self) -> str:
         return self.temporal_address or f"127.0.0.1:{self.temporal_port}"
+
+    @property
+    def public_base_url(self) -> str:
+        return (self.public_url or f"http://{self.http_host}:{self.http_port}").rstrip("/")
 
     @property
     def temporal_ui_port(self) -> int:

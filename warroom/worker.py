@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 from temporalio.client import Client
 from temporalio.worker import Worker
 
 from warroom.activities.incident import IncidentActivities
+from warroom.activities.statuspage import StatusPageActivities
 from warroom.activities.notify import NotifierRegistry
 from warroom.activities.runbook import HEARTBEAT_THROTTLE, RunbookActivities
 from warroom.logs import configure_logging
@@ -18,6 +20,7 @@ from warroom.models.policy import load_policy
 from warroom.models.tables import create_schema, make_engine
 from warroom.runbooks.steps import RunbookConfig
 from warroom.settings import Settings
+from warroom.statuspage.config import load_config
 from warroom.temporal import connect
 from warroom.workflows import WORKFLOWS
 
@@ -25,13 +28,12 @@ log = logging.getLogger("warroom.worker")
 
 
 def build_worker(client: Client, settings: Settings, activities: IncidentActivities,
-                 executor: ThreadPoolExecutor, runbook_activities: RunbookActivities | None = None) -> Worker:
-    extra = runbook_activities.all() if runbook_activities is not None else []
+                 executor: ThreadPoolExecutor, extra: Sequence[Callable[..., object]] = ()) -> Worker:
     return Worker(
         client,
         task_queue=settings.task_queue,
         workflows=WORKFLOWS,
-        activities=activities.all() + extra,
+        activities=[*activities.all(), *extra],
         activity_executor=executor,
         max_concurrent_activities=64,
         max_heartbeat_throttle_interval=HEARTBEAT_THROTTLE,
@@ -63,18 +65,25 @@ async def connect_with_retry(settings: Settings, attempts: int = 60) -> Client:
 
 async def run(settings: Settings) -> None:
     load_policy(settings.policy)  # refuse to start on a bad policy, naming the key
+    statuspage = load_config(settings)  # ...and on a bad components file
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     engine = make_engine(settings.read_model_url)
     create_schema(engine)
     client = await connect_with_retry(settings)
-    activities = IncidentActivities(engine, build_notifiers(settings))
+    notifiers = build_notifiers(settings)
+    activities = IncidentActivities(engine, notifiers)
     runbook_activities = RunbookActivities(engine, build_runbook_config(settings))
+    subscribers = StatusPageActivities(
+        engine, notifiers, statuspage.catalog, statuspage.secret, statuspage.public_url, statuspage.page_url
+    )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     with ThreadPoolExecutor(max_workers=64) as executor:
-        worker = build_worker(client, settings, activities, executor, runbook_activities)
+        worker = build_worker(
+            client, settings, activities, executor, [*runbook_activities.all(), *subscribers.all()]
+        )
         log.info("worker polling task queue %s on %s", settings.task_queue, settings.temporal_target)
         async with worker:
             await stop.wait()

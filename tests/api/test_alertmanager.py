@@ -25,8 +25,8 @@ async def test_sample_delivered_twice_makes_one_incident(api: Api) -> None:
     second = await api.alertmanager(case("alertmanager-v4-firing.json"))
     assert first.status_code == 200, first.text
     assert second.status_code == 200, second.text
-    assert first.json() == {"incident_id": api.first_number, "action": "declared", "new_alerts": 2}
-    assert second.json() == {"incident_id": api.first_number, "action": "joined", "new_alerts": 0}
+    assert first.json() == {"incident_id": api.first_number, "action": "declared", "new_alerts": 2, "held_alerts": 0}
+    assert second.json() == {"incident_id": api.first_number, "action": "joined", "new_alerts": 0, "held_alerts": 0}
 
     inc = await api.incident(api.first_number)
     assert inc["title"] == "DNS record updates are taking longer than 10 minutes to publish"
@@ -64,7 +64,7 @@ async def test_resolved_alerts_go_to_the_timeline_without_resolving(api: Api) ->
     number = declared.json()["incident_id"]
     resolved = await api.alertmanager(case("alertmanager-v4-resolved.json"))
     assert resolved.status_code == 200, resolved.text
-    assert resolved.json() == {"incident_id": number, "action": "recorded", "new_alerts": 2}
+    assert resolved.json() == {"incident_id": number, "action": "recorded", "new_alerts": 2, "held_alerts": 0}
 
     inc = await api.incident(number)
     assert inc["status"] == "triggered"
@@ -83,7 +83,7 @@ async def test_resolved_alerts_go_to_the_timeline_without_resolving(api: Api) ->
 async def test_resolved_alerts_of_an_unknown_group_are_ignored(api: Api) -> None:
     resp = await api.alertmanager(case("alertmanager-v4-resolved.json"))
     assert resp.status_code == 200
-    assert resp.json() == {"incident_id": None, "action": "ignored", "new_alerts": 0}
+    assert resp.json() == {"incident_id": None, "action": "ignored", "new_alerts": 0, "held_alerts": 0}
     assert await incidents(api) == []
 
 
@@ -100,7 +100,7 @@ async def test_group_firing_after_its_incident_was_resolved_opens_a_new_one(api:
     assert (await api.incident(again.json()["incident_id"]))["status"] == "triggered"
 
     joined = await api.alertmanager(case("alertmanager-v4-firing.json"))
-    assert joined.json() == {"incident_id": again.json()["incident_id"], "action": "joined", "new_alerts": 0}
+    assert joined.json() == {"incident_id": again.json()["incident_id"], "action": "joined", "new_alerts": 0, "held_alerts": 0}
 
 
 async def test_group_firing_after_its_incident_closed_opens_a_new_one(api: Api) -> None:

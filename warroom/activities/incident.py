@@ -33,6 +33,7 @@ from warroom.models.tables import (
     StatusUpdateRow,
     TimelineRow,
     insert_ignoring_duplicates,
+    replace_component_impacts,
     upsert_newer,
 )
 
@@ -99,6 +100,16 @@ class IncidentActivities:
             )
             if inp.release_group:
                 session.execute(delete(AlertGroup).where(AlertGroup.incident_number == s.number))
+            replace_component_impacts(
+                session,
+                s.number,
+                s.version,
+                [
+                    {"component": i.component, "state": i.state.value, "started_at": i.since,
+                     "ended_at": i.until, "set_by": i.set_by}
+                    for i in s.component_impacts
+                ],
+            )
 
     @activity.defn(name=SEND_NOTIFICATION_ACTIVITY)
     async def send_notification(self, req: NotificationRequest) -> NotificationResult:

@@ -25,7 +25,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.service import RPCError
 
-from warroom.api import alerts, commands
+from warroom.api import alerts, commands, statuspage
 from warroom.api import runbooks as runbook_routes
 from warroom.api.schemas import (
     AckIn,
@@ -74,6 +74,7 @@ from warroom.models.tables import (
     make_engine,
 )
 from warroom.settings import Settings
+from warroom.statuspage.config import StatusPageConfig, load_config
 from warroom.temporal import DATA_CONVERTER
 from warroom.workflows import IncidentWorkflow
 
@@ -95,6 +96,7 @@ class Runtime:
     engine: Engine
     client: Client
     clock: Clock
+    statuspage: StatusPageConfig | None = None
 
     def ui_link(self, workflow_id: str) -> str:
         base = self.settings.temporal_ui_url or f"http://127.0.0.1:{self.settings.temporal_ui_port}"
@@ -121,6 +123,7 @@ def create_app(
 ) -> FastAPI:
     """Build the API. ``client`` and ``engine`` may be injected by tests."""
     policy = load_policy(settings.policy)
+    status_config = load_config(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -135,7 +138,9 @@ def create_app(
             data_converter=DATA_CONVERTER,
             lazy=True,
         )
-        app.state.runtime = Runtime(settings=settings, policy=policy, engine=eng, client=cli, clock=clock)
+        app.state.runtime = Runtime(
+            settings=settings, policy=policy, engine=eng, client=cli, clock=clock, statuspage=status_config
+        )
         yield
         if engine is None:
             eng.dispose()
@@ -163,6 +168,7 @@ def create_app(
 
     _routes(app)
     runbook_routes.install(app, settings)
+    app.include_router(statuspage.router)
     return app
 
 
@@ -424,46 +430,12 @@ def _routes(app: FastAPI) -> None:  # noqa: C901 - one place that lists every ro
     async def alertmanager(payload: alerts.AlertmanagerPayload, rt: RuntimeDep) -> Any:
         return await _ingest_alertmanager(rt, payload)
 
-    @app.get("/status", response_class=HTMLResponse, tags=["pages"])
-    async def status_page(request: Request, rt: RuntimeDep) -> Any:
-        since = rt.clock() - timedelta(days=1)
-
-        def load(session: Session) -> tuple[list[IncidentRow], list[IncidentRow], dict[int, list[StatusUpdateRow]]]:
-            open_rows = list(
-                session.scalars(
-                    select(IncidentRow)
-                    .where(IncidentRow.status.in_(OPEN_STATUSES))
-                    .order_by(IncidentRow.declared_at.desc())
-                )
-            )
-            recent = list(
-                session.scalars(
-                    select(IncidentRow)
-                    .where(IncidentRow.status.not_in(OPEN_STATUSES), IncidentRow.resolved_at >= since)
-                    .order_by(IncidentRow.resolved_at.desc())
-                )
-            )
-            numbers = [r.number for r in open_rows + recent]
-            updates: dict[int, list[StatusUpdateRow]] = {n: [] for n in numbers}
-            if numbers:
-                for u in session.scalars(
-                    select(StatusUpdateRow)
-                    .where(StatusUpdateRow.incident_number.in_(numbers))
-                    .order_by(StatusUpdateRow.at.desc(), StatusUpdateRow.seq.desc())
-                ):
-                    updates[u.incident_number].append(u)
-            session.expunge_all()
-            return open_rows, recent, updates
-
-        open_rows, recent, updates = await db(rt, load)
-        return TEMPLATES.TemplateResponse(
-            request,
-            "status.html",
-            {"open": open_rows, "recent": recent, "updates": updates, "now": rt.clock()},
-        )
-
 
 async def _ingest_alertmanager(rt: Runtime, payload: alerts.AlertmanagerPayload) -> AlertIngestOut:
+    kept, held = await statuspage.hold_for_maintenance(rt, payload)
+    if kept is None:
+        return AlertIngestOut(incident_id=None, action="held", held_alerts=held)
+    payload = kept
     events = alerts.to_events(payload)
     ghash = alerts.group_hash(payload)
     batch = AlertBatch(group_key=payload.groupKey, alerts=events)

@@ -31,3 +31,13 @@ otherwise import each other)."""
 
 def runbook_run_workflow_id(number: int, run: int) -> str:
     return f"{incident_workflow_id(number)}-runbook-{run}"
+# The status page's subscriber fan-out (workflows.fanout, activities.statuspage).
+LIST_SUBSCRIBERS_ACTIVITY = "list_subscribers"
+DELIVER_TO_SUBSCRIBERS_ACTIVITY = "deliver_to_subscribers"
+RECORD_DELIVERY_OUTCOME_ACTIVITY = "record_delivery_outcome"
+FANOUT_WORKFLOW_PREFIX = "statuspage-fanout-"
+
+
+def fanout_workflow_id(event_key: str) -> str:
+    """One fan-out per public event, ever: the event key is unique."""
+    return f"{FANOUT_WORKFLOW_PREFIX}{event_key.replace('/', '-')}"

@@ -12,6 +12,7 @@ from enum import StrEnum
 
 from pydantic import BaseModel, Field
 
+from warroom.models.components import ComponentImpact
 from warroom.models.policy import Person, Policy
 from warroom.models.runbook import RunbookRunRef
 from warroom.models.severity import Severity
@@ -209,6 +210,8 @@ class IncidentState(BaseModel):
     """Bumped on every change; the read model keeps only the newest version."""
     runbook_runs: list[RunbookRunRef] = Field(default_factory=list)
     """Runbook runs started on this incident (each its own workflow)."""
+    component_impacts: list[ComponentImpact] = Field(default_factory=list)
+    """What this incident does to status-page components, as intervals (see models.components)."""
 
 
 class Deadline(BaseModel):

@@ -20,6 +20,8 @@ from sqlalchemy import (
     String,
     Text,
     TypeDecorator,
+    UniqueConstraint,
+    delete,
     create_engine,
     event,
     insert,
@@ -190,6 +192,102 @@ class RunbookStepClaim(Base):
     """How often an interrupted attempt of an idempotent step was started again."""
     claimed_at: Mapped[datetime]
     finished_at: Mapped[datetime | None]
+# --- the status page --------------------------------------------------------------------
+# component_impacts is read model (written by the persist activity from the
+# incident's state). Maintenance windows, subscribers, deliveries and held
+# alerts are the status page's own records: the API (and the fan-out
+# activities) own them, there is no workflow to rebuild them from.
+
+
+class ComponentImpactRow(Base):
+    """One interval of one incident holding one component in one state."""
+
+    __tablename__ = "component_impacts"
+    incident_number: Mapped[int] = mapped_column(ForeignKey("incidents.number"), primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True)
+    component: Mapped[str] = mapped_column(String(100), index=True)
+    state: Mapped[str] = mapped_column(String(32))
+    started_at: Mapped[datetime] = mapped_column(index=True)
+    ended_at: Mapped[datetime | None] = mapped_column(index=True)
+    set_by: Mapped[str | None] = mapped_column(String(100))
+
+
+class MaintenanceRow(Base):
+    __tablename__ = "maintenance_windows"
+    __table_args__ = {"sqlite_autoincrement": True}
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    title: Mapped[str] = mapped_column(Text)
+    description: Mapped[str] = mapped_column(Text, default="")
+    components: Mapped[list[str]] = mapped_column(JSON, default=list)
+    starts_at: Mapped[datetime] = mapped_column(index=True)
+    ends_at: Mapped[datetime] = mapped_column(index=True)
+    created_at: Mapped[datetime]
+    created_by: Mapped[str] = mapped_column(String(100))
+    cancelled_at: Mapped[datetime | None]
+
+
+class SubscriberRow(Base):
+    __tablename__ = "subscribers"
+    __table_args__ = (UniqueConstraint("channel", "contact"), {"sqlite_autoincrement": True})
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    channel: Mapped[str] = mapped_column(String(8))
+    contact: Mapped[str] = mapped_column(String(320))
+    components: Mapped[list[str]] = mapped_column(JSON, default=list)
+    """Catalog ids; empty means everything."""
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    nonce: Mapped[str] = mapped_column(String(32))
+    """Changes on every (re)subscription, so older confirmation links stop working."""
+    code_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime]
+    confirmed_at: Mapped[datetime | None]
+    unsubscribed_at: Mapped[datetime | None]
+
+
+class SubscriberDeliveryRow(Base):
+    """One row per subscriber per public event: the unique key makes a message go out once."""
+
+    __tablename__ = "subscriber_deliveries"
+    key: Mapped[str] = mapped_column(String(300), primary_key=True)
+    event_key: Mapped[str] = mapped_column(String(200), index=True)
+    subscriber_id: Mapped[int] = mapped_column(Integer, index=True)
+    channel: Mapped[str] = mapped_column(String(8))
+    provider: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    detail: Mapped[str] = mapped_column(Text, default="")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    provider_id: Mapped[str | None] = mapped_column(String(100))
+    created_at: Mapped[datetime]
+    sent_at: Mapped[datetime | None]
+
+
+class HeldAlertRow(Base):
+    """A firing alert for a component under planned maintenance: recorded, nobody paged."""
+
+    __tablename__ = "held_alerts"
+    key: Mapped[str] = mapped_column(String(300), primary_key=True)
+    fingerprint: Mapped[str] = mapped_column(String(100), index=True)
+    name: Mapped[str] = mapped_column(Text, default="")
+    summary: Mapped[str] = mapped_column(Text, default="")
+    component: Mapped[str] = mapped_column(String(100))
+    maintenance_id: Mapped[int] = mapped_column(Integer, index=True)
+    group_key: Mapped[str] = mapped_column(Text)
+    starts_at: Mapped[datetime | None]
+    received_at: Mapped[datetime] = mapped_column(index=True)
+
+
+def replace_component_impacts(session: Session, number: int, version: int, impacts: list[dict[str, Any]]) -> None:
+    """Store an incident's impact intervals, unless a newer snapshot already did.
+
+    Called after :func:`upsert_newer` in the same transaction: the incident row
+    then holds the newest version seen, and only that version's intervals stay.
+    """
+    stored = session.scalar(select(IncidentRow.version).where(IncidentRow.number == number))
+    if stored is not None and stored > version:
+        return
+    session.execute(delete(ComponentImpactRow).where(ComponentImpactRow.incident_number == number))
+    if impacts:
+        session.execute(insert(ComponentImpactRow), [{"incident_number": number, "seq": i, **imp}
+                                                     for i, imp in enumerate(impacts)])
 
 
 def make_engine(url: str) -> Engine:

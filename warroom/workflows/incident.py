@@ -17,15 +17,18 @@ from collections.abc import Awaitable, Iterable
 from datetime import datetime, timedelta
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
+from temporalio.common import RetryPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError, WorkflowAlreadyStartedError
 
 with workflow.unsafe.imports_passed_through():
+    from warroom.models import components as component_rules
     from warroom.models import lifecycle, messages
+    from warroom.models.components import ComponentState, ComponentStateInput
     from warroom.models.ids import (
         PERSIST_INCIDENT_ACTIVITY,
         RUNBOOK_EVENT_SIGNAL,
         SEND_NOTIFICATION_ACTIVITY,
+        fanout_workflow_id,
         runbook_run_workflow_id,
     )
     from warroom.models.incident import (
@@ -70,6 +73,9 @@ with workflow.unsafe.imports_passed_through():
     )
     from warroom.models.severity import most_severe
     from warroom.workflows.runbook import RunbookRunWorkflow
+    from warroom.models.subscribers import FanoutInput, PublicEvent, PublicEventKind
+
+from warroom.workflows.fanout import SubscriberFanoutWorkflow
 
 MAX_TEXT = 5000
 NOTIFY_RETRY = RetryPolicy(
@@ -80,6 +86,7 @@ NOTIFY_RETRY = RetryPolicy(
     non_retryable_error_types=["PermanentDeliveryError"],
 )
 PERSIST_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30))
+FANOUT_PATCH = "statuspage-subscriber-fanout"
 
 
 def _reject(message: str) -> None:
@@ -122,6 +129,8 @@ class IncidentWorkflow:
             impact_started_at=inp.impact_started_at,
             status_plan=StatusPlan(first_deadline=lifecycle.first_status_deadline(now, inp.policy)),
         )
+        impact_from = min(now, inp.impact_started_at) if inp.impact_started_at else now
+        self._s.component_impacts = component_rules.impacts_at_declaration(inp.components, inp.severity, impact_from)
         if lifecycle.needs_commander(inp.policy, inp.severity, {}):
             self._s.ic_reminder_at = now + inp.policy.commander_within
         self._log(
@@ -138,6 +147,8 @@ class IncidentWorkflow:
     @workflow.run
     async def run(self, inp: IncidentInput) -> IncidentState:
         self._flusher_task = asyncio.ensure_future(self._flusher())
+        if inp.carried is None:
+            self._publish(PublicEventKind.NEW_INCIDENT, "declared", self._s.summary)
         while True:
             self._process_due(workflow.now())
             if self._s.status == IncidentStatus.CLOSED:
@@ -454,6 +465,7 @@ class IncidentWorkflow:
         s.max_severity = most_severe(s.max_severity, cmd.severity)
         reason = f": {cmd.reason}" if cmd.reason else ""
         self._log("severity", f"Severity {old.value} -> {cmd.severity.value} by {cmd.by}{reason}", actor=cmd.by)
+        s.component_impacts = component_rules.impacts_after_severity_change(s.component_impacts, cmd.severity, now)
         plan = s.status_plan
         if plan.first_posted_at is not None:
             last = s.status_updates[-1].at if s.status_updates else plan.first_posted_at
@@ -493,6 +505,7 @@ class IncidentWorkflow:
         s.resolved_by = cmd.by
         s.resolution_summary = cmd.summary.strip()
         s.escalation.deadline = None
+        s.component_impacts = component_rules.impacts_at_resolution(s.component_impacts, now)
         required = lifecycle.postmortem_required(policy, s.max_severity)
         s.postmortem.required = required
         notice = messages.resolution_notice(s.title, cmd.summary, cmd.impact, required)
@@ -647,6 +660,26 @@ class IncidentWorkflow:
                 self._log("runbook", f"Runbook run #{ref.run} ({ref.title}) ended abnormally: {err.message}")
 
     @workflow.update
+    def set_component_state(self, cmd: ComponentStateInput) -> CommandResult:
+        s, now = self._s, workflow.now()
+        name = cmd.component.strip()
+        s.component_impacts = component_rules.impacts_after_edit(
+            s.component_impacts, ComponentStateInput(component=name, state=cmd.state, by=cmd.by), now
+        )
+        if name not in s.components:
+            s.components.append(name)
+        self._log("component", f"{name} set to {cmd.state.label.lower()} by {cmd.by}", actor=cmd.by)
+        return self._result(f"{name} is now {cmd.state.label.lower()} on the status page for #{s.number}")
+
+    @set_component_state.validator
+    def _validate_component_state(self, cmd: ComponentStateInput) -> None:
+        self._require_open("change its components")
+        if not cmd.component.strip() or len(cmd.component) > 100:
+            _reject("name the component (1 to 100 characters)")
+        if cmd.state == ComponentState.UNDER_MAINTENANCE:
+            _reject("'under maintenance' comes from a scheduled maintenance window, not from an incident")
+
+    @workflow.update
     def receive_alerts(self, batch: AlertBatch) -> AlertBatchResult:
         s = self._s
         if s.status in (IncidentStatus.RESOLVED, IncidentStatus.CLOSED):
@@ -673,6 +706,8 @@ class IncidentWorkflow:
         s, plan = self._s, self._s.status_plan
         seq = s.status_updates[-1].seq + 1 if s.status_updates else 1
         s.status_updates.append(StatusUpdate(seq=seq, at=now, kind=kind, author=author, message=message))
+        event = PublicEventKind.RESOLVED if kind == StatusKind.RESOLUTION else PublicEventKind.UPDATE
+        self._publish(event, f"update-{seq}", message)
         if kind != StatusKind.RESOLUTION:
             if plan.first_posted_at is None:
                 plan.first_posted_at = now
@@ -784,6 +819,34 @@ class IncidentWorkflow:
             return
         if result.status != "sent":
             self._log("notify", f"{req.kind.value} to {req.person_id} by {req.channel}: {result.status}")
+
+    def _publish(self, kind: PublicEventKind, slot: str, message: str) -> None:
+        """Tell status-page subscribers, in a fan-out workflow that outlives this one."""
+        if not workflow.patched(FANOUT_PATCH):
+            return
+        s = self._s
+        event = PublicEvent(
+            key=f"incident-{s.number}/{slot}",
+            kind=kind,
+            incident_number=s.number,
+            title=s.title,
+            components=list(s.components),
+            message=message,
+            at=workflow.now(),
+        )
+        self._spawn(self._start_fanout(event))
+
+    async def _start_fanout(self, event: PublicEvent) -> None:
+        try:
+            await workflow.start_child_workflow(
+                SubscriberFanoutWorkflow.run,
+                FanoutInput(event=event),
+                id=fanout_workflow_id(event.key),
+                parent_close_policy=workflow.ParentClosePolicy.ABANDON,
+                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            )
+        except WorkflowAlreadyStartedError:
+            pass
 
     async def _flusher(self) -> None:
         """Write the read model: one activity at a time, newest state, never blocking a deadline."""
