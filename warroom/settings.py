@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from warroom.models.ids import DEFAULT_TASK_QUEUE
@@ -33,6 +33,44 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     command_timeout_seconds: float = Field(default=10.0, gt=0)
     """How long the API waits for the workflow to answer a command before a 503."""
+
+    # --- paging providers (unset: pages go to the console) ---------------------------
+    public_base_url: str | None = None
+    """How Twilio reaches this API from outside, e.g. https://warroom.example.com:8443
+    (behind a proxy: the proxy's URL). Webhook signatures are checked against it."""
+    twilio_account_sid: str | None = None
+    twilio_auth_token: SecretStr | None = None
+    twilio_from_number: str | None = None
+    """warroom's own number: pages come from it, and nothing is ever sent to it."""
+    twilio_api_base: str | None = None
+    """Another base URL for the Twilio REST API (a local fake, a regional edge)."""
+    sendgrid_api_key: SecretStr | None = None
+    sendgrid_from_email: str | None = None
+    sendgrid_api_base: str | None = None
+    """Another base URL for the SendGrid v3 API (a local fake)."""
+    provider_timeout_seconds: float = Field(default=10.0, gt=0, le=60)
+    sms_reply_limit: int = Field(default=5, ge=0)
+    """At most this many automatic SMS answers to one number per ``sms_reply_window_seconds``,
+    so warroom and another machine's auto-responder cannot keep texting each other."""
+    sms_reply_window_seconds: float = Field(default=600, gt=0)
+
+    @field_validator("public_base_url", "twilio_api_base", "sendgrid_api_base")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        value = value.strip().rstrip("/")
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("give a full URL starting with http:// or https://")
+        return value
+
+    @property
+    def twilio_configured(self) -> bool:
+        return bool(self.twilio_account_sid and self.twilio_auth_token and self.twilio_from_number)
+
+    @property
+    def sendgrid_configured(self) -> bool:
+        return bool(self.sendgrid_api_key and self.sendgrid_from_email)
 
     @property
     def temporal_target(self) -> str:

@@ -18,3 +18,7 @@ def incident_number_from_workflow_id(workflow_id: str) -> int | None:
 # modules: they pull in SQLAlchemy and provider SDKs) and the worker.
 PERSIST_INCIDENT_ACTIVITY = "persist_incident"
 SEND_NOTIFICATION_ACTIVITY = "send_notification"
+
+# Asked by the send activity just before a page goes out (and by a page the
+# per-contact cap held back): is it still wanted? An ack makes the answer no.
+PAGE_WANTED_QUERY = "page_wanted"
