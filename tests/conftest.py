@@ -21,7 +21,7 @@ from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from warroom.activities.incident import IncidentActivities
+from warroom.activities.incident import IncidentActivities, WorkflowPageGuard
 from warroom.activities.notify import NotifierRegistry
 from warroom.models.incident import NotificationRequest
 from warroom.models.policy import Policy, parse_policy
@@ -56,6 +56,7 @@ def fast_policy(**overrides: Any) -> Policy:
         "postmortem_within": "3s",
         "postmortem_reminders_before": ["2s"],
         "postmortem_overdue_repeat": "1h",
+        "page_cap": "0s",  # lifecycle tests count every page; the cap's own tests turn it on
         "engineering_lead": "erin",
         "people": {
             "alice": {"name": "Alice Ng", "sms": "+15005550006", "email": "alice@example.com"},
@@ -123,10 +124,16 @@ class Harness:
 
 
 @asynccontextmanager
-async def running_worker(client: Client, engine: Engine, task_queue: str | None = None) -> AsyncIterator[Harness]:
+async def running_worker(
+    client: Client, engine: Engine, task_queue: str | None = None, notifiers: NotifierRegistry | None = None
+) -> AsyncIterator[Harness]:
+    """A worker with every workflow and activity; pages go to a RecordingChannel unless
+    ``notifiers`` says otherwise (e.g. the real Twilio/SendGrid adapters on local fakes)."""
     queue = task_queue or f"test-{uuid.uuid4().hex[:8]}"
     channel = RecordingChannel()
-    activities = IncidentActivities(engine, NotifierRegistry(fallback=channel))
+    activities = IncidentActivities(
+        engine, notifiers or NotifierRegistry(fallback=channel), guard=WorkflowPageGuard(client)
+    )
     with ThreadPoolExecutor(max_workers=8) as executor:
         async with Worker(
             client,

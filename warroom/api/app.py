@@ -24,7 +24,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.service import RPCError
 
-from warroom.api import alerts, commands
+from warroom.api import alerts, commands, twilio_webhooks
 from warroom.api.schemas import (
     AckIn,
     AlertIngestOut,
@@ -156,6 +156,7 @@ def create_app(
         return JSONResponse(status_code=422, content={"detail": reasons or "invalid request", "errors": errors})
 
     _routes(app)
+    app.include_router(twilio_webhooks.router)
     return app
 
 

@@ -298,6 +298,9 @@ class CommandResult(BaseModel):
     number: int
     status: IncidentStatus
     message: str
+    changed: bool = True
+    """False when the command was accepted but had nothing left to do (e.g. a second
+    ``esc`` for a level already escalated past)."""
 
 
 # --- activities ------------------------------------------------------------------
