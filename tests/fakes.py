@@ -5,7 +5,7 @@ request shapes are the SDKs' own. Each fake records every request, answers like
 the provider (or with the errors a test scripts), and a test must claim every
 message it expected with ``expect``; whatever is left over fails the test.
 
-Run by hand (see the README, "Paging over Twilio and SendGrid, by hand")::
+Run by hand (see the README, "By hand, against local fakes")::
 
     python -m tests.fakes serve                 # fake Twilio on :8701, fake SendGrid on :8702
     python -m tests.fakes sms +15005550006 "ack 1"  # a signed SMS reply, as Twilio would post it

@@ -158,3 +158,24 @@ async def test_a_status_callback_for_an_unknown_message_changes_nothing(make_sta
         response = await stack.twilio_post("/api/webhooks/twilio/status",
                                            status_callback("SM" + "f" * 32, "undelivered", "30003"))
         assert response.status_code == 204
+
+
+async def test_a_call_that_carries_a_reminder_reads_it_out_and_offers_no_keys(make_stack):
+    from datetime import UTC, datetime
+
+    from sqlalchemy.orm import Session
+
+    from tests.fakes import call_webhook
+    from warroom.models.tables import NotificationRow
+
+    async with make_stack() as stack:
+        with Session(stack.engine) as session, session.begin():
+            session.add(NotificationRow(
+                key="incident-7/first-status/pat/voice", incident_number=7, person_id="pat", channel="voice",
+                provider="twilio", kind="reminder", subject="#7: first public update due",
+                text="warroom #7: the status page has said nothing yet.", status="sent", detail="",
+                provider_id="CA" + "7" * 32, created_at=datetime.now(UTC),
+            ))
+        answer = await stack.twilio_post("/api/webhooks/twilio/voice", call_webhook("CA" + "7" * 32, "+15005550020"))
+        assert "<Say>warroom #7: the status page has said nothing yet.</Say><Hangup />" in answer.text
+        assert "<Gather" not in answer.text

@@ -315,16 +315,17 @@ async def run_sms(rt: Any, person: str, body: str) -> tuple[str | None, str]:
     return reply, f"esc #{number}: {reply}"
 
 
-async def _pages_sent_as(rt: Any, sid: str, patience: float = 2.0) -> list[tuple[int, str, int | None, str]]:
-    """The page rows a provider message/call id belongs to. The provider may call back
-    before the send activity has stored the id it was given, so look again for a
-    moment before concluding the id is not ours."""
+async def _pages_sent_as(
+    rt: Any, sid: str, patience: float = 2.0, pages_only: bool = True
+) -> list[tuple[int, str, int | None, str]]:
+    """The (page) rows a provider message/call id belongs to. The provider may call
+    back before the send activity has stored the id it was given, so look again for
+    a moment before concluding the id is not ours."""
     def run(session: Session) -> list[tuple[int, str, int | None, str]]:
-        return [
-            (r.incident_number, r.person_id, r.step, r.subject)
-            for r in session.scalars(select(NotificationRow).where(NotificationRow.provider_id == sid,
-                                                                   NotificationRow.kind.in_(PAGE_KIND_VALUES)))
-        ]
+        query = select(NotificationRow).where(NotificationRow.provider_id == sid)
+        if pages_only:
+            query = query.where(NotificationRow.kind.in_(PAGE_KIND_VALUES))
+        return [(r.incident_number, r.person_id, r.step, r.subject) for r in session.scalars(query)]
 
     deadline = time.monotonic() + patience
     while True:
@@ -401,8 +402,11 @@ async def voice(request: Request) -> Response:
     rows = await _pages_sent_as(rt, call_sid)
     digits = params.get("Digits", "").strip()
     if not rows:
+        # Not a page: a reminder or notice to someone reachable only by phone is read out.
+        notices = await _db(rt, lambda s: [r.text for r in s.scalars(
+            select(NotificationRow).where(NotificationRow.provider_id == call_sid))])
         answer = VoiceResponse()
-        answer.say(messages.voice_prompt([]))
+        answer.say(" ".join(notices) if notices else messages.voice_prompt([]))
         answer.hangup()
         return _twiml(answer)
     if digits not in ("1", "2"):
@@ -464,7 +468,7 @@ async def delivery_status(request: Request) -> Response:
     outcome = delivery_outcome(params)
     if outcome is None:
         return Response(status_code=204)
-    if not await _pages_sent_as(rt, sid):
+    if not await _pages_sent_as(rt, sid, pages_only=False):
         log.info("delivery callback for a message or call warroom did not send ignored")
         return Response(status_code=204)
     key = f"status:{sid}:{outcome.status}"
