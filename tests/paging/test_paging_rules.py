@@ -185,3 +185,15 @@ def test_a_bundle_names_every_incident_and_how_to_answer():
     subject, text = messages.bundle([(41, "[SEV-1] #41 DNS down"), (42, "[SEV-2] #42 Mail slow")])
     assert subject == "warroom: 2 incidents need you"
     assert "#41 DNS down" in text and "#42 Mail slow" in text and "ack all" in text
+
+
+def test_the_workflow_and_the_paging_rules_import_no_provider_sdk_or_database():
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys, warroom.workflows.incident, warroom.models.paging; "
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'twilio', 'sendgrid', 'sqlalchemy', 'requests'}))"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

@@ -13,11 +13,11 @@ and SendGrid adapters live in ``twilio_channels`` and ``sendgrid_channel``.
 from __future__ import annotations
 
 import logging
-import re
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from warroom.models.incident import NotificationRequest
+from warroom.models.paging import mask_contact  # noqa: F401 - used here, and it used to live here
 
 log = logging.getLogger("warroom.notify")
 
@@ -36,15 +36,6 @@ class Channel(Protocol):
     async def send(self, contact: str, req: NotificationRequest) -> str:
         """Deliver ``req`` to ``contact``; return the provider's message id."""
         ...
-
-
-def mask_contact(contact: str) -> str:
-    """Keep just enough of a phone number or address to tell them apart in a log."""
-    if "@" in contact:
-        local, _, domain = contact.partition("@")
-        return f"{local[:1]}***@{domain}"
-    digits = re.sub(r"\D", "", contact)
-    return f"***{digits[-4:]}" if len(digits) >= 4 else "***"
 
 
 def contact_for(req: NotificationRequest) -> str | None:

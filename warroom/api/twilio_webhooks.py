@@ -35,7 +35,6 @@ from twilio.request_validator import RequestValidator
 from twilio.twiml.messaging_response import MessagingResponse
 from twilio.twiml.voice_response import Gather, VoiceResponse
 
-from warroom.activities.notify import mask_contact
 from warroom.api import commands
 from warroom.models import messages
 from warroom.models.ids import incident_workflow_id
@@ -52,6 +51,7 @@ from warroom.models.paging import (
     SmsAction,
     contact_ref,
     delivery_outcome,
+    mask_contact,
     number_digits,
     parse_sms,
     people_by_number,

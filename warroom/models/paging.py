@@ -71,6 +71,15 @@ def number_digits(number: str) -> str:
     return re.sub(r"\D", "", number or "")
 
 
+def mask_contact(contact: str) -> str:
+    """Keep just enough of a phone number or address to tell them apart in a log."""
+    if "@" in contact:
+        local, _, domain = contact.partition("@")
+        return f"{local[:1]}***@{domain}"
+    digits = re.sub(r"\D", "", contact)
+    return f"***{digits[-4:]}" if len(digits) >= 4 else "***"
+
+
 def same_number(a: str | None, b: str | None) -> bool:
     if not a or not b:
         return False
