@@ -197,6 +197,11 @@ class FakeProvider:
         await asyncio.sleep(within)
         self.assert_all_claimed()
 
+    def claim_all(self) -> None:
+        with self._lock:
+            for rec in self.records:
+                rec.claimed = True
+
     def unclaimed(self) -> list[Recorded]:
         with self._lock:
             return [r for r in self.records if not r.claimed]

@@ -817,8 +817,9 @@ class IncidentWorkflow:
         elif result.status == "withdrawn":
             if attempt.status == "sending":
                 attempt.status = "withdrawn"
-                attempt.detail = result.detail
-                self._log("notify", f"{self._attempt_name(run, attempt)} withdrawn before it went out")
+                attempt.detail = self._withdraw_reason
+                self._log("notify", f"{self._attempt_name(run, attempt)} withdrawn before it went out "
+                                    f"({self._withdraw_reason})")
         else:
             why = "outcome unconfirmed (an earlier try stopped mid-send)" if result.status == "unconfirmed" else (
                 result.detail or result.status
