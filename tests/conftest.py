@@ -21,7 +21,7 @@ from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from warroom.activities.incident import IncidentActivities
+from warroom.activities.incident import IncidentActivities, WorkflowPageGuard
 from warroom.activities.notify import NotifierRegistry
 from warroom.activities.runbook import HEARTBEAT_THROTTLE, RunbookActivities
 from warroom.activities.statuspage import StatusPageActivities
@@ -60,6 +60,7 @@ def fast_policy(**overrides: Any) -> Policy:
         "postmortem_within": "3s",
         "postmortem_reminders_before": ["2s"],
         "postmortem_overdue_repeat": "1h",
+        "page_cap": "0s",  # lifecycle tests count every page; the cap's own tests turn it on
         "engineering_lead": "erin",
         "people": {
             "alice": {"name": "Alice Ng", "sms": "+15005550006", "email": "alice@example.com"},
@@ -128,14 +129,21 @@ class Harness:
 
 @asynccontextmanager
 async def running_worker(
-    client: Client, engine: Engine, task_queue: str | None = None, runbook_config: RunbookConfig | None = None
+    client: Client,
+    engine: Engine,
+    task_queue: str | None = None,
+    runbook_config: RunbookConfig | None = None,
+    notifiers: NotifierRegistry | None = None,
 ) -> AsyncIterator[Harness]:
+    """A worker with every workflow and activity; pages go to a RecordingChannel unless
+    ``notifiers`` says otherwise (e.g. the real Twilio/SendGrid adapters on local fakes)."""
     queue = task_queue or f"test-{uuid.uuid4().hex[:8]}"
     channel = RecordingChannel()
-    activities = IncidentActivities(engine, NotifierRegistry(fallback=channel))
+    registry = notifiers or NotifierRegistry(fallback=channel)
+    activities = IncidentActivities(engine, registry, guard=WorkflowPageGuard(client))
     runbooks = RunbookActivities(engine, runbook_config or RunbookConfig())
     subscribers = StatusPageActivities(
-        engine, NotifierRegistry(fallback=channel), load_catalog(DEFAULT_STATUSPAGE_PATH), "test-secret",
+        engine, registry, load_catalog(DEFAULT_STATUSPAGE_PATH), "test-secret",
         "http://warroom.test",
     )
     with ThreadPoolExecutor(max_workers=8) as executor:

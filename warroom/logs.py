@@ -22,3 +22,8 @@ def configure_logging(level: str = "INFO") -> None:
     root.setLevel(level.upper())
     logging.getLogger("temporalio").setLevel(logging.WARNING)
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    # The provider SDKs log every request: Twilio at INFO (URLs, headers), SendGrid's
+    # HTTP client at DEBUG (payloads with addresses, and its Authorization header).
+    # warroom logs each send itself, masked; theirs stay quiet even at DEBUG.
+    for noisy in ("twilio", "python_http_client", "urllib3"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from warroom.models.components import DEFAULT_STATUSPAGE_PATH
@@ -45,18 +45,57 @@ class Settings(BaseSettings):
     Unset: every person of the policy. Stands in for access control until it exists."""
     components: Path = DEFAULT_STATUSPAGE_PATH
     """The status page's YAML: page name and components (WARROOM_COMPONENTS)."""
-    public_url: str | None = None
-    """Base URL people reach the API at, for links in subscriber messages; defaults to http://host:port."""
     statuspage_secret: str | None = None
     """Signs subscription links; defaults to a random one kept in the data directory."""
+
+    # --- paging providers (unset: pages go to the console) ---------------------------
+    public_base_url: str | None = None
+    """How people and Twilio reach this API from outside, e.g. https://warroom.example.com:8443
+    (behind a proxy: the proxy's URL). Twilio webhook signatures are checked against it,
+    and links in subscriber messages start with it."""
+    twilio_account_sid: str | None = None
+    twilio_auth_token: SecretStr | None = None
+    twilio_from_number: str | None = None
+    """warroom's own number: pages come from it, and nothing is ever sent to it."""
+    twilio_api_base: str | None = None
+    """Another base URL for the Twilio REST API (a local fake, a regional edge)."""
+    sendgrid_api_key: SecretStr | None = None
+    sendgrid_from_email: str | None = None
+    sendgrid_api_base: str | None = None
+    """Another base URL for the SendGrid v3 API (a local fake)."""
+    provider_timeout_seconds: float = Field(default=10.0, gt=0, le=60)
+    sms_reply_limit: int = Field(default=5, ge=0)
+    """At most this many automatic SMS answers to one number per ``sms_reply_window_seconds``,
+    so warroom and another machine's auto-responder cannot keep texting each other."""
+    sms_reply_window_seconds: float = Field(default=600, gt=0)
+
+    @field_validator("public_base_url", "twilio_api_base", "sendgrid_api_base")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        value = value.strip().rstrip("/")
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("give a full URL starting with http:// or https://")
+        return value
+
+    @property
+    def twilio_configured(self) -> bool:
+        return bool(self.twilio_account_sid and self.twilio_auth_token and self.twilio_from_number)
+
+    @property
+    def sendgrid_configured(self) -> bool:
+        return bool(self.sendgrid_api_key and self.sendgrid_from_email)
 
     @property
     def temporal_target(self) -> str:
         return self.temporal_address or f"127.0.0.1:{self.temporal_port}"
 
     @property
-    def public_base_url(self) -> str:
-        return (self.public_url or f"http://{self.http_host}:{self.http_port}").rstrip("/")
+    def site_url(self) -> str:
+        """The public base URL, or the local address when none is configured (for links only:
+        Twilio webhooks refuse to run without an explicit ``public_base_url``)."""
+        return (self.public_base_url or f"http://{self.http_host}:{self.http_port}").rstrip("/")
 
     @property
     def temporal_ui_port(self) -> int:

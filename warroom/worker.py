@@ -8,13 +8,14 @@ import signal
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
+from sqlalchemy import Engine
 from temporalio.client import Client
 from temporalio.worker import Worker
 
-from warroom.activities.incident import IncidentActivities
-from warroom.activities.statuspage import StatusPageActivities
-from warroom.activities.notify import NotifierRegistry
+from warroom.activities.incident import IncidentActivities, WorkflowPageGuard
+from warroom.activities.notify import Channel, NotifierRegistry
 from warroom.activities.runbook import HEARTBEAT_THROTTLE, RunbookActivities
+from warroom.activities.statuspage import StatusPageActivities
 from warroom.logs import configure_logging
 from warroom.models.policy import load_policy
 from warroom.models.tables import create_schema, make_engine
@@ -41,7 +42,41 @@ def build_worker(client: Client, settings: Settings, activities: IncidentActivit
 
 
 def build_notifiers(settings: Settings) -> NotifierRegistry:
-    return NotifierRegistry()
+    """The channel for each contact method, from settings; the console serves
+    whatever has no provider configured."""
+    channels: dict[str, Channel] = {}
+    if settings.twilio_configured:
+        from warroom.activities.twilio_channels import TwilioSms, TwilioVoice, twilio_client
+
+        assert settings.twilio_auth_token is not None and settings.twilio_from_number is not None
+        client = twilio_client(
+            str(settings.twilio_account_sid),
+            settings.twilio_auth_token.get_secret_value(),
+            settings.twilio_api_base,
+            settings.provider_timeout_seconds,
+        )
+        channels["sms"] = TwilioSms(client, settings.twilio_from_number, settings.public_base_url)
+        if settings.public_base_url:
+            channels["voice"] = TwilioVoice(client, settings.twilio_from_number, settings.public_base_url)
+        else:
+            log.warning("Twilio voice pages are off: a call needs WARROOM_PUBLIC_BASE_URL for its words and keys")
+    if settings.sendgrid_configured:
+        from warroom.activities.sendgrid_channel import SendGridEmail
+
+        assert settings.sendgrid_api_key is not None and settings.sendgrid_from_email is not None
+        channels["email"] = SendGridEmail(
+            settings.sendgrid_api_key.get_secret_value(),
+            settings.sendgrid_from_email,
+            settings.sendgrid_api_base,
+            settings.provider_timeout_seconds,
+        )
+    return NotifierRegistry(channels=channels)
+
+
+def build_activities(
+    engine: Engine, settings: Settings, client: Client, notifiers: NotifierRegistry | None = None
+) -> IncidentActivities:
+    return IncidentActivities(engine, notifiers or build_notifiers(settings), guard=WorkflowPageGuard(client))
 
 
 def build_runbook_config(settings: Settings) -> RunbookConfig:
@@ -71,7 +106,8 @@ async def run(settings: Settings) -> None:
     create_schema(engine)
     client = await connect_with_retry(settings)
     notifiers = build_notifiers(settings)
-    activities = IncidentActivities(engine, notifiers)
+    log.info("paging: %s", notifiers.describe())
+    activities = build_activities(engine, settings, client, notifiers)
     runbook_activities = RunbookActivities(engine, build_runbook_config(settings))
     subscribers = StatusPageActivities(
         engine, notifiers, statuspage.catalog, statuspage.secret, statuspage.public_url, statuspage.page_url

@@ -19,7 +19,9 @@ def at(text: str) -> datetime:
 
 
 async def pages_of(api: Api, incident_id: int) -> list[dict[str, Any]]:
-    return [n for n in await api.notifications(incident_id) if n["kind"] == "page"]
+    """The incident's pages once every one has an outcome (none still being sent)."""
+    pages = [n for n in await api.notifications(incident_id) if n["kind"] == "page"]
+    return [] if any(p["status"] in ("sending", "held") for p in pages) else pages
 
 
 # --- declaring -------------------------------------------------------------------------

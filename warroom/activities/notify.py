@@ -1,19 +1,23 @@
 """Notification channels: one small protocol, adapters per provider, a registry.
 
-Adapters raise ``PermanentDeliveryError`` for what retrying cannot fix (an
-invalid number, an unsubscribed address) and ``TransientDeliveryError`` for
-what it may (a 5xx, a 429, a timeout). The console adapter is the embedded
-default: it writes the message to the log, so the product runs with no account.
+Every method (sms, voice, email) is served by an object with the same small
+``Channel`` shape: each adapter needs the same two things, where to and what,
+and the console and test channels serve all three methods at once. Adapters
+raise ``PermanentDeliveryError`` for what retrying cannot fix (an invalid
+number, an unsubscribed address) and ``TransientDeliveryError`` for what it may
+(a 5xx, a 429, a timeout). The console adapter is the embedded default: it
+writes the message to the log, so the product runs with no account. The Twilio
+and SendGrid adapters live in ``twilio_channels`` and ``sendgrid_channel``.
 """
 
 from __future__ import annotations
 
 import logging
-import re
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from warroom.models.incident import NotificationRequest
+from warroom.models.paging import mask_contact  # noqa: F401 - used here, and it used to live here
 
 log = logging.getLogger("warroom.notify")
 
@@ -34,18 +38,21 @@ class Channel(Protocol):
         ...
 
 
-def mask_contact(contact: str) -> str:
-    """Keep just enough of a phone number or address to tell them apart in a log."""
-    if "@" in contact:
-        local, _, domain = contact.partition("@")
-        return f"{local[:1]}***@{domain}"
-    digits = re.sub(r"\D", "", contact)
-    return f"***{digits[-4:]}" if len(digits) >= 4 else "***"
-
-
 def contact_for(req: NotificationRequest) -> str | None:
-    person = req.person
-    return {"sms": person.sms, "voice": person.phone, "email": person.email}.get(req.channel)
+    return req.person.contact(req.channel)
+
+
+class PageGuard(Protocol):
+    """Answers, just before a page goes out, whether its incident still wants it."""
+
+    async def wanted(self, workflow_id: str, key: str) -> bool: ...
+
+
+class AlwaysWanted:
+    """For processes without a Temporal client (and unit tests): every page is wanted."""
+
+    async def wanted(self, workflow_id: str, key: str) -> bool:
+        return True
 
 
 @dataclass
@@ -78,3 +85,6 @@ class NotifierRegistry:
 
     def for_method(self, method: str) -> Channel:
         return self.channels.get(method, self.fallback)
+
+    def describe(self) -> str:
+        return ", ".join(f"{m} via {self.for_method(m).provider}" for m in ("voice", "sms", "email"))

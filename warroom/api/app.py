@@ -25,7 +25,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.service import RPCError
 
-from warroom.api import alerts, commands, statuspage
+from warroom.api import alerts, commands, statuspage, twilio_webhooks
 from warroom.api import runbooks as runbook_routes
 from warroom.api.schemas import (
     AckIn,
@@ -169,6 +169,7 @@ def create_app(
     _routes(app)
     runbook_routes.install(app, settings)
     app.include_router(statuspage.router)
+    app.include_router(twilio_webhooks.router)
     return app
 
 

@@ -122,7 +122,7 @@ class Component(_Strict):
 class PageInfo(_Strict):
     name: str = Field(default="Service status", min_length=1, max_length=100)
     url: str | None = None
-    """Where the public page lives (links in messages, the feed); defaults to ``WARROOM_PUBLIC_URL``."""
+    """Where the public page lives (links in messages, the feed); defaults to ``WARROOM_PUBLIC_BASE_URL``."""
     id: str = Field(default="warroom", min_length=1, max_length=64)
 
 

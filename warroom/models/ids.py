@@ -41,3 +41,6 @@ FANOUT_WORKFLOW_PREFIX = "statuspage-fanout-"
 def fanout_workflow_id(event_key: str) -> str:
     """One fan-out per public event, ever: the event key is unique."""
     return f"{FANOUT_WORKFLOW_PREFIX}{event_key.replace('/', '-')}"
+# Asked by the send activity just before a page goes out (and by a page the
+# per-contact cap held back): is it still wanted? An ack makes the answer no.
+PAGE_WANTED_QUERY = "page_wanted"

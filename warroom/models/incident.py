@@ -124,6 +124,36 @@ class PageRecord(BaseModel):
     at: datetime
 
 
+class DeliveryAttempt(BaseModel):
+    """One try at reaching one person by one method for one page."""
+
+    key: str
+    method: str
+    attempt: int
+    status: str = "sending"
+    """sending | sent | delivered | failed | withdrawn"""
+    detail: str = ""
+    at: datetime
+
+
+class PageRun(BaseModel):
+    """Paging one person for one escalation step: the methods tried and how each went."""
+
+    slot: str
+    """``step-<n>`` for an escalation step, ``fallback`` for the fallback people."""
+    step: int
+    person: str
+    kind: NotificationKind
+    methods: list[str]
+    """Every method of the person in the order tried; the first ``at_once`` start together."""
+    at_once: int = 1
+    subject: str
+    text: str
+    attempts: list[DeliveryAttempt] = Field(default_factory=list)
+    unreachable: bool = False
+    """Every method failed."""
+
+
 class EscalationState(BaseModel):
     step: int = -1
     """Index into the escalation plan of the last step paged (-1: none yet)."""
@@ -200,6 +230,7 @@ class IncidentState(BaseModel):
     roles: dict[Role, str] = Field(default_factory=dict)
     escalation: EscalationState = Field(default_factory=EscalationState)
     pages: list[PageRecord] = Field(default_factory=list)
+    page_runs: list[PageRun] = Field(default_factory=list)
     status_plan: StatusPlan
     status_updates: list[StatusUpdate] = Field(default_factory=list)
     ic_reminder_at: datetime | None = None
@@ -273,6 +304,9 @@ class CommandResult(BaseModel):
     number: int
     status: IncidentStatus
     message: str
+    changed: bool = True
+    """False when the command was accepted but had nothing left to do (e.g. a second
+    ``esc`` for a level already escalated past)."""
 
 
 # --- activities ------------------------------------------------------------------
@@ -288,13 +322,31 @@ class NotificationRequest(BaseModel):
     kind: NotificationKind
     subject: str
     text: str
+    step: int | None = None
+    """The escalation step a page belongs to (what an ``esc`` reply escalates from)."""
+    page_cap_seconds: float = 0
+    """The policy's per-contact cap for pages; 0: send at once."""
 
 
 class NotificationResult(BaseModel):
     key: str
     status: str
-    """sent | failed | duplicate | unconfirmed"""
+    """sent | failed | duplicate | unconfirmed | withdrawn"""
     provider: str
+    detail: str = ""
+    held_seconds: float = 0
+    """How long the per-contact cap held the page back."""
+    bundled_with: list[int] = Field(default_factory=list)
+    """Other incidents whose pages went out in the same message."""
+
+
+class DeliveryStatusInput(BaseModel):
+    """A provider's delivery callback for one page attempt (signal)."""
+
+    key: str
+    outcome: str
+    """delivered | failed"""
+    status: str = ""
     detail: str = ""
 
 

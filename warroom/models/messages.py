@@ -133,3 +133,81 @@ def postmortem_overdue(number: int, title: str, late_by: timedelta) -> tuple[str
         "and has not been submitted."
     )
     return subject, text
+
+
+# --- pages held by the per-contact cap, bundled into one message ---------------------------
+
+
+def bundle(items: list[tuple[int, str]]) -> tuple[str, str]:
+    """One message for several pages due to the same phone or address: ``items`` are
+    (incident number, that page's subject)."""
+    if len(items) == 1:
+        number, subject = items[0]
+        return subject, f"warroom: {subject}. Reply 'ack {number}' to take it."
+    subject = f"warroom: {len(items)} incidents need you"
+    lines = "; ".join(s for _, s in items)
+    return subject, f"{subject}: {lines}. Reply 'ack all', or 'ack <number>' for one."
+
+
+def voice_prompt(items: list[tuple[int, str, str]]) -> str:
+    """What a page call says: ``items`` are (incident number, severity, title)."""
+    if not items:
+        return "This is warroom. There is nothing waiting for you on this call. Goodbye."
+    spoken = ". ".join(f"Incident {n}, {sev.replace('-', ' ')}: {title}" for n, sev, title in items)
+    them = "it" if len(items) == 1 else "all of them"
+    return (
+        f"This is warroom. {spoken}. Press 1 to acknowledge {them}. "
+        "Press 2 to escalate to the next level now."
+    )
+
+
+def voice_no_input() -> str:
+    return "No key was pressed. warroom will keep paging until someone acknowledges. Goodbye."
+
+
+# --- answers to SMS replies and key presses (short: they land on a phone) ----------------
+
+
+def reply_acknowledged(numbers: list[int]) -> str:
+    return f"{_numbers(numbers)} acknowledged. Thank you."
+
+
+def reply_already_acknowledged(number: int, by: str | None) -> str:
+    return f"#{number} was already acknowledged{f' by {by}' if by else ''}."
+
+
+def reply_resolved(number: int) -> str:
+    return f"#{number} was already resolved."
+
+
+def reply_unknown_incident(number: int | None) -> str:
+    return f"Unknown incident #{number}." if number is not None else "No incident has paged you recently."
+
+
+def reply_escalated(number: int) -> str:
+    return f"#{number} escalated: the next level is being paged now."
+
+
+def reply_already_escalated(number: int) -> str:
+    return f"#{number} was already escalated past your level; nothing more was done."
+
+
+def reply_refused(number: int, reason: str) -> str:
+    return f"#{number}: not done, {reason}."
+
+
+def reply_nothing_to_ack() -> str:
+    return "Nothing to acknowledge: no open incident is paging you."
+
+
+def reply_help() -> str:
+    return "warroom: reply 'ack' (last page), 'ack 42', 'esc 42' (page the next level) or 'ack all'."
+
+
+def reply_unavailable() -> str:
+    return "warroom could not reach the incident right now; try again in a minute or use the web page."
+
+
+def _numbers(numbers: list[int]) -> str:
+    tags = [f"#{n}" for n in numbers]
+    return tags[0] if len(tags) == 1 else ", ".join(tags[:-1]) + " and " + tags[-1]

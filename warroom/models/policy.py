@@ -8,6 +8,7 @@ workflow replay always sees the rules it ran with.
 from __future__ import annotations
 
 from datetime import timedelta
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -26,11 +27,53 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class ContactMethod(StrEnum):
+    VOICE = "voice"
+    SMS = "sms"
+    EMAIL = "email"
+
+
+DEFAULT_CONTACT_ORDER = (ContactMethod.VOICE, ContactMethod.SMS, ContactMethod.EMAIL)
+"""A person without ``contact_order`` is tried loudest first: a call, then SMS, then email."""
+
+_METHOD_FIELD = {ContactMethod.VOICE: "phone", ContactMethod.SMS: "sms", ContactMethod.EMAIL: "email"}
+
+
 class Person(_Strict):
     name: str
     sms: str | None = None
     phone: str | None = None
     email: str | None = None
+    contact_order: list[ContactMethod] | None = None
+    """The order in which to try this person's methods; default: voice, sms, email (those given)."""
+
+    @model_validator(mode="after")
+    def _check_order(self) -> "Person":
+        if self.contact_order is None:
+            return self
+        if len(set(self.contact_order)) != len(self.contact_order):
+            raise ValueError("contact_order: a method is listed twice")
+        for method in self.contact_order:
+            if getattr(self, _METHOD_FIELD[method]) is None:
+                raise ValueError(f"contact_order: '{method.value}' needs '{_METHOD_FIELD[method]}' to be set")
+        return self
+
+    def contact(self, method: ContactMethod | str) -> str | None:
+        """The phone number or address for ``method`` (None when the person has none)."""
+        try:
+            field = _METHOD_FIELD[ContactMethod(method)]
+        except ValueError:
+            return None
+        return getattr(self, field)
+
+    def methods(self) -> list[ContactMethod]:
+        """Every method this person can be reached by, in their order of preference.
+
+        Methods the person has but left out of ``contact_order`` come last, so a
+        page can always fall back to them rather than go silent."""
+        given = [m for m in DEFAULT_CONTACT_ORDER if self.contact(m)]
+        order = [m for m in (self.contact_order or []) if m in given]
+        return order + [m for m in given if m not in order]
 
 
 class EscalationLevel(_Strict):
@@ -48,6 +91,16 @@ class Escalation(_Strict):
 
 
 SEVERITIES_PAGED = [Severity.SEV1, Severity.SEV2, Severity.SEV3]
+
+DEFAULT_PAGE_METHODS: dict[Severity, list[ContactMethod]] = {
+    Severity.SEV1: [ContactMethod.VOICE, ContactMethod.SMS],
+    Severity.SEV2: [ContactMethod.SMS],
+    Severity.SEV3: [ContactMethod.EMAIL],
+    Severity.SEV4: [ContactMethod.EMAIL],
+}
+"""Which methods a page starts with, at once, per severity: a SEV-1 rings the phone and
+texts; a SEV-2 texts; a SEV-3 (and a SEV-4, if a policy pages for it) mails. A method
+that fails falls back to the person's next one whatever the severity."""
 
 
 class Policy(_Strict):
@@ -74,6 +127,13 @@ class Policy(_Strict):
     engineering_lead: str | None = None
     people: dict[str, Person] = Field(min_length=1)
     escalation: Escalation
+    page_methods: dict[Severity, list[ContactMethod]] = Field(
+        default_factory=lambda: {sev: list(methods) for sev, methods in DEFAULT_PAGE_METHODS.items()}
+    )
+    """Methods a page starts with, at once, per severity; a severity left out keeps its default."""
+    page_cap: Duration = timedelta(minutes=1)
+    """At most one page per phone number or address and method in this window; pages that
+    fall due in between wait for the window and go out together in one message. 0 turns it off."""
     history_event_limit: int = Field(default=8000, ge=50)
     """Continue-as-new once an incident's history grows past this many events."""
 
@@ -95,6 +155,11 @@ class Policy(_Strict):
         for key, person in self.people.items():
             if not (person.sms or person.phone or person.email):
                 raise ValueError(f"people.{key}: no contact method (give sms, phone or email)")
+        for sev, methods in self.page_methods.items():
+            if not methods:
+                raise ValueError(f"page_methods.{sev.value}: give at least one of voice, sms, email")
+            if len(set(methods)) != len(methods):
+                raise ValueError(f"page_methods.{sev.value}: a method is listed twice")
         for sev, every in self.update_every.items():
             if every <= timedelta(0):
                 raise ValueError(f"update_every.{sev.value}: must be longer than zero")
@@ -109,6 +174,9 @@ class Policy(_Strict):
             if getattr(self, name) <= timedelta(0):
                 raise ValueError(f"{name}: must be longer than zero")
         return self
+
+    def methods_for(self, severity: Severity) -> list[ContactMethod]:
+        return self.page_methods.get(severity) or DEFAULT_PAGE_METHODS[severity]
 
     def level_timeout(self, level_index: int) -> timedelta:
         level = self.escalation.levels[level_index]

@@ -127,9 +127,42 @@ class NotificationRow(Base):
     text: Mapped[str] = mapped_column(Text)
     status: Mapped[str] = mapped_column(String(16))
     detail: Mapped[str] = mapped_column(Text, default="")
-    provider_id: Mapped[str | None] = mapped_column(String(100))
+    provider_id: Mapped[str | None] = mapped_column(String(100), index=True)
+    """The provider's message/call id: how a delivery callback finds its page."""
     created_at: Mapped[datetime] = mapped_column(index=True)
     sent_at: Mapped[datetime | None]
+    workflow_id: Mapped[str | None] = mapped_column(String(200))
+    """The incident's workflow (a delivery callback signals it)."""
+    step: Mapped[int | None] = mapped_column(Integer)
+    """The escalation step of a page: an ``esc`` reply escalates from it, once."""
+    contact_ref: Mapped[str | None] = mapped_column(String(64), index=True)
+    """Hash of method + phone number/address: pages held by the cap are bundled by it."""
+
+
+class ContactSlot(Base):
+    """When a phone number or address last got a page on one method (the per-contact cap)."""
+
+    __tablename__ = "contact_slots"
+    contact_ref: Mapped[str] = mapped_column(String(64), primary_key=True)
+    last_sent_at: Mapped[datetime]
+
+
+class TwilioWebhook(Base):
+    """Every Twilio webhook acted on, once: the unique key makes a redelivery act once,
+    and the stored answer is what the redelivery gets back."""
+
+    __tablename__ = "twilio_webhooks"
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    """``sms:<MessageSid>``, ``voice:<CallSid>:<Digits>`` or ``status:<Sid>:<status>``."""
+    kind: Mapped[str] = mapped_column(String(16))
+    sender_ref: Mapped[str | None] = mapped_column(String(64), index=True)
+    """Hash of the sender's number (the auto-reply limit counts by it)."""
+    person_id: Mapped[str | None] = mapped_column(String(100))
+    received_at: Mapped[datetime] = mapped_column(index=True)
+    replied: Mapped[bool] = mapped_column(Boolean, default=False)
+    outcome: Mapped[str] = mapped_column(Text, default="")
+    response: Mapped[str | None] = mapped_column(Text)
+    """The TwiML answered; None while the first delivery is still being handled."""
 
 
 

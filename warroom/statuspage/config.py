@@ -60,5 +60,5 @@ def load_config(settings: Settings) -> StatusPageConfig:
     return StatusPageConfig(
         catalog=load_catalog(settings.components),
         secret=load_secret(settings),
-        public_url=settings.public_base_url,
+        public_url=settings.site_url,
     )

@@ -95,7 +95,7 @@ def export(
     try:
         done = 0
         while True:
-            result = export_once(eng, catalog, settings.public_base_url, out_dir, clock())
+            result = export_once(eng, catalog, settings.site_url, out_dir, clock())
             done += 1
             log.info("exported %d files to %s (%d open incidents)", len(result.files), out_dir, result.open_incidents)
             if not watch or (rounds is not None and done >= rounds):

@@ -18,13 +18,20 @@ from datetime import datetime, timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy, WorkflowIDReusePolicy
-from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError, WorkflowAlreadyStartedError
+from temporalio.exceptions import (
+    ActivityError,
+    ApplicationError,
+    CancelledError,
+    ChildWorkflowError,
+    WorkflowAlreadyStartedError,
+)
 
 with workflow.unsafe.imports_passed_through():
     from warroom.models import components as component_rules
-    from warroom.models import lifecycle, messages
+    from warroom.models import lifecycle, messages, paging
     from warroom.models.components import ComponentState, ComponentStateInput
     from warroom.models.ids import (
+        PAGE_WANTED_QUERY,
         PERSIST_INCIDENT_ACTIVITY,
         RUNBOOK_EVENT_SIGNAL,
         SEND_NOTIFICATION_ACTIVITY,
@@ -39,6 +46,8 @@ with workflow.unsafe.imports_passed_through():
         AlertRecord,
         CommandResult,
         Deadline,
+        DeliveryAttempt,
+        DeliveryStatusInput,
         EscalateInput,
         IncidentInput,
         IncidentState,
@@ -48,6 +57,7 @@ with workflow.unsafe.imports_passed_through():
         NotificationRequest,
         NotificationResult,
         PageRecord,
+        PageRun,
         PersistInput,
         PostmortemInput,
         ResolveInput,
@@ -85,6 +95,19 @@ NOTIFY_RETRY = RetryPolicy(
     maximum_attempts=3,
     non_retryable_error_types=["PermanentDeliveryError"],
 )
+PAGE_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(seconds=4),
+    maximum_attempts=3,
+    non_retryable_error_types=["PermanentDeliveryError"],
+)
+"""Bounded so that a provider that keeps failing costs a few seconds, then the next method."""
+PAGE_SEND_TIMEOUT = timedelta(seconds=30)
+"""Per attempt, on top of any wait the per-contact cap imposes."""
+PAGE_HEARTBEAT = timedelta(seconds=10)
+PAGING_PATCH = "paging-over-channels"
+"""Pages go through per-person contact methods with fallback (histories before it page one channel)."""
 PERSIST_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30))
 FANOUT_PATCH = "statuspage-subscriber-fanout"
 
@@ -106,6 +129,8 @@ class IncidentWorkflow:
         self._persisted_status = 0
         self._release_group_sent = False
         self._run_watchers: list[asyncio.Task[None]] = []
+        self._page_tasks: dict[str, asyncio.Task[None]] = {}
+        self._withdraw_reason = "no longer needed"
         if inp.carried is not None:
             self._s = inp.carried
             self._persisted_version = self._s.version
@@ -231,7 +256,7 @@ class IncidentWorkflow:
                     [self._policy.engineering_lead] if self._policy.engineering_lead else []
                 )
                 subject, text = messages.fallback(s.number, s.severity, s.title, len(s.pages))
-                self._notify(people, NotificationKind.FALLBACK, "fallback", subject, text)
+                self._page_people(people, NotificationKind.FALLBACK, "fallback", -1, subject, text)
                 told = ", ".join(people) if people else "nobody (no fallback configured)"
                 self._log("escalation", f"Escalation policy exhausted with no acknowledgement; told {told}")
             self._touch()
@@ -242,7 +267,6 @@ class IncidentWorkflow:
             s.pages.append(PageRecord(step=step.index, level=step.level + 1, round=step.round, person=person, at=now))
         subject, text = messages.page(s.number, s.severity, s.title, step.round)
         kind = NotificationKind.PAGE if step.index == 0 else NotificationKind.ESCALATION
-        self._notify(step.people, kind, f"step-{step.index}", subject, text)
         why = f" ({reason})" if reason else ""
         who = f" at {by}'s request" if by else ""
         round_txt = f", round {step.round + 1}" if step.round else ""
@@ -252,6 +276,7 @@ class IncidentWorkflow:
             f"acknowledge within {int(step.ack_timeout.total_seconds())} s",
             actor=by,
         )
+        self._page_people(step.people, kind, f"step-{step.index}", step.index, subject, text)
         self._touch()
 
     def _process_status_plan(self, now: datetime) -> None:
@@ -373,6 +398,36 @@ class IncidentWorkflow:
     def view(self) -> IncidentView:
         return IncidentView(state=self._s, deadlines=self.deadlines())
 
+    @workflow.query(name=PAGE_WANTED_QUERY)
+    def page_wanted(self, key: str) -> bool:
+        """Asked by the send activity just before a page leaves: False once the
+        incident is acknowledged or resolved, or the attempt was withdrawn."""
+        s = self._s
+        if s.status != IncidentStatus.TRIGGERED:
+            return False
+        found = self._find_attempt(key)
+        if found is None:
+            return True  # a page from before PAGING_PATCH: only the incident's state decides
+        return found[1].status == "sending"
+
+    # --- delivery callbacks ------------------------------------------------------------
+
+    @workflow.signal
+    def delivery_status(self, inp: DeliveryStatusInput) -> None:
+        """What the provider later said about an attempt (Twilio status callback)."""
+        found = self._find_attempt(inp.key)
+        if found is None:
+            return
+        run, attempt = found
+        if inp.outcome == "delivered":
+            if attempt.status in ("sending", "sent"):
+                attempt.status = "delivered"
+                attempt.detail = inp.detail
+                self._log("notify", f"{self._attempt_name(run, attempt)}: {inp.detail or 'delivered'}")
+        elif inp.outcome == "failed":
+            if attempt.status in ("sending", "sent"):
+                self._attempt_failed(run, attempt, inp.detail or inp.status or "the provider reported a failure")
+
     # --- commands ----------------------------------------------------------------------
 
     def _require_open(self, verb: str) -> None:
@@ -392,6 +447,7 @@ class IncidentWorkflow:
         s.acknowledged_by = cmd.person
         s.escalation.deadline = None
         self._log("ack", f"Acknowledged by {cmd.person} via {cmd.via}", actor=cmd.person)
+        self._withdraw_pages(f"acknowledged by {cmd.person}")
         self._touch()
         return self._result(f"#{s.number} acknowledged by {cmd.person}")
 
@@ -407,7 +463,9 @@ class IncidentWorkflow:
     def escalate(self, cmd: EscalateInput) -> CommandResult:
         s = self._s
         if cmd.from_step is not None and cmd.from_step != s.escalation.step:
-            return self._result(f"#{s.number} has already been escalated past that level")
+            result = self._result(f"#{s.number} has already been escalated past that level")
+            result.changed = False
+            return result
         self._escalate(workflow.now(), reason="escalated by hand", by=cmd.by)
         return self._result(f"#{s.number} escalated")
 
@@ -479,6 +537,7 @@ class IncidentWorkflow:
         ):
             s.escalation.deadline = None
             self._log("paging", f"{cmd.severity.value} does not page: paging stopped")
+            self._withdraw_pages(f"{cmd.severity.value} does not page")
         elif (
             s.status == IncidentStatus.TRIGGERED
             and lifecycle.pages_for(policy, cmd.severity)
@@ -506,6 +565,7 @@ class IncidentWorkflow:
         s.resolution_summary = cmd.summary.strip()
         s.escalation.deadline = None
         s.component_impacts = component_rules.impacts_at_resolution(s.component_impacts, now)
+        self._withdraw_pages("resolved")
         required = lifecycle.postmortem_required(policy, s.max_severity)
         s.postmortem.required = required
         notice = messages.resolution_notice(s.title, cmd.summary, cmd.impact, required)
@@ -787,7 +847,7 @@ class IncidentWorkflow:
             if person is None:
                 self._log("notify", f"Cannot notify '{person_id}': not in the policy")
                 continue
-            channel = "sms" if person.sms else "voice" if person.phone else "email"
+            channel = paging.notice_method(person).value
             key = f"incident-{self._s.number}/{slot}/{person_id}/{channel}"
             req = NotificationRequest(
                 key=key,
@@ -848,6 +908,158 @@ class IncidentWorkflow:
         except WorkflowAlreadyStartedError:
             pass
 
+    # --- pages: each person by their methods, falling back at once ------------------------
+
+    def _page_people(
+        self, people: Iterable[str], kind: NotificationKind, slot: str, step: int, subject: str, text: str
+    ) -> None:
+        if not workflow.patched(PAGING_PATCH):
+            self._notify(people, kind, slot, subject, text)
+            return
+        for person_id in dict.fromkeys(people):
+            person = self._policy.people.get(person_id)
+            if person is None:
+                self._log("notify", f"Cannot page '{person_id}': not in the policy")
+                continue
+            plan = paging.page_plan(self._policy, person, self._s.severity)
+            run = PageRun(
+                slot=slot,
+                step=step,
+                person=person_id,
+                kind=kind,
+                methods=[m.value for m in plan.methods],
+                at_once=plan.at_once,
+                subject=subject,
+                text=text,
+            )
+            self._s.page_runs.append(run)
+            for method in plan.first:
+                self._start_attempt(run, method.value)
+
+    def _start_attempt(self, run: PageRun, method: str) -> None:
+        s = self._s
+        number = len(run.attempts)
+        attempt = DeliveryAttempt(
+            key=paging.page_key(s.number, run.slot, run.person, number, method),
+            method=method,
+            attempt=number,
+            at=workflow.now(),
+        )
+        run.attempts.append(attempt)
+        req = NotificationRequest(
+            key=attempt.key,
+            incident_number=s.number,
+            person_id=run.person,
+            person=self._policy.people[run.person],
+            channel=method,
+            kind=run.kind,
+            subject=run.subject,
+            text=run.text,
+            step=run.step if run.step >= 0 else None,
+            page_cap_seconds=self._policy.page_cap.total_seconds(),
+        )
+        self._page_tasks[attempt.key] = self._spawn(self._send_page(run, attempt, req))
+        self._touch()
+
+    async def _send_page(self, run: PageRun, attempt: DeliveryAttempt, req: NotificationRequest) -> None:
+        try:
+            result: NotificationResult = await workflow.execute_activity(
+                SEND_NOTIFICATION_ACTIVITY,
+                req,
+                result_type=NotificationResult,
+                start_to_close_timeout=PAGE_SEND_TIMEOUT + self._policy.page_cap,
+                heartbeat_timeout=PAGE_HEARTBEAT,
+                retry_policy=PAGE_RETRY,
+            )
+        except (asyncio.CancelledError, ActivityError) as err:
+            # A withdrawn page surfaces as the cancellation itself or as an activity
+            # error caused by it, depending on where the activity was.
+            if isinstance(err, ActivityError) and not isinstance(err.cause, CancelledError):
+                self._attempt_failed(run, attempt, _failure(err))
+            elif attempt.status == "sending":
+                attempt.status = "withdrawn"
+                attempt.detail = self._withdraw_reason
+                self._log("notify", f"{self._attempt_name(run, attempt)} withdrawn before it went out "
+                                    f"({self._withdraw_reason})")
+            return
+        finally:
+            self._page_tasks.pop(attempt.key, None)
+        if result.status in ("sent", "duplicate"):
+            if attempt.status != "sending":
+                return  # a delivery callback got here first
+            attempt.status = "sent"
+            extra = []
+            if result.held_seconds >= 0.5:
+                extra.append(f"held {result.held_seconds:.0f} s by the per-contact cap")
+            if result.bundled_with:
+                extra.append("in one message with " + ", ".join(f"#{n}" for n in result.bundled_with))
+            attempt.detail = "; ".join(extra)
+            tail = f" ({attempt.detail})" if attempt.detail else ""
+            self._log("notify", f"{self._attempt_name(run, attempt)}: sent via {result.provider}{tail}")
+        elif result.status == "withdrawn":
+            if attempt.status == "sending":
+                attempt.status = "withdrawn"
+                attempt.detail = self._withdraw_reason
+                self._log("notify", f"{self._attempt_name(run, attempt)} withdrawn before it went out "
+                                    f"({self._withdraw_reason})")
+        else:
+            why = "outcome unconfirmed (an earlier try stopped mid-send)" if result.status == "unconfirmed" else (
+                result.detail or result.status
+            )
+            self._attempt_failed(run, attempt, why)
+
+    def _attempt_failed(self, run: PageRun, attempt: DeliveryAttempt, why: str) -> None:
+        """Fall back to the person's next method at once; when none is left, say so,
+        and when nobody on the current level can be reached, page the next level now."""
+        if attempt.status in ("failed", "withdrawn"):
+            return
+        attempt.status = "failed"
+        attempt.detail = why
+        s = self._s
+        name = self._attempt_name(run, attempt)
+        if s.status != IncidentStatus.TRIGGERED:
+            self._log("notify", f"{name} failed: {why}")
+            return
+        tried = {a.method for a in run.attempts}
+        following = next((m for m in run.methods if m not in tried), None)
+        if following is not None:
+            self._log("notify", f"{name} failed: {why}; trying {following} now")
+            self._start_attempt(run, following)
+            return
+        if any(a.status != "failed" for a in run.attempts):
+            self._log("notify", f"{name} failed: {why}")
+            return
+        run.unreachable = True
+        summary = "; ".join(f"{a.method}: {a.detail}" for a in run.attempts)
+        self._log("notify", f"{name} failed: {why}. {run.person} could not be reached by any method ({summary})")
+        esc = s.escalation
+        if run.kind == NotificationKind.FALLBACK or run.step != esc.step or esc.exhausted:
+            return
+        level = [r for r in s.page_runs if r.slot == run.slot]
+        if all(r.unreachable for r in level):
+            who = ", ".join(r.person for r in level)
+            self._escalate(workflow.now(), reason=f"every contact method of {who} failed")
+
+    def _withdraw_pages(self, reason: str) -> None:
+        """Stop every page of this incident that has not gone out: cancel the activity
+        (it heartbeats while the cap holds it) and, should it still run, the send
+        activity's last check finds the page no longer wanted."""
+        self._withdraw_reason = reason
+        for task in list(self._page_tasks.values()):
+            task.cancel()
+
+    def _find_attempt(self, key: str) -> tuple[PageRun, DeliveryAttempt] | None:
+        for run in reversed(self._s.page_runs):
+            for attempt in run.attempts:
+                if attempt.key == key:
+                    return run, attempt
+        return None
+
+    @staticmethod
+    def _attempt_name(run: PageRun, attempt: DeliveryAttempt) -> str:
+        what = "Fallback page" if run.kind == NotificationKind.FALLBACK else "Page"
+        return f"{what} to {run.person} by {attempt.method}"
+
     async def _flusher(self) -> None:
         """Write the read model: one activity at a time, newest state, never blocking a deadline."""
         while True:
@@ -871,3 +1083,15 @@ class IncidentWorkflow:
                 self._persisted_status = updates[-1].seq
             if release:
                 self._release_group_sent = True
+
+
+def _failure(err: ActivityError) -> str:
+    """Why an activity gave up, in words for the timeline."""
+    cause = err.cause
+    message = getattr(cause, "message", None) or str(cause or err)
+    retry = err.retry_state
+    if retry is not None and retry.name == "MAXIMUM_ATTEMPTS_REACHED":
+        return f"gave up after {PAGE_RETRY.maximum_attempts} tries: {message}"
+    if retry is not None and retry.name == "TIMEOUT":
+        return f"timed out: {message}"
+    return message
