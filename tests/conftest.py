@@ -34,7 +34,6 @@ from warroom.temporal import DATA_CONVERTER
 from warroom.workflows import WORKFLOWS
 
 ROOT = Path(__file__).resolve().parent.parent
-SHARED = ROOT.parent / "shared"
 
 
 def temporal_binary() -> str:

@@ -36,15 +36,9 @@ from temporalio.service import RPCError
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _find_cases() -> Path:
-    """``shared/cases`` beside the checkout (also found from a git worktree nested deeper)."""
-    for parent in ROOT.parents:
-        if (parent / "shared" / "cases").is_dir():
-            return parent / "shared" / "cases"
-    return ROOT.parent / "shared" / "cases"  # reported as missing when a test reads it
+CASES = ROOT / "tests" / "fixtures" / "cases"
+"""Sample payloads in public formats (Alertmanager, Grafana, Twilio), kept with the tests."""
 
-
-CASES = _find_cases()
 
 T = TypeVar("T")
 
