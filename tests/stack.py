@@ -81,7 +81,7 @@ def write_policy(path: Path, **overrides: Any) -> Path:
 
 
 def case(name: str) -> bytes:
-    """A sample payload from ``shared/cases``, byte for byte."""
+    """A sample payload from ``tests/fixtures/cases``, byte for byte."""
     return (CASES / name).read_bytes()
 
 
