@@ -214,7 +214,7 @@ class IncidentWorkflow:
             s.pages.append(PageRecord(step=step.index, level=step.level + 1, round=step.round, person=person, at=now))
         subject, text = messages.page(s.number, s.severity, s.title, step.round)
         kind = NotificationKind.PAGE if step.index == 0 else NotificationKind.ESCALATION
-        self._notify(step.people, kind, f"step-{step.index}", subject, text)
+        self._notify(step.people, kind, f"step-{step.index}", subject, text, stop_on_ack=True)
         why = f" ({reason})" if reason else ""
         who = f" at {by}'s request" if by else ""
         round_txt = f", round {step.round + 1}" if step.round else ""
@@ -634,7 +634,16 @@ class IncidentWorkflow:
         self._tasks = [t for t in self._tasks if not t.done()]
         return task
 
-    def _notify(self, people: Iterable[str], kind: NotificationKind, slot: str, subject: str, text: str) -> None:
+    def _notify(
+        self,
+        people: Iterable[str],
+        kind: NotificationKind,
+        slot: str,
+        subject: str,
+        text: str,
+        stop_on_ack: bool = False,
+    ) -> None:
+        """Send to each person; ``stop_on_ack`` marks escalation pages, which an ack cancels."""
         for person_id in dict.fromkeys(people):
             person = self._policy.people.get(person_id)
             if person is None:
@@ -652,10 +661,10 @@ class IncidentWorkflow:
                 subject=subject,
                 text=text,
             )
-            self._spawn(self._send(req))
+            self._spawn(self._send(req, stop_on_ack))
 
-    async def _send(self, req: NotificationRequest) -> None:
-        if req.kind in (NotificationKind.PAGE, NotificationKind.ESCALATION) and self._s.acknowledged_by:
+    async def _send(self, req: NotificationRequest, stop_on_ack: bool = False) -> None:
+        if stop_on_ack and self._s.acknowledged_by:
             self._log("notify", f"Page to {req.person_id} dropped: already acknowledged")
             return
         try:
