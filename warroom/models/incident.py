@@ -206,6 +206,8 @@ class IncidentState(BaseModel):
     timeline: list[TimelineEntry] = Field(default_factory=list)
     version: int = 0
     """Bumped on every change; the read model keeps only the newest version."""
+    command_results: dict[str, CommandResult] = Field(default_factory=dict)
+    """Answers to the latest commands by update id, carried across continue-as-new."""
 
 
 class Deadline(BaseModel):
@@ -300,4 +302,5 @@ class PersistInput(BaseModel):
     """True once resolved: the alert group may open a new incident."""
 
 
+IncidentState.model_rebuild()
 IncidentInput.model_rebuild()

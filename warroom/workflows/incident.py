@@ -56,6 +56,7 @@ with workflow.unsafe.imports_passed_through():
     from warroom.models.severity import most_severe
 
 MAX_TEXT = 5000
+MAX_REMEMBERED_COMMANDS = 200
 NOTIFY_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
     backoff_coefficient=2.0,
@@ -358,6 +359,8 @@ class IncidentWorkflow:
 
     @workflow.update
     def acknowledge(self, cmd: AckInput) -> CommandResult:
+        if (earlier := self._earlier_answer()) is not None:
+            return earlier
         s, now = self._s, workflow.now()
         s.status = IncidentStatus.ACKNOWLEDGED
         s.acknowledged_at = now
@@ -369,6 +372,8 @@ class IncidentWorkflow:
 
     @acknowledge.validator
     def _validate_ack(self, cmd: AckInput) -> None:
+        if self._earlier_answer() is not None:
+            return
         s = self._s
         self._require_open("acknowledge it")
         if s.acknowledged_by is not None:
@@ -377,6 +382,8 @@ class IncidentWorkflow:
 
     @workflow.update
     def escalate(self, cmd: EscalateInput) -> CommandResult:
+        if (earlier := self._earlier_answer()) is not None:
+            return earlier
         s = self._s
         if cmd.from_step is not None and cmd.from_step != s.escalation.step:
             return self._result(f"#{s.number} has already been escalated past that level")
@@ -385,6 +392,8 @@ class IncidentWorkflow:
 
     @escalate.validator
     def _validate_escalate(self, cmd: EscalateInput) -> None:
+        if self._earlier_answer() is not None:
+            return
         s = self._s
         self._require_open("escalate it")
         if s.acknowledged_by is not None:
@@ -396,6 +405,8 @@ class IncidentWorkflow:
 
     @workflow.update
     def post_status_update(self, cmd: StatusUpdateInput) -> CommandResult:
+        if (earlier := self._earlier_answer()) is not None:
+            return earlier
         now = workflow.now()
         self._add_status(now, StatusKind.UPDATE, cmd.author, cmd.message.strip())
         self._log("status", f"Public update by {cmd.author}: {cmd.message.strip()}", actor=cmd.author)
@@ -403,6 +414,8 @@ class IncidentWorkflow:
 
     @post_status_update.validator
     def _validate_status(self, cmd: StatusUpdateInput) -> None:
+        if self._earlier_answer() is not None:
+            return
         self._require_open("post an update (the resolution notice has been published)")
         if not cmd.message.strip():
             _reject("the update is empty")
@@ -411,6 +424,8 @@ class IncidentWorkflow:
 
     @workflow.update
     def assign_role(self, cmd: RoleInput) -> CommandResult:
+        if (earlier := self._earlier_answer()) is not None:
+            return earlier
         s = self._s
         previous = s.roles.get(cmd.role)
         if previous == cmd.person:
@@ -425,12 +440,16 @@ class IncidentWorkflow:
 
     @assign_role.validator
     def _validate_role(self, cmd: RoleInput) -> None:
+        if self._earlier_answer() is not None:
+            return
         if self._s.status == IncidentStatus.CLOSED:
             _reject(f"incident #{self._s.number} is closed")
         self._require_person(cmd.person, "a known person")
 
     @workflow.update
     def change_severity(self, cmd: SeverityInput) -> CommandResult:
+        if (earlier := self._earlier_answer()) is not None:
+            return earlier
         s, now, policy = self._s, workflow.now(), self._policy
         old = s.severity
         s.severity = cmd.severity
@@ -464,12 +483,16 @@ class IncidentWorkflow:
 
     @change_severity.validator
     def _validate_severity(self, cmd: SeverityInput) -> None:
+        if self._earlier_answer() is not None:
+            return
         self._require_open("change its severity")
         if cmd.severity == self._s.severity:
             _reject(f"incident #{self._s.number} is already {cmd.severity.value}")
 
     @workflow.update
     def resolve(self, cmd: ResolveInput) -> CommandResult:
+        if (earlier := self._earlier_answer()) is not None:
+            return earlier
         s, now, policy = self._s, workflow.now(), self._policy
         s.status = IncidentStatus.RESOLVED
         s.resolved_at = now
@@ -495,6 +518,8 @@ class IncidentWorkflow:
 
     @resolve.validator
     def _validate_resolve(self, cmd: ResolveInput) -> None:
+        if self._earlier_answer() is not None:
+            return
         s = self._s
         if s.status in (IncidentStatus.RESOLVED, IncidentStatus.CLOSED):
             _reject(f"incident #{s.number} was already resolved by {s.resolved_by}")
@@ -505,6 +530,8 @@ class IncidentWorkflow:
 
     @workflow.update
     def submit_postmortem(self, cmd: PostmortemInput) -> CommandResult:
+        if (earlier := self._earlier_answer()) is not None:
+            return earlier
         s, now = self._s, workflow.now()
         pm = s.postmortem
         pm.document = cmd.document
@@ -523,6 +550,8 @@ class IncidentWorkflow:
 
     @submit_postmortem.validator
     def _validate_postmortem(self, cmd: PostmortemInput) -> None:
+        if self._earlier_answer() is not None:
+            return
         s = self._s
         if s.status in (IncidentStatus.TRIGGERED, IncidentStatus.ACKNOWLEDGED):
             _reject(f"incident #{s.number} is not resolved yet; the postmortem comes after resolution")
@@ -546,7 +575,24 @@ class IncidentWorkflow:
     # --- helpers ---------------------------------------------------------------------
 
     def _result(self, message: str) -> CommandResult:
-        return CommandResult(number=self._s.number, status=self._s.status, message=message)
+        result = CommandResult(number=self._s.number, status=self._s.status, message=message)
+        info = workflow.current_update_info()
+        if info is not None:
+            answers = self._s.command_results
+            answers[info.id] = result
+            while len(answers) > MAX_REMEMBERED_COMMANDS:
+                del answers[next(iter(answers))]
+        return result
+
+    def _earlier_answer(self) -> CommandResult | None:
+        """The answer already given to this update id, by this run or an earlier one.
+
+        Temporal deduplicates update ids only within one run: a client whose
+        command completed just before a continue-as-new may retry it against
+        the new run, which must answer it, not apply it a second time.
+        """
+        info = workflow.current_update_info()
+        return self._s.command_results.get(info.id) if info is not None else None
 
     def _touch(self) -> None:
         self._s.version += 1
@@ -691,7 +737,7 @@ class IncidentWorkflow:
             timeline = [e for e in s.timeline if e.seq > self._persisted_timeline]
             updates = [u for u in s.status_updates if u.seq > self._persisted_status]
             release = s.status in (IncidentStatus.RESOLVED, IncidentStatus.CLOSED) and not self._release_group_sent
-            snapshot = IncidentState.model_validate(s.model_dump(exclude={"timeline", "status_updates"}))
+            snapshot = IncidentState.model_validate(s.model_dump(exclude={"timeline", "status_updates", "command_results"}))
             await workflow.execute_activity(
                 PERSIST_INCIDENT_ACTIVITY,
                 PersistInput(state=snapshot, timeline=timeline, status_updates=updates, release_group=release),
