@@ -83,12 +83,14 @@ class IncidentWorkflow:
         self._persisted_timeline = 0
         self._persisted_status = 0
         self._release_group_sent = False
+        self._writing = False
+        """A read-model write is in flight."""
+        self._continuing = False
+        """Continue-as-new is due: start no new read-model write."""
         if inp.carried is not None:
+            # The previous run did not wait for its last read-model write (see
+            # run()), so write everything again: every write is idempotent.
             self._s = inp.carried
-            self._persisted_version = self._s.version
-            self._persisted_timeline = self._s.timeline[-1].seq if self._s.timeline else 0
-            self._persisted_status = self._s.status_updates[-1].seq if self._s.status_updates else 0
-            self._release_group_sent = self._s.status in (IncidentStatus.RESOLVED, IncidentStatus.CLOSED)
             return
         now = workflow.now()
         self._s = IncidentState(
@@ -127,7 +129,8 @@ class IncidentWorkflow:
             if self._s.status == IncidentStatus.CLOSED:
                 break
             if self._should_continue_as_new():
-                await self._drain()
+                self._continuing = True
+                await self._drain(read_model=False)
                 workflow.continue_as_new(
                     IncidentInput(
                         number=self._s.number,
@@ -159,12 +162,19 @@ class IncidentWorkflow:
             or info.get_current_history_length() >= self._policy.history_event_limit
         )
 
-    async def _drain(self) -> None:
-        """Let handlers, notifications and the last read-model write finish."""
+    async def _drain(self, read_model: bool = True) -> None:
+        """Let handlers, notifications and the read-model write in flight finish;
+        with ``read_model``, also wait until the newest state is written.
+
+        Before a continue-as-new the newest state is not waited for: with commands
+        arriving faster than one write, it never would be, and the history would
+        grow past its limit. The new run writes the carried state again instead.
+        """
         await workflow.wait_condition(
             lambda: workflow.all_handlers_finished()
             and all(t.done() for t in self._tasks)
-            and self._persisted_version == self._s.version
+            and not self._writing
+            and (not read_model or self._persisted_version == self._s.version)
         )
 
     # --- what falls due -------------------------------------------------------------
@@ -731,19 +741,23 @@ class IncidentWorkflow:
     async def _flusher(self) -> None:
         """Write the read model: one activity at a time, newest state, never blocking a deadline."""
         while True:
-            await workflow.wait_condition(lambda: self._s.version != self._persisted_version)
+            await workflow.wait_condition(lambda: self._s.version != self._persisted_version and not self._continuing)
+            self._writing = True
             s = self._s
             version = s.version
             timeline = [e for e in s.timeline if e.seq > self._persisted_timeline]
             updates = [u for u in s.status_updates if u.seq > self._persisted_status]
             release = s.status in (IncidentStatus.RESOLVED, IncidentStatus.CLOSED) and not self._release_group_sent
             snapshot = IncidentState.model_validate(s.model_dump(exclude={"timeline", "status_updates", "command_results"}))
-            await workflow.execute_activity(
-                PERSIST_INCIDENT_ACTIVITY,
-                PersistInput(state=snapshot, timeline=timeline, status_updates=updates, release_group=release),
-                start_to_close_timeout=timedelta(seconds=30),
-                retry_policy=PERSIST_RETRY,
-            )
+            try:
+                await workflow.execute_activity(
+                    PERSIST_INCIDENT_ACTIVITY,
+                    PersistInput(state=snapshot, timeline=timeline, status_updates=updates, release_group=release),
+                    start_to_close_timeout=timedelta(seconds=30),
+                    retry_policy=PERSIST_RETRY,
+                )
+            finally:
+                self._writing = False
             self._persisted_version = version
             if timeline:
                 self._persisted_timeline = timeline[-1].seq
