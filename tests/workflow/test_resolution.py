@@ -111,8 +111,9 @@ async def test_postmortem_reminder_then_one_overdue_notice_to_the_engineering_le
     assert "overdue" in overdue[0].subject
 
     await stays(lambda: len(sent(harness, n, "postmortem")) == 2, for_seconds=1.5, what="a single overdue notice")
-    pm = (await state(handle)).postmortem
-    assert (pm.reminders_sent, pm.overdue_notified) == (1, 1)
+    s = await state(handle)
+    assert (s.postmortem.reminders_sent, s.postmortem.overdue_notified) == (1, 1)
+    assert len([t for t in s.timeline if t.text.startswith("Postmortem overdue")]) == 1
 
 
 def document(**changes: object) -> PostmortemDocument:
