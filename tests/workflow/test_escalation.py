@@ -32,19 +32,19 @@ def paging_policy(ack_timeout: str = "1s", **overrides: object):
 
 
 async def test_ack_before_the_deadline_stops_all_paging(harness: Harness) -> None:
-    handle, n = await start_incident(harness, policy=paging_policy("2s"))
+    handle, n = await start_incident(harness, policy=paging_policy("3s"))
     await eventually(lambda: slots(sent(harness, n)) == ["step-0/alice/sms"], what="the page to level 1")
 
     result = await handle.execute_update(IncidentWorkflow.acknowledge, AckInput(person="alice"))
     assert result.status == IncidentStatus.ACKNOWLEDGED
     s = await state(handle)
     assert s.acknowledged_by == "alice"
-    assert s.acknowledged_at is not None and s.acknowledged_at < s.pages[0].at + timedelta(seconds=2)
+    assert s.acknowledged_at is not None and s.acknowledged_at < s.pages[0].at + timedelta(seconds=3)
     assert s.escalation.deadline is None
     assert "acknowledge" not in deadline_names(await handle.query(IncidentWorkflow.view))
 
     # the deadline the page set goes by: nobody else is paged
-    await sleep_until(s.pages[0].at + timedelta(seconds=3))
+    await sleep_until(s.pages[0].at + timedelta(seconds=4))
     assert slots(sent(harness, n)) == ["step-0/alice/sms"]
     after = await state(handle)
     assert [(p.step, p.person) for p in after.pages] == [(0, "alice")]
