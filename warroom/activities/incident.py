@@ -155,7 +155,7 @@ class IncidentActivities:
         channel = self._notifiers.for_method(req.channel)
         contact = contact_for(req)
         workflow_id = _workflow_id(req)
-        is_page = req.kind in PAGE_KINDS
+        is_page = req.page if req.page is not None else req.kind in PAGE_KINDS
         ref = contact_ref(req.channel, contact) if contact and is_page and req.page_cap_seconds > 0 else None
         claim = self._claim(req, channel.provider, workflow_id, ref)
         if claim is not None:

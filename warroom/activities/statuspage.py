@@ -24,15 +24,19 @@ from datetime import UTC, datetime
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 from temporalio import activity
-from temporalio.exceptions import ApplicationError
+from temporalio.common import WorkflowIDReusePolicy
+from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 
 from warroom.activities.notify import NotifierRegistry, PermanentDeliveryError, TransientDeliveryError, mask_contact
 from warroom.models import notices
 from warroom.models.components import Catalog
 from warroom.models.ids import (
     DELIVER_TO_SUBSCRIBERS_ACTIVITY,
+    FANOUT_WORKFLOW_NAME,
     LIST_SUBSCRIBERS_ACTIVITY,
     RECORD_DELIVERY_OUTCOME_ACTIVITY,
+    START_FANOUT_ACTIVITY,
+    fanout_workflow_id,
 )
 from warroom.models.incident import NotificationKind, NotificationRequest
 from warroom.models.policy import Person
@@ -42,6 +46,7 @@ from warroom.models.subscribers import (
     DeliveryBatchInput,
     DeliveryBatchResult,
     DeliveryOutcome,
+    FanoutInput,
     PublicEvent,
     PublicEventKind,
     SubscriberChannel,
@@ -296,5 +301,24 @@ class StatusPageActivities:
                 if provider_id is not None:
                     row.provider_id, row.sent_at = provider_id, now
 
+    @activity.defn(name=START_FANOUT_ACTIVITY)
+    async def start_subscriber_fanout(self, event: PublicEvent) -> None:
+        """Start the fan-out of one public event, once ever (its id is the event key)."""
+        try:
+            await activity.client().start_workflow(
+                FANOUT_WORKFLOW_NAME,
+                FanoutInput(event=event),
+                id=fanout_workflow_id(event.key),
+                task_queue=activity.info().task_queue,
+                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            )
+        except WorkflowAlreadyStartedError:
+            pass
+
     def all(self) -> list[Callable[..., object]]:
-        return [self.list_subscribers, self.deliver_to_subscribers, self.record_delivery_outcome]
+        return [
+            self.list_subscribers,
+            self.deliver_to_subscribers,
+            self.record_delivery_outcome,
+            self.start_subscriber_fanout,
+        ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import timedelta
 from typing import Annotated, Any
@@ -10,6 +11,14 @@ from pydantic import BeforeValidator, PlainSerializer
 
 _PART = re.compile(r"(\d+(?:\.\d+)?)([smhd])")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+MAX_DURATION = timedelta(days=3650)
+"""Longer is a typo; it would also overflow the deadlines computed from it."""
+
+
+def _bounded(seconds: float, value: Any) -> timedelta:
+    if not math.isfinite(seconds) or seconds > MAX_DURATION.total_seconds():
+        raise ValueError(f"'{value}' is not a usable duration: at most 3650d")
+    return timedelta(seconds=seconds)
 
 
 def parse_duration(value: Any) -> timedelta:
@@ -21,7 +30,7 @@ def parse_duration(value: Any) -> timedelta:
     if isinstance(value, (int, float)):
         if value < 0:
             raise ValueError("a duration cannot be negative")
-        return timedelta(seconds=value)
+        return _bounded(value, value)
     if not isinstance(value, str):
         raise ValueError(f"a duration such as '10m' is required, got {type(value).__name__}")
     text = value.strip().lower().replace(" ", "")
@@ -33,7 +42,7 @@ def parse_duration(value: Any) -> timedelta:
         pos = match.end()
     if not text or pos != len(text):
         raise ValueError(f"'{value}' is not a duration: use a number with s, m, h or d, e.g. '10m'")
-    return timedelta(seconds=total)
+    return _bounded(total, value)
 
 
 def format_duration(delta: timedelta) -> str:

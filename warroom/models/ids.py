@@ -36,6 +36,10 @@ LIST_SUBSCRIBERS_ACTIVITY = "list_subscribers"
 DELIVER_TO_SUBSCRIBERS_ACTIVITY = "deliver_to_subscribers"
 RECORD_DELIVERY_OUTCOME_ACTIVITY = "record_delivery_outcome"
 FANOUT_WORKFLOW_PREFIX = "statuspage-fanout-"
+FANOUT_WORKFLOW_NAME = "SubscriberFanoutWorkflow"
+START_FANOUT_ACTIVITY = "start_subscriber_fanout"
+"""Started from an activity, not as a child: a child's completion event would race
+the incident workflow's continue-as-new, and the fan-out must outlive it anyway."""
 
 
 def fanout_workflow_id(event_key: str) -> str:

@@ -16,6 +16,7 @@ from warroom.models.components import ComponentImpact
 from warroom.models.policy import Person, Policy
 from warroom.models.runbook import RunbookRunRef
 from warroom.models.severity import Severity
+from warroom.models.subscribers import PublicEvent
 
 
 class Role(StrEnum):
@@ -242,7 +243,11 @@ class IncidentState(BaseModel):
     runbook_runs: list[RunbookRunRef] = Field(default_factory=list)
     """Runbook runs started on this incident (each its own workflow)."""
     component_impacts: list[ComponentImpact] = Field(default_factory=list)
+    pending_public_events: list[PublicEvent] = Field(default_factory=list)
+    """Subscriber fan-outs not yet started; a new run after continue-as-new starts them."""
     """What this incident does to status-page components, as intervals (see models.components)."""
+    command_results: dict[str, CommandResult] = Field(default_factory=dict)
+    """Answers to the latest commands by update id, carried across continue-as-new."""
 
 
 class Deadline(BaseModel):
@@ -325,6 +330,11 @@ class NotificationRequest(BaseModel):
     step: int | None = None
     """The escalation step a page belongs to (what an ``esc`` reply escalates from)."""
     page_cap_seconds: float = 0
+    page: bool | None = None
+    """A page of the escalation plan (or to the fallback): capped per contact, and
+    withdrawn if the incident no longer wants it. Other notifications, such as the
+    overdue-update notice to an IC, go out whatever the incident's state.
+    None (requests from before the field existed): judged by ``kind``."""
     """The policy's per-contact cap for pages; 0: send at once."""
 
 
@@ -358,4 +368,5 @@ class PersistInput(BaseModel):
     """True once resolved: the alert group may open a new incident."""
 
 
+IncidentState.model_rebuild()
 IncidentInput.model_rebuild()

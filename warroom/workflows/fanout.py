@@ -28,6 +28,7 @@ from temporalio.exceptions import ActivityError
 with workflow.unsafe.imports_passed_through():
     from warroom.models.ids import (
         DELIVER_TO_SUBSCRIBERS_ACTIVITY,
+        FANOUT_WORKFLOW_NAME,
         LIST_SUBSCRIBERS_ACTIVITY,
         RECORD_DELIVERY_OUTCOME_ACTIVITY,
     )
@@ -44,7 +45,7 @@ with workflow.unsafe.imports_passed_through():
 READ_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30))
 
 
-@workflow.defn
+@workflow.defn(name=FANOUT_WORKFLOW_NAME)
 class SubscriberFanoutWorkflow:
     def __init__(self) -> None:
         self._pending: deque[int] = deque()

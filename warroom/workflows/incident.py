@@ -35,7 +35,7 @@ with workflow.unsafe.imports_passed_through():
         PERSIST_INCIDENT_ACTIVITY,
         RUNBOOK_EVENT_SIGNAL,
         SEND_NOTIFICATION_ACTIVITY,
-        fanout_workflow_id,
+        START_FANOUT_ACTIVITY,
         runbook_run_workflow_id,
     )
     from warroom.models.incident import (
@@ -83,11 +83,11 @@ with workflow.unsafe.imports_passed_through():
     )
     from warroom.models.severity import most_severe
     from warroom.workflows.runbook import RunbookRunWorkflow
-    from warroom.models.subscribers import FanoutInput, PublicEvent, PublicEventKind
+    from warroom.models.subscribers import PublicEvent, PublicEventKind
 
-from warroom.workflows.fanout import SubscriberFanoutWorkflow
 
 MAX_TEXT = 5000
+MAX_REMEMBERED_COMMANDS = 200
 NOTIFY_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
     backoff_coefficient=2.0,
@@ -131,12 +131,15 @@ class IncidentWorkflow:
         self._run_watchers: list[asyncio.Task[None]] = []
         self._page_tasks: dict[str, asyncio.Task[None]] = {}
         self._withdraw_reason = "no longer needed"
+        self._writing = False
+        """A read-model write is in flight."""
+        self._continuing = False
+        self._fanouts: list[asyncio.Task[None]] = []
+        """Continue-as-new is due: start no new read-model write."""
         if inp.carried is not None:
+            # The previous run did not wait for its last read-model write (see
+            # run()), so write everything again: every write is idempotent.
             self._s = inp.carried
-            self._persisted_version = self._s.version
-            self._persisted_timeline = self._s.timeline[-1].seq if self._s.timeline else 0
-            self._persisted_status = self._s.status_updates[-1].seq if self._s.status_updates else 0
-            self._release_group_sent = self._s.status in (IncidentStatus.RESOLVED, IncidentStatus.CLOSED)
             return
         now = workflow.now()
         self._s = IncidentState(
@@ -174,12 +177,15 @@ class IncidentWorkflow:
         self._flusher_task = asyncio.ensure_future(self._flusher())
         if inp.carried is None:
             self._publish(PublicEventKind.NEW_INCIDENT, "declared", self._s.summary)
+        for event in list(self._s.pending_public_events):
+            self._fanouts.append(asyncio.ensure_future(self._start_fanout(event)))
         while True:
             self._process_due(workflow.now())
             if self._s.status == IncidentStatus.CLOSED:
                 break
             if self._should_continue_as_new():
-                await self._drain()
+                self._continuing = True
+                await self._drain(read_model=False)
                 workflow.continue_as_new(
                     IncidentInput(
                         number=self._s.number,
@@ -211,12 +217,20 @@ class IncidentWorkflow:
             or info.get_current_history_length() >= self._policy.history_event_limit
         )
 
-    async def _drain(self) -> None:
-        """Let handlers, notifications and the last read-model write finish."""
+    async def _drain(self, read_model: bool = True) -> None:
+        """Let handlers, notifications and the read-model write in flight finish;
+        with ``read_model``, also wait until the newest state is written.
+
+        Before a continue-as-new the newest state is not waited for: with commands
+        arriving faster than one write, it never would be, and the history would
+        grow past its limit. The new run writes the carried state again instead.
+        """
         await workflow.wait_condition(
             lambda: workflow.all_handlers_finished()
             and all(t.done() for t in self._tasks)
-            and self._persisted_version == self._s.version
+            and all(t.done() for t in self._fanouts)
+            and not self._writing
+            and (not read_model or self._persisted_version == self._s.version)
         )
 
     # --- what falls due -------------------------------------------------------------
@@ -441,6 +455,8 @@ class IncidentWorkflow:
 
     @workflow.update
     def acknowledge(self, cmd: AckInput) -> CommandResult:
+        if (earlier := self._earlier_answer()) is not None:
+            return earlier
         s, now = self._s, workflow.now()
         s.status = IncidentStatus.ACKNOWLEDGED
         s.acknowledged_at = now
@@ -453,6 +469,8 @@ class IncidentWorkflow:
 
     @acknowledge.validator
     def _validate_ack(self, cmd: AckInput) -> None:
+        if self._earlier_answer() is not None:
+            return
         s = self._s
         self._require_open("acknowledge it")
         if s.acknowledged_by is not None:
@@ -461,6 +479,8 @@ class IncidentWorkflow:
 
     @workflow.update
     def escalate(self, cmd: EscalateInput) -> CommandResult:
+        if (earlier := self._earlier_answer()) is not None:
+            return earlier
         s = self._s
         if cmd.from_step is not None and cmd.from_step != s.escalation.step:
             result = self._result(f"#{s.number} has already been escalated past that level")
@@ -471,6 +491,8 @@ class IncidentWorkflow:
 
     @escalate.validator
     def _validate_escalate(self, cmd: EscalateInput) -> None:
+        if self._earlier_answer() is not None:
+            return
         s = self._s
         self._require_open("escalate it")
         if s.acknowledged_by is not None:
@@ -482,6 +504,8 @@ class IncidentWorkflow:
 
     @workflow.update
     def post_status_update(self, cmd: StatusUpdateInput) -> CommandResult:
+        if (earlier := self._earlier_answer()) is not None:
+            return earlier
         now = workflow.now()
         self._add_status(now, StatusKind.UPDATE, cmd.author, cmd.message.strip())
         self._log("status", f"Public update by {cmd.author}: {cmd.message.strip()}", actor=cmd.author)
@@ -489,6 +513,8 @@ class IncidentWorkflow:
 
     @post_status_update.validator
     def _validate_status(self, cmd: StatusUpdateInput) -> None:
+        if self._earlier_answer() is not None:
+            return
         self._require_open("post an update (the resolution notice has been published)")
         if not cmd.message.strip():
             _reject("the update is empty")
@@ -497,6 +523,8 @@ class IncidentWorkflow:
 
     @workflow.update
     def assign_role(self, cmd: RoleInput) -> CommandResult:
+        if (earlier := self._earlier_answer()) is not None:
+            return earlier
         s = self._s
         previous = s.roles.get(cmd.role)
         if previous == cmd.person:
@@ -511,12 +539,16 @@ class IncidentWorkflow:
 
     @assign_role.validator
     def _validate_role(self, cmd: RoleInput) -> None:
+        if self._earlier_answer() is not None:
+            return
         if self._s.status == IncidentStatus.CLOSED:
             _reject(f"incident #{self._s.number} is closed")
         self._require_person(cmd.person, "a known person")
 
     @workflow.update
     def change_severity(self, cmd: SeverityInput) -> CommandResult:
+        if (earlier := self._earlier_answer()) is not None:
+            return earlier
         s, now, policy = self._s, workflow.now(), self._policy
         old = s.severity
         s.severity = cmd.severity
@@ -552,12 +584,16 @@ class IncidentWorkflow:
 
     @change_severity.validator
     def _validate_severity(self, cmd: SeverityInput) -> None:
+        if self._earlier_answer() is not None:
+            return
         self._require_open("change its severity")
         if cmd.severity == self._s.severity:
             _reject(f"incident #{self._s.number} is already {cmd.severity.value}")
 
     @workflow.update
     def resolve(self, cmd: ResolveInput) -> CommandResult:
+        if (earlier := self._earlier_answer()) is not None:
+            return earlier
         s, now, policy = self._s, workflow.now(), self._policy
         s.status = IncidentStatus.RESOLVED
         s.resolved_at = now
@@ -585,6 +621,8 @@ class IncidentWorkflow:
 
     @resolve.validator
     def _validate_resolve(self, cmd: ResolveInput) -> None:
+        if self._earlier_answer() is not None:
+            return
         s = self._s
         if s.status in (IncidentStatus.RESOLVED, IncidentStatus.CLOSED):
             _reject(f"incident #{s.number} was already resolved by {s.resolved_by}")
@@ -601,6 +639,8 @@ class IncidentWorkflow:
 
     @workflow.update
     def submit_postmortem(self, cmd: PostmortemInput) -> CommandResult:
+        if (earlier := self._earlier_answer()) is not None:
+            return earlier
         s, now = self._s, workflow.now()
         pm = s.postmortem
         pm.document = cmd.document
@@ -619,6 +659,8 @@ class IncidentWorkflow:
 
     @submit_postmortem.validator
     def _validate_postmortem(self, cmd: PostmortemInput) -> None:
+        if self._earlier_answer() is not None:
+            return
         s = self._s
         if s.status in (IncidentStatus.TRIGGERED, IncidentStatus.ACKNOWLEDGED):
             _reject(f"incident #{s.number} is not resolved yet; the postmortem comes after resolution")
@@ -751,7 +793,24 @@ class IncidentWorkflow:
     # --- helpers ---------------------------------------------------------------------
 
     def _result(self, message: str) -> CommandResult:
-        return CommandResult(number=self._s.number, status=self._s.status, message=message)
+        result = CommandResult(number=self._s.number, status=self._s.status, message=message)
+        info = workflow.current_update_info()
+        if info is not None:
+            answers = self._s.command_results
+            answers[info.id] = result
+            while len(answers) > MAX_REMEMBERED_COMMANDS:
+                del answers[next(iter(answers))]
+        return result
+
+    def _earlier_answer(self) -> CommandResult | None:
+        """The answer already given to this update id, by this run or an earlier one.
+
+        Temporal deduplicates update ids only within one run: a client whose
+        command completed just before a continue-as-new may retry it against
+        the new run, which must answer it, not apply it a second time.
+        """
+        info = workflow.current_update_info()
+        return self._s.command_results.get(info.id) if info is not None else None
 
     def _touch(self) -> None:
         self._s.version += 1
@@ -841,7 +900,16 @@ class IncidentWorkflow:
         self._tasks = [t for t in self._tasks if not t.done()]
         return task
 
-    def _notify(self, people: Iterable[str], kind: NotificationKind, slot: str, subject: str, text: str) -> None:
+    def _notify(
+        self,
+        people: Iterable[str],
+        kind: NotificationKind,
+        slot: str,
+        subject: str,
+        text: str,
+        stop_on_ack: bool = False,
+    ) -> None:
+        """Send to each person; ``stop_on_ack`` marks escalation pages, which an ack cancels."""
         for person_id in dict.fromkeys(people):
             person = self._policy.people.get(person_id)
             if person is None:
@@ -858,11 +926,12 @@ class IncidentWorkflow:
                 kind=kind,
                 subject=subject,
                 text=text,
+                page=stop_on_ack,
             )
-            self._spawn(self._send(req))
+            self._spawn(self._send(req, stop_on_ack))
 
-    async def _send(self, req: NotificationRequest) -> None:
-        if req.kind in (NotificationKind.PAGE, NotificationKind.ESCALATION) and self._s.acknowledged_by:
+    async def _send(self, req: NotificationRequest, stop_on_ack: bool = False) -> None:
+        if stop_on_ack and self._s.acknowledged_by:
             self._log("notify", f"Page to {req.person_id} dropped: already acknowledged")
             return
         try:
@@ -894,19 +963,28 @@ class IncidentWorkflow:
             message=message,
             at=workflow.now(),
         )
-        self._spawn(self._start_fanout(event))
+        s.pending_public_events.append(event)
+        if not self._continuing:
+            self._fanouts.append(asyncio.ensure_future(self._start_fanout(event)))
 
     async def _start_fanout(self, event: PublicEvent) -> None:
-        try:
-            await workflow.start_child_workflow(
-                SubscriberFanoutWorkflow.run,
-                FanoutInput(event=event),
-                id=fanout_workflow_id(event.key),
-                parent_close_policy=workflow.ParentClosePolicy.ABANDON,
-                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-            )
-        except WorkflowAlreadyStartedError:
-            pass
+        """Start the event's fan-out workflow (once ever: its id is the event key), then forget it.
+
+        An activity starts it rather than this workflow as a child: the fan-out
+        must outlive the incident anyway, and a child's completion event would
+        race the continue-as-new. Once a continue-as-new is due no new fan-out
+        starts (with status updates arriving back to back there would always be
+        one more to wait for): the event stays pending in the state and the next
+        run starts it.
+        """
+        await workflow.execute_activity(
+            START_FANOUT_ACTIVITY,
+            event,
+            start_to_close_timeout=timedelta(seconds=30),
+            retry_policy=PERSIST_RETRY,
+        )
+        pending = self._s.pending_public_events
+        pending[:] = [e for e in pending if e.key != event.key]
 
     # --- pages: each person by their methods, falling back at once ------------------------
 
@@ -914,7 +992,7 @@ class IncidentWorkflow:
         self, people: Iterable[str], kind: NotificationKind, slot: str, step: int, subject: str, text: str
     ) -> None:
         if not workflow.patched(PAGING_PATCH):
-            self._notify(people, kind, slot, subject, text)
+            self._notify(people, kind, slot, subject, text, stop_on_ack=step >= 0)
             return
         for person_id in dict.fromkeys(people):
             person = self._policy.people.get(person_id)
@@ -957,6 +1035,7 @@ class IncidentWorkflow:
             text=run.text,
             step=run.step if run.step >= 0 else None,
             page_cap_seconds=self._policy.page_cap.total_seconds(),
+            page=True,
         )
         self._page_tasks[attempt.key] = self._spawn(self._send_page(run, attempt, req))
         self._touch()
@@ -1063,19 +1142,23 @@ class IncidentWorkflow:
     async def _flusher(self) -> None:
         """Write the read model: one activity at a time, newest state, never blocking a deadline."""
         while True:
-            await workflow.wait_condition(lambda: self._s.version != self._persisted_version)
+            await workflow.wait_condition(lambda: self._s.version != self._persisted_version and not self._continuing)
+            self._writing = True
             s = self._s
             version = s.version
             timeline = [e for e in s.timeline if e.seq > self._persisted_timeline]
             updates = [u for u in s.status_updates if u.seq > self._persisted_status]
             release = s.status in (IncidentStatus.RESOLVED, IncidentStatus.CLOSED) and not self._release_group_sent
-            snapshot = IncidentState.model_validate(s.model_dump(exclude={"timeline", "status_updates"}))
-            await workflow.execute_activity(
-                PERSIST_INCIDENT_ACTIVITY,
-                PersistInput(state=snapshot, timeline=timeline, status_updates=updates, release_group=release),
-                start_to_close_timeout=timedelta(seconds=30),
-                retry_policy=PERSIST_RETRY,
-            )
+            snapshot = IncidentState.model_validate(s.model_dump(exclude={"timeline", "status_updates", "command_results"}))
+            try:
+                await workflow.execute_activity(
+                    PERSIST_INCIDENT_ACTIVITY,
+                    PersistInput(state=snapshot, timeline=timeline, status_updates=updates, release_group=release),
+                    start_to_close_timeout=timedelta(seconds=30),
+                    retry_policy=PERSIST_RETRY,
+                )
+            finally:
+                self._writing = False
             self._persisted_version = version
             if timeline:
                 self._persisted_timeline = timeline[-1].seq
