@@ -23,13 +23,16 @@ class FakeTerminal(io.StringIO):
 def restore_logging() -> Iterator[None]:
     root = logging.getLogger()
     saved = root.handlers[:], root.level
-    uvicorn = {n: (logging.getLogger(n).handlers[:], logging.getLogger(n).propagate)
+    uvicorn = {n: (logging.getLogger(n).handlers[:], logging.getLogger(n).propagate, logging.getLogger(n).level)
                for n in ("uvicorn", "uvicorn.error", "uvicorn.access")}
+    for name in uvicorn:  # a server started by another test may have raised them
+        logging.getLogger(name).setLevel(logging.NOTSET)
     yield
     root.handlers[:], root.level = saved[0], saved[1]
-    for name, (handlers, propagate) in uvicorn.items():
+    for name, (handlers, propagate, level) in uvicorn.items():
         logging.getLogger(name).handlers[:] = handlers
         logging.getLogger(name).propagate = propagate
+        logging.getLogger(name).setLevel(level)
 
 
 def json_lines(stream: io.StringIO) -> list[dict[str, object]]:
