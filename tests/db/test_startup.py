@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import socket
+import subprocess
+import sys
 from pathlib import Path
 
+import httpx
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
 from warroom import migrations
+from warroom.api.app import create_app
 from warroom.models.tables import make_engine
 from warroom.settings import Settings
 from warroom.startup import DependencyUnavailable, backoff, open_read_model, wait_for_database, wait_for_temporal
@@ -114,3 +119,28 @@ async def test_gives_up_on_temporal_that_never_answers() -> None:
     settings = Settings(temporal_address=f"127.0.0.1:{closed_port()}", startup_timeout_seconds=1.2)
     with pytest.raises(DependencyUnavailable, match="did not answer within 1.2 s"):
         await wait_for_temporal(settings)
+
+
+async def test_the_api_starts_before_temporal_and_turns_healthy_once_it_answers(tmp_path: Path) -> None:
+    """API replicas do not block on Temporal: /healthz says 503 until it answers, then 200."""
+    port = closed_port()
+    app = create_app(Settings(temporal_address=f"127.0.0.1:{port}", data_dir=tmp_path))
+    async with app.router.lifespan_context(app):
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api") as http:
+            before = await http.get("/healthz")
+            server = subprocess.Popen(
+                [str(Path(sys.executable).parent / "temporal"), "server", "start-dev", "--headless",
+                 "--ip", "127.0.0.1", "--port", str(port), "--log-level", "error"],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            )
+            try:
+                for _ in range(60):
+                    after = await http.get("/healthz")
+                    if after.status_code == 200:
+                        break
+                    await asyncio.sleep(0.5)
+            finally:
+                server.terminate()
+                server.wait(timeout=30)
+    assert before.status_code == 503 and before.json()["temporal"].startswith("unreachable")
+    assert after.status_code == 200
