@@ -215,7 +215,9 @@ def start_incident_numbers_at(engine: Engine, first: int) -> None:
     must not collide: a test that declares incidents through the API starts its
     fresh database's numbers somewhere no other test uses."""
     with Session(engine) as session, session.begin():
-        seed = IncidentNumber(number=first - 1, request_key=f"test-seed-{first}", created_at=datetime(2000, 1, 1, tzinfo=UTC))
+        seed = IncidentNumber(
+            number=first - 1, request_key=f"test-seed-{first}", created_at=datetime(2000, 1, 1, tzinfo=UTC)
+        )
         session.add(seed)
         session.flush()
         if engine.dialect.name == "postgresql":

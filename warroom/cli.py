@@ -61,10 +61,13 @@ ApiUrl = Annotated[
 ]
 Token = Annotated[
     str | None,
-    typer.Option("--token", metavar="TOKEN", help="Bearer token for the API. [default: WARROOM_API_TOKEN]", show_default=False),
+    typer.Option("--token", metavar="TOKEN", help="Bearer token for the API. [default: WARROOM_API_TOKEN]",
+                 show_default=False),
 ]
 JsonOut = Annotated[bool, typer.Option("--json", help="Print the API's answer as JSON (for scripts).")]
-IncidentId = Annotated[int, typer.Argument(metavar="ID", help="The incident number, e.g. 42 for #42.", min=1, show_default=False)]
+IncidentId = Annotated[
+    int, typer.Argument(metavar="ID", help="The incident number, e.g. 42 for #42.", min=1, show_default=False)
+]
 Actor = Annotated[str, typer.Option("--as", metavar="PERSON", help="Who is doing this (a person id of the policy).")]
 
 
@@ -211,8 +214,8 @@ def declare(
     summary: Annotated[str, typer.Option(metavar="TEXT", help="More detail: what users see.")] = "",
     component: Annotated[list[str] | None, typer.Option("--component", "-c", metavar="NAME",
                                                         help="An affected component; repeat for several.")] = None,
-    impact_started_at: Annotated[str | None, typer.Option(metavar="TIME", help="When users were first hurt (ISO 8601 with a zone).",
-                                                          show_default=False)] = None,
+    impact_started_at: Annotated[str | None, typer.Option(
+        metavar="TIME", help="When users were first hurt (ISO 8601 with a zone).", show_default=False)] = None,
     actor: Annotated[str, typer.Option("--as", metavar="PERSON", help="Who declares it.")] = "cli",
     idempotency_key: Annotated[str | None, typer.Option(
         metavar="KEY", help="Run the command again with the same key and get the same incident, not a second one.",
@@ -342,7 +345,8 @@ def role(
 @app.command()
 def resolve(
     incident: IncidentId,
-    summary: Annotated[str, typer.Option(metavar="TEXT", help="What happened and what restored service.", show_default=False)],
+    summary: Annotated[str, typer.Option(metavar="TEXT", help="What happened and what restored service.",
+                                         show_default=False)],
     impact: Annotated[str, typer.Option(metavar="TEXT", help="Who was affected, and how.")] = "",
     actor: Actor = "cli",
     as_json: JsonOut = False,
@@ -392,8 +396,9 @@ def postmortem(
         metavar="FILE", help="A YAML or JSON file ('-' for standard input) with summary, timeline, root_cause, impact, "
         "what_went_well, what_could_improve and action_items (each with title, owner and due, "
         "a time with a zone).", show_default=False)],
-    actor: Annotated[str | None, typer.Option("--as", metavar="PERSON", help="Who submits it. [default: the file's 'by', else cli]",
-                                              show_default=False)] = None,
+    actor: Annotated[str | None, typer.Option(
+        "--as", metavar="PERSON", help="Who submits it. [default: the file's 'by', else cli]",
+        show_default=False)] = None,
     as_json: JsonOut = False,
     api_url: ApiUrl = None,
     token: Token = None,
@@ -408,7 +413,8 @@ def postmortem(
 
 DatabaseUrl = Annotated[
     str | None,
-    typer.Option("--database-url", metavar="URL", help="SQLAlchemy URL of the read model. [default: WARROOM_DATABASE_URL, "
+    typer.Option("--database-url", metavar="URL",
+                 help="SQLAlchemy URL of the read model. [default: WARROOM_DATABASE_URL, "
                  "else SQLite under WARROOM_DATA_DIR]", show_default=False),
 ]
 

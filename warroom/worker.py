@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import signal
 import sys
@@ -59,10 +60,8 @@ async def keep_health_file(client: Client, engine: Engine, path: Path, stop: asy
             log.warning("health check failed (%s); %s is no longer refreshed", type(err).__name__, path)
         else:
             path.touch()
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), HEALTH_INTERVAL_SECONDS)
-        except asyncio.TimeoutError:
-            pass
 
 
 def _ping(engine: Engine) -> None:
