@@ -1,21 +1,33 @@
 """Shared fixtures: one real Temporal dev server per test session, fresh databases,
-second-scale policies, and a worker per test on its own task queue."""
+second-scale policies, and a worker per test on its own task queue.
+
+Databases: ``engine`` is a fresh read model on every backend under test (SQLite
+always; PostgreSQL too when ``WARROOM_TEST_PG_URL`` is set), so a read-model or
+activity test that asks for it runs once per backend. Workflow tests run on one
+backend (``primary_engine``: PostgreSQL when it is set, else SQLite); ``harness``
+uses it, and a test that needs the database should use ``harness.engine``.
+On PostgreSQL every test gets a schema of its own, named after the session, and
+the session drops all of them at the end.
+"""
 
 from __future__ import annotations
 
+import itertools
+import os
 import shutil
 import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, select
+from sqlalchemy.exc import OperationalError
+from sqlalchemy import Engine, make_url, select, text
 from sqlalchemy.orm import Session
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
@@ -28,7 +40,7 @@ from warroom.activities.statuspage import StatusPageActivities
 from warroom.models.components import DEFAULT_STATUSPAGE_PATH, load_catalog
 from warroom.models.incident import NotificationRequest
 from warroom.models.policy import Policy, parse_policy
-from warroom.models.tables import NotificationRow, create_schema, make_engine
+from warroom.models.tables import IncidentNumber, NotificationRow, create_schema, make_engine
 from warroom.runbooks.steps import RunbookConfig
 from warroom.temporal import DATA_CONVERTER
 from warroom.workflows import WORKFLOWS
@@ -91,12 +103,149 @@ async def client(temporal_env: WorkflowEnvironment) -> Client:
     return temporal_env.client
 
 
+PG_URL = os.environ.get("WARROOM_TEST_PG_URL") or None
+BACKENDS = ["sqlite", "postgresql"] if PG_URL else ["sqlite"]
+PRIMARY_BACKEND = "postgresql" if PG_URL else "sqlite"
+
+
+@dataclass
+class PgSandbox:
+    """Schemas of one test session on the PostgreSQL named by WARROOM_TEST_PG_URL."""
+
+    admin: Engine
+    prefix: str = field(default_factory=lambda: f"wrtest_{uuid.uuid4().hex[:10]}")
+    _numbers: Iterator[int] = field(default_factory=itertools.count)
+
+    def new_schema(self) -> tuple[str, str]:
+        """A new empty schema: its name, and a URL whose connections use it."""
+        name = f"{self.prefix}_{next(self._numbers)}"
+        with self.admin.begin() as conn:
+            conn.execute(text(f'CREATE SCHEMA "{name}"'))
+        url = make_url(PG_URL).update_query_dict({"options": f"-csearch_path={name}"})
+        return name, url.render_as_string(hide_password=False)
+
+    def drop(self, name: str) -> None:
+        """Drop the schema; a session some test left idle in a transaction on it is
+        ended first rather than letting the whole run wait on its locks."""
+        for _attempt in range(3):
+            try:
+                with self.admin.begin() as conn:
+                    conn.execute(text("SET LOCAL lock_timeout = '10s'"))
+                    conn.execute(text(f'DROP SCHEMA IF EXISTS "{name}" CASCADE'))
+                return
+            except OperationalError:
+                with self.admin.begin() as conn:
+                    conn.execute(
+                        text(
+                            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                            "WHERE datname = current_database() AND pid <> pg_backend_pid() "
+                            "AND state LIKE 'idle in transaction%'"
+                        )
+                    )
+        with self.admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA IF EXISTS "{name}" CASCADE'))
+
+    def drop_all(self) -> None:
+        with self.admin.connect() as conn:
+            names = conn.scalars(
+                text("SELECT nspname FROM pg_namespace WHERE left(nspname, length(:p)) = :p"),
+                {"p": f"{self.prefix}_"},
+            ).all()
+        for name in names:
+            self.drop(name)
+
+
+@pytest.fixture(scope="session")
+def pg_sandbox() -> Iterator[PgSandbox | None]:
+    if PG_URL is None:
+        yield None
+        return
+    sandbox = PgSandbox(admin=make_engine(PG_URL))
+    try:
+        yield sandbox
+    finally:
+        sandbox.drop_all()
+        sandbox.admin.dispose()
+
+
+@dataclass
+class TestDatabase:
+    """An empty database of one test: its URL, and engines on it (disposed at the end)."""
+
+    __test__ = False  # not a test class, whatever its name says
+    backend: str
+    url: str
+    engines: list[Engine] = field(default_factory=list)
+
+    def engine(self) -> Engine:
+        eng = make_engine(self.url)
+        self.engines.append(eng)
+        return eng
+
+
+@contextmanager
+def _database(backend: str, tmp_path: Path, sandbox: PgSandbox | None) -> Iterator[TestDatabase]:
+    if backend == "sqlite":
+        db = TestDatabase(backend, f"sqlite:///{tmp_path / f'read-{uuid.uuid4().hex[:6]}.db'}")
+        schema = None
+    else:
+        assert sandbox is not None
+        schema, url = sandbox.new_schema()
+        db = TestDatabase(backend, url)
+    try:
+        yield db
+    finally:
+        for eng in db.engines:
+            eng.dispose()
+        if schema is not None and sandbox is not None:
+            sandbox.drop(schema)
+
+
+@pytest.fixture(params=BACKENDS)
+def database(request: pytest.FixtureRequest, tmp_path: Path, pg_sandbox: PgSandbox | None) -> Iterator[TestDatabase]:
+    """A fresh, empty database (no tables) on each backend under test."""
+    with _database(request.param, tmp_path, pg_sandbox) as db:
+        yield db
+
+
 @pytest.fixture
-def engine(tmp_path: Path) -> Iterator[Engine]:
-    eng = make_engine(f"sqlite:///{tmp_path / 'read.db'}")
+def engine(database: TestDatabase) -> Engine:
+    """A fresh read model on each backend under test."""
+    eng = database.engine()
     create_schema(eng)
-    yield eng
-    eng.dispose()
+    return eng
+
+
+@pytest.fixture
+def primary_database(tmp_path: Path, pg_sandbox: PgSandbox | None) -> Iterator[TestDatabase]:
+    """A fresh, empty database on the one backend that workflow tests use."""
+    with _database(PRIMARY_BACKEND, tmp_path, pg_sandbox) as db:
+        yield db
+
+
+@pytest.fixture
+def primary_engine(primary_database: TestDatabase) -> Engine:
+    eng = primary_database.engine()
+    create_schema(eng)
+    return eng
+
+
+def start_incident_numbers_at(engine: Engine, first: int) -> None:
+    """Make the next allocated incident number ``first``.
+
+    Every test shares one Temporal server, where workflow ids (``incident-<n>``)
+    must not collide: a test that declares incidents through the API starts its
+    fresh database's numbers somewhere no other test uses."""
+    with Session(engine) as session, session.begin():
+        seed = IncidentNumber(
+            number=first - 1, request_key=f"test-seed-{first}", created_at=datetime(2000, 1, 1, tzinfo=UTC)
+        )
+        session.add(seed)
+        session.flush()
+        if engine.dialect.name == "postgresql":
+            session.execute(
+                text("SELECT setval(pg_get_serial_sequence('incident_numbers', 'number'), :n)"), {"n": first - 1}
+            )
 
 
 @dataclass
@@ -158,8 +307,8 @@ async def running_worker(
 
 
 @pytest.fixture
-async def harness(client: Client, engine: Engine) -> AsyncIterator[Harness]:
-    async with running_worker(client, engine) as h:
+async def harness(client: Client, primary_engine: Engine) -> AsyncIterator[Harness]:
+    async with running_worker(client, primary_engine) as h:
         yield h
 
 

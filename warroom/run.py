@@ -1,8 +1,9 @@
 """``make run``: the whole embedded stack in one terminal.
 
-Starts the Temporal dev server (SQLite file under the data directory, so
-incidents survive a restart), one worker and the API; logs go to this
-terminal; Ctrl-C stops everything, API first and Temporal last.
+Brings the read model's schema up to date, then starts the Temporal dev server
+(SQLite file under the data directory, so incidents survive a restart), one
+worker and the API; logs go to this terminal; Ctrl-C stops everything, API
+first and Temporal last.
 """
 
 from __future__ import annotations
@@ -17,10 +18,13 @@ import time
 from pathlib import Path
 
 from warroom.models.components import CatalogError, load_catalog
+from warroom.logs import configure_logging
+from warroom.migrations import SchemaNotCurrent
 from warroom.models.policy import PolicyError, load_policy
 from warroom.models.runbook import RunbookError
 from warroom.runbooks.catalogue import load_catalogue
 from warroom.settings import Settings
+from warroom.startup import DependencyUnavailable, open_read_model
 
 
 def temporal_binary() -> str:
@@ -64,6 +68,14 @@ def main() -> None:
     for port, what in ((settings.temporal_port, "WARROOM_TEMPORAL_PORT"), (settings.http_port, "WARROOM_HTTP_PORT")):
         if not port_free(port):
             sys.exit(f"warroom: port {port} is already in use; stop what holds it or set {what}")
+
+    # Bring the read model to the newest schema once, before anything uses it
+    # (the worker and the API would also do it, under the migration lock).
+    configure_logging(settings.log_level, settings.log_format)
+    try:
+        open_read_model(settings.model_copy(update={"data_dir": data})).dispose()
+    except (DependencyUnavailable, SchemaNotCurrent) as err:
+        sys.exit(f"warroom: cannot start: {err}")
 
     env = dict(os.environ, WARROOM_DATA_DIR=str(data))
     procs: list[tuple[str, subprocess.Popen[bytes]]] = []

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
+import contextlib
 import logging
 import signal
+import sys
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+from pathlib import Path
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 from temporalio.client import Client
 from temporalio.worker import Worker
 
@@ -17,12 +23,12 @@ from warroom.activities.notify import Channel, NotifierRegistry
 from warroom.activities.runbook import HEARTBEAT_THROTTLE, RunbookActivities
 from warroom.activities.statuspage import StatusPageActivities
 from warroom.logs import configure_logging
-from warroom.models.policy import load_policy
-from warroom.models.tables import create_schema, make_engine
+from warroom.migrations import SchemaNotCurrent
+from warroom.models.policy import PolicyError, load_policy
 from warroom.runbooks.steps import RunbookConfig
 from warroom.settings import Settings
+from warroom.startup import DependencyUnavailable, open_read_model, wait_for_temporal
 from warroom.statuspage.config import load_config
-from warroom.temporal import connect
 from warroom.workflows import WORKFLOWS
 
 log = logging.getLogger("warroom.worker")
@@ -38,6 +44,8 @@ def build_worker(client: Client, settings: Settings, activities: IncidentActivit
         activity_executor=executor,
         max_concurrent_activities=64,
         max_heartbeat_throttle_interval=HEARTBEAT_THROTTLE,
+        # On SIGTERM (a scale-down, a deploy) let sends in flight finish rather than cut them off.
+        graceful_shutdown_timeout=timedelta(seconds=10),
     )
 
 
@@ -86,25 +94,42 @@ def build_runbook_config(settings: Settings) -> RunbookConfig:
     )
 
 
-async def connect_with_retry(settings: Settings, attempts: int = 60) -> Client:
-    for attempt in range(1, attempts + 1):
+HEALTH_INTERVAL_SECONDS = 10.0
+
+
+async def keep_health_file(client: Client, engine: Engine, path: Path, stop: asyncio.Event) -> None:
+    """Touch ``path`` every few seconds while Temporal and the database both answer."""
+    while not stop.is_set():
         try:
-            return await connect(settings.temporal_target, settings.temporal_namespace)
-        except Exception as err:  # noqa: BLE001 - any failure to connect is retried
-            if attempt == attempts:
-                raise
-            log.info("waiting for Temporal at %s (%s)", settings.temporal_target, err.__class__.__name__)
-            await asyncio.sleep(1)
-    raise AssertionError("unreachable")
+            await asyncio.wait_for(client.service_client.check_health(), HEALTH_INTERVAL_SECONDS / 2)
+            await asyncio.to_thread(_ping, engine)
+        except Exception as err:  # noqa: BLE001 - unhealthy: the file goes stale
+            log.warning("health check failed (%s); %s is no longer refreshed", type(err).__name__, path)
+        else:
+            path.touch()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), HEALTH_INTERVAL_SECONDS)
+
+
+def _ping(engine: Engine) -> None:
+    with engine.connect() as conn:
+        conn.execute(text("SELECT 1"))
+
+
+def health_file_fresh(path: Path, now: float | None = None) -> bool:
+    """True when the worker refreshed its health file recently enough."""
+    try:
+        age = (time.time() if now is None else now) - path.stat().st_mtime
+    except OSError:
+        return False
+    return age <= 3 * HEALTH_INTERVAL_SECONDS
 
 
 async def run(settings: Settings) -> None:
     load_policy(settings.policy)  # refuse to start on a bad policy, naming the key
     statuspage = load_config(settings)  # ...and on a bad components file
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    engine = make_engine(settings.read_model_url)
-    create_schema(engine)
-    client = await connect_with_retry(settings)
+    engine = await asyncio.to_thread(open_read_model, settings)
+    client = await wait_for_temporal(settings)
     notifiers = build_notifiers(settings)
     log.info("paging: %s", notifiers.describe())
     activities = build_activities(engine, settings, client, notifiers)
@@ -122,14 +147,37 @@ async def run(settings: Settings) -> None:
         )
         log.info("worker polling task queue %s on %s", settings.task_queue, settings.temporal_target)
         async with worker:
+            health = (
+                asyncio.create_task(keep_health_file(client, engine, settings.health_file, stop))
+                if settings.health_file is not None
+                else None
+            )
             await stop.wait()
-            log.info("worker stopping")
+            log.info("worker stopping; letting running activities finish")
+            if health is not None:
+                await health
+    engine.dispose()
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m warroom.worker", description="The warroom Temporal worker.")
+    parser.add_argument(
+        "--healthcheck",
+        action="store_true",
+        help="exit 0 if the running worker refreshed WARROOM_HEALTH_FILE recently, else 1 (for containers)",
+    )
+    args = parser.parse_args(argv)
     settings = Settings()
-    configure_logging(settings.log_level)
-    asyncio.run(run(settings))
+    if args.healthcheck:
+        if settings.health_file is None:
+            sys.exit("warroom worker: set WARROOM_HEALTH_FILE to use --healthcheck")
+        sys.exit(0 if health_file_fresh(settings.health_file) else 1)
+    configure_logging(settings.log_level, settings.log_format)
+    try:
+        asyncio.run(run(settings))
+    except (DependencyUnavailable, SchemaNotCurrent, PolicyError) as err:
+        log.error("cannot start: %s", err)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

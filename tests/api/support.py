@@ -15,20 +15,17 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
 from asgi_lifespan import LifespanManager
 from sqlalchemy import Engine
-from sqlalchemy.orm import Session
 from temporalio.client import Client
 
-from tests.conftest import Harness, running_worker
+from tests.conftest import Harness, running_worker, start_incident_numbers_at
 from tests.stack import case, write_policy
 from warroom.api.app import create_app
-from warroom.models.tables import IncidentNumber
 from warroom.settings import Settings
 
 T = TypeVar("T")
@@ -88,8 +85,7 @@ def resolved_sample() -> dict[str, Any]:
 
 def seed_numbers(engine: Engine, first: int) -> None:
     """Make the allocator hand out ``first``, ``first + 1``, ... in this read model."""
-    with Session(engine) as session, session.begin():
-        session.add(IncidentNumber(number=first - 1, request_key=f"seed-{first}", created_at=datetime.now(UTC)))
+    start_incident_numbers_at(engine, first)
 
 
 @asynccontextmanager

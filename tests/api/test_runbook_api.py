@@ -8,20 +8,17 @@ import random
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from sqlalchemy import Engine
-from sqlalchemy.orm import Session
 from temporalio.client import Client
 
-from tests.conftest import ROOT, Harness, running_worker
+from tests.conftest import ROOT, Harness, running_worker, start_incident_numbers_at
 from tests.standin import RunningPlatform, running_platform
 from warroom.api.app import create_app
-from warroom.models.tables import IncidentNumber
 from warroom.runbooks.steps import RunbookConfig
 from warroom.settings import Settings
 
@@ -53,8 +50,7 @@ class Api:
 def start_numbers_high(engine: Engine) -> None:
     """Every test has a fresh database but shares the dev server: incident numbers
     (and so workflow ids) must not repeat across tests."""
-    with Session(engine) as session, session.begin():
-        session.add(IncidentNumber(number=random.randrange(10**8, 10**9), created_at=datetime.now(UTC)))
+    start_incident_numbers_at(engine, random.randrange(10**8, 10**9))
 
 
 @pytest.fixture

@@ -13,13 +13,24 @@ import hashlib
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from warroom.api.schemas import check_instant
 from warroom.models.incident import AlertEvent
 from warroom.models.severity import Severity, most_severe, severity_from_labels
 
 ZERO_TIME = "0001-01-01"
+
+
+def _without_nul(value: Any) -> Any:
+    """Drop U+0000 from every string of a payload (PostgreSQL cannot store it in text)."""
+    if isinstance(value, str):
+        return value.replace("\x00", "")
+    if isinstance(value, dict):
+        return {_without_nul(k): _without_nul(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_without_nul(v) for v in value]
+    return value
 
 
 class AMAlert(BaseModel):
@@ -67,6 +78,12 @@ class AlertmanagerPayload(BaseModel):
     commonAnnotations: dict[str, str] = Field(default_factory=dict)
     externalURL: str = ""
     alerts: list[AMAlert] = Field(min_length=1, max_length=5000)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _clean(cls, data: Any) -> Any:
+        # A monitoring payload is taken as it comes, minus what the database cannot hold.
+        return _without_nul(data)
 
     @field_validator("version")
     @classmethod

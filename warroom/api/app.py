@@ -70,10 +70,9 @@ from warroom.models.tables import (
     StatusUpdateRow,
     TimelineRow,
     allocate_incident_number,
-    create_schema,
-    make_engine,
 )
 from warroom.settings import Settings
+from warroom.startup import open_read_model
 from warroom.statuspage.config import StatusPageConfig, load_config
 from warroom.temporal import DATA_CONVERTER
 from warroom.workflows import IncidentWorkflow
@@ -129,9 +128,8 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         eng = engine
         if eng is None:
-            settings.data_dir.mkdir(parents=True, exist_ok=True)
-            eng = make_engine(settings.read_model_url)
-            create_schema(eng)
+            # Waits for the database and migrates it (or checks it is current).
+            eng = await asyncio.to_thread(open_read_model, settings)
         cli = client or await Client.connect(
             settings.temporal_target,
             namespace=settings.temporal_namespace,

@@ -25,6 +25,15 @@ TEXT = 5000
 class _In(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
+    @field_validator("*")
+    @classmethod
+    def _no_nul(cls, value: Any) -> Any:
+        # PostgreSQL cannot store U+0000 in text; refuse it here, not in an activity later.
+        texts = value if isinstance(value, list) else [value]
+        if any(isinstance(t, str) and "\x00" in t for t in texts):
+            raise ValueError("must not contain NUL characters (U+0000)")
+        return value
+
 
 EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
 

@@ -17,6 +17,7 @@ from sqlalchemy import (
     Float,
     ForeignKey,
     Integer,
+    MetaData,
     String,
     Text,
     TypeDecorator,
@@ -49,7 +50,19 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC) if value is not None else None
 
 
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+"""Constraint names are fixed here, so that a later migration can name what it alters
+(SQLite's batch mode and PostgreSQL's ALTER both need the name)."""
+
+
 class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
     type_annotation_map = {datetime: UTCDateTime()}
 
 
@@ -59,7 +72,8 @@ class IncidentNumber(Base):
     __tablename__ = "incident_numbers"
     __table_args__ = {"sqlite_autoincrement": True}
     number: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    request_key: Mapped[str | None] = mapped_column(String(200), unique=True)
+    request_key: Mapped[str | None] = mapped_column(String(255), unique=True)
+    """``api:`` plus the caller's Idempotency-Key (at most 200 characters)."""
     created_at: Mapped[datetime]
 
 
@@ -338,10 +352,26 @@ def make_engine(url: str) -> Engine:
             cur.close()
 
         return engine
-    return create_engine(url, pool_pre_ping=True)
+    engine = create_engine(url, pool_pre_ping=True)
+    if engine.dialect.name == "postgresql":
+
+        @event.listens_for(engine, "connect")
+        def _guard(dbapi_conn: Any, _record: Any) -> None:
+            # Defence in depth: the read model never leaves a transaction open for
+            # long; one that a crashed thread left idle must not hold its locks
+            # (and block a migration or a schema drop) forever.
+            with dbapi_conn.cursor() as cur:
+                cur.execute("SET idle_in_transaction_session_timeout = '60s'")
+            dbapi_conn.commit()
+
+    return engine
 
 
 def create_schema(engine: Engine) -> None:
+    """Create every table straight from the metadata: for throw-away test databases.
+
+    Real databases get their schema from the migrations (``warroom db upgrade``);
+    a test keeps the two identical."""
     Base.metadata.create_all(engine)
 
 

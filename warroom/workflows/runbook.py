@@ -400,9 +400,16 @@ class RunbookRunWorkflow:
             self._sent += 1
 
     async def _flusher(self) -> None:
-        """Write the read model: one activity at a time, newest state."""
+        """Write the read model: one activity at a time, newest state.
+
+        A finished run is written only once the incident has been told: whoever
+        sees "succeeded" in the read model can resolve the incident at once,
+        which the incident refuses while it still counts the run as active."""
         while True:
-            await workflow.wait_condition(lambda: self._s.version != self._persisted)
+            await workflow.wait_condition(
+                lambda: self._s.version != self._persisted
+                and (self._s.status.active or self._sent == len(self._events))
+            )
             version = self._s.version
             snapshot = self._s.model_copy(deep=True)
             await workflow.execute_activity(

@@ -1,0 +1,237 @@
+"""The `warroom` CLI against a running API (uvicorn on a free port, a real worker)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import subprocess
+import sys
+import threading
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+import yaml
+from sqlalchemy import Engine
+from temporalio.client import Client
+from typer.main import get_command
+from typer.testing import CliRunner, Result
+
+from tests.conftest import TestDatabase
+from tests.live import LiveApi, free_port, live_api
+from warroom import cli, migrations
+
+runner = CliRunner()
+
+
+async def run_cli(*args: str, env: dict[str, str] | None = None) -> Result:
+    """Run the CLI off the event loop: the worker that answers it lives on the loop."""
+    return await asyncio.to_thread(runner.invoke, cli.app, list(args), env=env, catch_exceptions=False)
+
+
+@pytest.fixture
+async def api(client: Client, primary_database: TestDatabase, primary_engine: Engine,
+              tmp_path: Path) -> AsyncIterator[LiveApi]:
+    async with live_api(client, primary_database, primary_engine, tmp_path) as live:
+        yield live
+
+
+def postmortem_file(tmp_path: Path, **overrides: object) -> Path:
+    due = (datetime.now(UTC) + timedelta(days=7)).replace(microsecond=0)
+    doc: dict[str, object] = {
+        "summary": "A DNS publisher change slowed zone updates.",
+        "timeline": "14:02 deploy; 14:10 alerts; 14:25 rollback; 14:40 backlog drained.",
+        "root_cause": "The new batching code held a lock across network calls.",
+        "impact": "DNS changes took up to 14 minutes to publish.",
+        "what_went_well": "The rollback was quick and well rehearsed.",
+        "what_could_improve": "Canary the publisher on one region first.",
+        "action_items": [{"title": "Add a publish-latency alert", "owner": "bob", "due": due}],
+    }
+    doc.update(overrides)
+    path = tmp_path / "postmortem.yaml"
+    path.write_text(yaml.safe_dump(doc), encoding="utf-8")
+    return path
+
+
+async def test_an_incident_from_declaration_to_postmortem(api: LiveApi, tmp_path: Path) -> None:
+    url = ["--api-url", api.url]
+    declared = await run_cli("declare", "Control panel returns 502", "-s", "SEV-2", "-c", "control-panel",
+                             "--as", "alice", *url)
+    assert declared.exit_code == 0, declared.output
+    assert declared.output.startswith("Declared #")
+    assert "(SEV-2, triggered): Control panel returns 502" in declared.output
+    number = int(declared.output.split("#")[1].split(" ")[0])
+
+    listed = await run_cli("list", "--json", *url)
+    assert listed.exit_code == 0
+    # The list reads the read model, which the worker writes a moment later.
+    for _ in range(50):
+        rows = json.loads(listed.stdout)
+        if any(r["id"] == number for r in rows):
+            break
+        await asyncio.sleep(0.1)
+        listed = await run_cli("list", "--json", *url)
+    assert [r["id"] for r in rows] == [number]
+
+    human = await run_cli("list", "--status", "open", *url)
+    assert human.output.splitlines()[0].split() == ["ID", "SEV", "STATUS", "DECLARED", "ACK", "BY", "TITLE"]
+    assert f"#{number}" in human.output and "triggered" in human.output
+
+    ack = await run_cli("ack", str(number), "--as", "alice", *url)
+    assert (ack.exit_code, ack.output.strip()) == (0, f"#{number} (acknowledged): #{number} acknowledged by alice")
+    again = await run_cli("ack", str(number), "--as", "bob", *url)
+    assert again.exit_code == cli.EXIT_REFUSED
+    assert f"incident #{number} was already acknowledged by alice (HTTP 409)" in again.stderr
+
+    assert (await run_cli("role", str(number), "ic", "alice", *url)).exit_code == 0
+    update = await run_cli("update", str(number), "We are rolling back the last deploy.", "--as", "alice", *url)
+    assert update.exit_code == 0 and "update posted" in update.output
+    sev = await run_cli("severity", str(number), "SEV-1", "--reason", "all regions", "--json", *url)
+    assert json.loads(sev.stdout)["message"] == f"#{number} is now SEV-1"
+
+    shown = await run_cli("show", str(number), *url)
+    assert shown.exit_code == 0
+    assert shown.output.splitlines()[0] == f"#{number}  SEV-1  acknowledged  Control panel returns 502"
+    assert re.search(r"^  incident commander +alice$", shown.output, re.M)
+    assert re.search(r"^  due: next status update +\d{4}-\d\d-\d\d \d\d:\d\d:\d\dZ$", shown.output, re.M)
+    assert "We are rolling back the last deploy." in shown.output
+    assert "Timeline:" in shown.output and "Severity SEV-2 -> SEV-1 by cli: all regions" in shown.output
+
+    early = await run_cli("postmortem", str(number), str(postmortem_file(tmp_path)), *url)
+    assert early.exit_code == cli.EXIT_REFUSED and "not resolved yet" in early.stderr
+
+    resolved = await run_cli("resolve", str(number), "--summary", "Rolled back; errors stopped.", "--as", "alice",
+                             *url)
+    assert resolved.exit_code == 0 and "(resolved)" in resolved.output
+
+    thin = await run_cli("postmortem", str(number), str(postmortem_file(tmp_path, root_cause="")), *url)
+    assert thin.exit_code == cli.EXIT_REFUSED and "root cause is empty" in thin.stderr.lower()
+    done = await run_cli("postmortem", str(number), str(postmortem_file(tmp_path)), "--as", "alice", *url)
+    assert done.exit_code == 0, done.stderr
+    assert done.output.strip() == f"#{number} (closed): postmortem for #{number} accepted"
+
+    final = json.loads((await run_cli("show", str(number), "--json", *url)).stdout)
+    assert final["status"] == "closed"
+    assert final["postmortem"]["submitted_by"] == "alice"
+
+
+async def test_exit_codes_for_scripts(api: LiveApi, tmp_path: Path) -> None:
+    url = ["--api-url", api.url]
+    missing = await run_cli("show", "987654321", *url)
+    assert missing.exit_code == cli.EXIT_NOT_FOUND and "not found" in missing.stderr
+    assert (await run_cli("ack", "987654321", "--as", "alice", *url)).exit_code == cli.EXIT_NOT_FOUND
+
+    bad = await run_cli("declare", "Billing down", "-s", "SEV-9", *url)
+    assert bad.exit_code == cli.EXIT_USAGE and "severity" in bad.stderr and "HTTP 422" in bad.stderr
+    no_file = await run_cli("postmortem", "1", str(tmp_path / "nope.yaml"), *url)
+    assert no_file.exit_code == cli.EXIT_USAGE and "cannot read" in no_file.stderr
+    not_a_mapping = tmp_path / "list.json"
+    not_a_mapping.write_text("[1, 2]")
+    assert (await run_cli("postmortem", "1", str(not_a_mapping), *url)).exit_code == cli.EXIT_USAGE
+    assert (await run_cli("ack", "1", *url)).exit_code == cli.EXIT_USAGE  # --as is required
+    assert (await run_cli("show", "abc", *url)).exit_code == cli.EXIT_USAGE
+
+    nobody = await run_cli("list", "--api-url", f"http://127.0.0.1:{free_port()}")
+    assert nobody.exit_code == cli.EXIT_UNREACHABLE and "cannot reach the warroom API" in nobody.stderr
+
+
+async def test_the_same_idempotency_key_declares_once(api: LiveApi) -> None:
+    args = ["declare", "Mail queue stuck", "-s", "SEV-3", "--idempotency-key", "alert-77", "--json",
+            "--api-url", api.url]
+    first = json.loads((await run_cli(*args)).stdout)
+    second = json.loads((await run_cli(*args)).stdout)
+    assert first["id"] == second["id"]
+
+
+class _Recorder(BaseHTTPRequestHandler):
+    seen: list[str | None] = []
+
+    def do_GET(self) -> None:  # noqa: N802 - the http.server API
+        type(self).seen.append(self.headers.get("Authorization"))
+        body = b'{"detail": "that token is not valid"}'
+        self.send_response(401)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+async def test_the_token_comes_from_the_settings_or_the_flag() -> None:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Recorder)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        from_env = await run_cli("list", env={"WARROOM_API_URL": url, "WARROOM_API_TOKEN": "from-env"})
+        from_flag = await run_cli("list", "--token", "from-flag", env={"WARROOM_API_URL": url,
+                                                                        "WARROOM_API_TOKEN": "from-env"})
+        none = await run_cli("list", "--api-url", url, env={"WARROOM_API_TOKEN": ""})
+    finally:
+        server.shutdown()
+    assert _Recorder.seen == ["Bearer from-env", "Bearer from-flag", None]
+    assert from_env.exit_code == from_flag.exit_code == cli.EXIT_FORBIDDEN
+    assert "that token is not valid (HTTP 401)" in from_env.stderr
+    assert none.exit_code == cli.EXIT_FORBIDDEN
+
+
+def _all_commands() -> list[list[str]]:
+    root = get_command(cli.app)
+    paths: list[list[str]] = [[]]
+    for name, command in root.commands.items():  # type: ignore[attr-defined]
+        paths.append([name])
+        paths += [[name, sub] for sub in getattr(command, "commands", {})]
+    return paths
+
+
+def test_every_command_has_help() -> None:
+    paths = _all_commands()
+    names = {" ".join(p) for p in paths}
+    assert {"declare", "list", "show", "ack", "update", "severity", "role", "resolve", "postmortem",
+            "db upgrade", "db current", "db revision"} <= names
+    for path in paths:
+        result = runner.invoke(cli.app, [*path, "--help"])
+        assert result.exit_code == 0, path
+        assert result.output.startswith("Usage: warroom"), path
+    assert "Exit codes: 0 done; 1 refused" in " ".join(runner.invoke(cli.app, ["--help"]).output.split())
+
+
+def test_db_upgrade_and_current(database: TestDatabase) -> None:
+    url = ["--database-url", database.url]
+    empty = runner.invoke(cli.app, ["db", "current", *url])
+    assert empty.exit_code == cli.EXIT_REFUSED and "(empty database)" in empty.output
+    first = runner.invoke(cli.app, ["db", "upgrade", *url])
+    assert first.exit_code == 0, first.output
+    assert f"migrated from an empty database to {migrations.head()}" in first.output
+    second = runner.invoke(cli.app, ["db", "upgrade", "--json", *url])
+    assert json.loads(second.stdout)["before"] == json.loads(second.stdout)["after"] == migrations.head()
+    now = runner.invoke(cli.app, ["db", "current", "--json", *url])
+    assert now.exit_code == 0 and json.loads(now.stdout)["current"] == migrations.head()
+
+
+def test_db_upgrade_gives_up_on_an_unreachable_database() -> None:
+    result = runner.invoke(
+        cli.app,
+        ["db", "upgrade", "--database-url", f"postgresql+psycopg://w:pw@127.0.0.1:{free_port()}/w"],
+        env={"WARROOM_STARTUP_TIMEOUT_SECONDS": "1"},
+    )
+    assert result.exit_code == cli.EXIT_UNREACHABLE
+    assert "did not answer within 1 s" in result.stderr and ":pw@" not in result.stderr
+
+
+async def test_the_installed_entry_point(api: LiveApi) -> None:
+    """`warroom` as a script: the pyproject entry point, a real process, a real API."""
+    exe = Path(sys.executable).parent / "warroom"
+    listing = await asyncio.to_thread(
+        subprocess.run, [str(exe), "list", "--json", "--api-url", api.url], capture_output=True, text=True, timeout=60
+    )
+    assert listing.returncode == 0, listing.stderr
+    assert json.loads(listing.stdout) == []
+    missing = await asyncio.to_thread(
+        subprocess.run, [str(exe), "show", "424242", "--api-url", api.url], capture_output=True, text=True, timeout=60
+    )
+    assert missing.returncode == cli.EXIT_NOT_FOUND

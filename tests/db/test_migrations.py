@@ -1,0 +1,122 @@
+"""The read model's schema comes from the migrations, on SQLite and on PostgreSQL."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy import inspect, select, text
+from sqlalchemy.orm import Session
+
+from tests.conftest import TestDatabase
+from warroom import migrations
+from warroom.models.tables import Base, IncidentNumber, allocate_incident_number
+from warroom.settings import Settings
+from warroom.startup import open_read_model
+
+MODEL_TABLES = set(Base.metadata.tables)
+
+
+def tables(db: TestDatabase) -> set[str]:
+    eng = db.engine()
+    try:
+        return set(inspect(eng).get_table_names()) - {"alembic_version"}
+    finally:
+        eng.dispose()
+
+
+def test_upgrade_from_empty_then_downgrade_to_base_then_upgrade_again(database: TestDatabase) -> None:
+    eng = database.engine()
+    assert tables(database) == set()
+    assert migrations.current(eng) is None
+
+    migrations.upgrade(eng)
+    assert migrations.current(eng) == migrations.head()
+    assert tables(database) == MODEL_TABLES
+    with Session(eng) as session, session.begin():
+        first = allocate_incident_number(session, datetime.now(UTC), "before-downgrade")
+
+    migrations.downgrade(eng, "base")
+    assert migrations.current(eng) is None
+    assert tables(database) == set()
+
+    migrations.upgrade(eng)
+    assert migrations.current(eng) == migrations.head()
+    assert tables(database) == MODEL_TABLES
+    with Session(eng) as session, session.begin():
+        # The tables are usable again, and empty: the downgrade really dropped them.
+        assert session.scalars(select(IncidentNumber)).all() == []
+        assert allocate_incident_number(session, datetime.now(UTC), "after-upgrade") == first
+
+
+def test_upgrading_a_current_database_changes_nothing(database: TestDatabase) -> None:
+    eng = database.engine()
+    migrations.upgrade(eng)
+    with Session(eng) as session, session.begin():
+        number = allocate_incident_number(session, datetime.now(UTC), "kept")
+    migrations.upgrade(eng)
+    with Session(eng) as session:
+        assert session.scalar(select(IncidentNumber.number).where(IncidentNumber.request_key == "kept")) == number
+
+
+def test_migration_head_matches_the_table_definitions(database: TestDatabase) -> None:
+    """A change to warroom/models/tables.py must come with a migration.
+
+    If this fails, write one: bring a scratch database to head with
+    `warroom db upgrade`, then `warroom db revision -m "what changed"` against it,
+    and read the generated file under warroom/migrations/versions/."""
+    eng = database.engine()
+    migrations.upgrade(eng)
+    assert migrations.schema_diff(eng) == []
+
+
+def test_the_diff_check_notices_a_table_the_migrations_lack(database: TestDatabase) -> None:
+    eng = database.engine()
+    migrations.upgrade(eng)
+    with eng.begin() as conn:
+        conn.execute(text("DROP TABLE alert_groups"))
+    diff = migrations.schema_diff(eng)
+    assert [(d[0], d[1].name) for d in diff] == [("add_table", "alert_groups")]
+
+
+def test_processes_starting_together_migrate_once(database: TestDatabase) -> None:
+    """Workers and API replicas all upgrade at start-up; the lock makes that safe."""
+    engines = [database.engine() for _ in range(4)]
+    barrier = threading.Barrier(len(engines))
+    errors: list[BaseException] = []
+
+    def start(eng: object) -> None:
+        try:
+            barrier.wait(timeout=10)
+            migrations.upgrade(eng)  # type: ignore[arg-type]
+        except BaseException as err:  # noqa: BLE001 - collected and asserted below
+            errors.append(err)
+
+    threads = [threading.Thread(target=start, args=(eng,)) for eng in engines]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert errors == []
+    assert migrations.current(engines[0]) == migrations.head()
+    with engines[0].connect() as conn:
+        assert conn.scalar(text("SELECT count(*) FROM alembic_version")) == 1
+    assert tables(database) == MODEL_TABLES
+
+
+def test_start_up_migrates_an_empty_database_by_default(database: TestDatabase) -> None:
+    eng = open_read_model(Settings(database_url=database.url))
+    try:
+        assert migrations.current(eng) == migrations.head()
+    finally:
+        eng.dispose()
+
+
+def test_start_up_without_auto_migrate_refuses_an_old_schema(database: TestDatabase) -> None:
+    settings = Settings(database_url=database.url, auto_migrate=False)
+    with pytest.raises(migrations.SchemaNotCurrent, match="warroom db upgrade"):
+        open_read_model(settings)
+    migrations.upgrade(database.engine())
+    eng = open_read_model(settings)
+    eng.dispose()

@@ -1,0 +1,514 @@
+"""``warroom``: incidents from a terminal or a script, through the API.
+
+The CLI is one more composition root: it reads the settings (``WARROOM_API_URL``,
+``WARROOM_API_TOKEN``), which flags override, and talks to the API over HTTP.
+Only ``warroom db`` touches the database itself.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Sequence
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import httpx
+import typer
+import yaml
+from pydantic import ValidationError
+
+from warroom.settings import Settings
+
+EXIT_OK = 0
+EXIT_REFUSED = 1
+EXIT_USAGE = 2
+EXIT_NOT_FOUND = 3
+EXIT_UNREACHABLE = 4
+EXIT_FORBIDDEN = 5
+EXIT_ERROR = 6
+
+EXIT_CODES_HELP = """Exit codes: 0 done; 1 refused by the incident's lifecycle (already
+acknowledged, already resolved...); 2 bad usage or input the API rejected; 3 no
+such incident; 4 the API, or the Temporal cluster or database behind it, cannot
+be reached; 5 the API refused the token; 6 any other error."""
+
+app = typer.Typer(
+    name="warroom",
+    help="Declare and run incidents from the command line, through the warroom API. "
+    "Connection: --api-url / WARROOM_API_URL (default http://127.0.0.1:8000) and "
+    "--token / WARROOM_API_TOKEN. Every command takes --help; --json prints the API's answer as JSON.",
+    epilog=EXIT_CODES_HELP,
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+db_app = typer.Typer(
+    help="The read model's database: apply migrations, show the schema revision.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
+app.add_typer(db_app, name="db")
+
+# --- options every API command takes -----------------------------------------------------
+
+ApiUrl = Annotated[
+    str | None,
+    typer.Option("--api-url", metavar="URL", help="Base URL of the warroom API. [default: WARROOM_API_URL or http://127.0.0.1:8000]",
+                 show_default=False),
+]
+Token = Annotated[
+    str | None,
+    typer.Option("--token", metavar="TOKEN", help="Bearer token for the API. [default: WARROOM_API_TOKEN]",
+                 show_default=False),
+]
+JsonOut = Annotated[bool, typer.Option("--json", help="Print the API's answer as JSON (for scripts).")]
+IncidentId = Annotated[
+    int, typer.Argument(metavar="ID", help="The incident number, e.g. 42 for #42.", min=1, show_default=False)
+]
+Actor = Annotated[str, typer.Option("--as", metavar="PERSON", help="Who is doing this (a person id of the policy).")]
+
+
+def fail(code: int, message: str) -> NoReturn:
+    typer.echo(f"warroom: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def _settings() -> Settings:
+    try:
+        return Settings()
+    except ValidationError as err:
+        problems = "; ".join(f"WARROOM_{'_'.join(str(p) for p in e['loc']).upper()}: {e['msg']}" for e in err.errors())
+        fail(EXIT_USAGE, f"bad setting in the environment: {problems}")
+
+
+class Api:
+    """A thin HTTP client that turns every API answer into output or an exit code."""
+
+    STATUS_EXIT = {400: EXIT_USAGE, 401: EXIT_FORBIDDEN, 403: EXIT_FORBIDDEN, 404: EXIT_NOT_FOUND,
+                   409: EXIT_REFUSED, 422: EXIT_USAGE, 502: EXIT_UNREACHABLE, 503: EXIT_UNREACHABLE,
+                   504: EXIT_UNREACHABLE}
+
+    def __init__(self, api_url: str | None, token: str | None, timeout: float = 30.0) -> None:
+        settings = _settings()
+        self.base = (api_url or settings.api_base_url).rstrip("/")
+        secret = token if token is not None else (settings.api_token.get_secret_value() if settings.api_token else None)
+        self.headers = {"Accept": "application/json", "User-Agent": "warroom-cli"}
+        if secret:
+            self.headers["Authorization"] = f"Bearer {secret}"
+        self.timeout = timeout
+
+    def call(self, method: str, path: str, *, body: Any = None, params: dict[str, Any] | None = None,
+             headers: dict[str, str] | None = None) -> Any:
+        try:
+            with httpx.Client(base_url=self.base, headers=self.headers, timeout=self.timeout) as http:
+                resp = http.request(method, path, json=body, params=params, headers=headers)
+        except httpx.InvalidURL as err:
+            fail(EXIT_USAGE, f"bad API URL {self.base!r}: {err}")
+        except httpx.TransportError as err:
+            fail(EXIT_UNREACHABLE, f"cannot reach the warroom API at {self.base} ({type(err).__name__}: {err})")
+        if resp.is_success:
+            try:
+                return resp.json()
+            except ValueError:
+                fail(EXIT_ERROR, f"the API at {self.base} answered {method} {path} with something that is not JSON")
+        fail(self.STATUS_EXIT.get(resp.status_code, EXIT_ERROR), f"{_detail(resp)} (HTTP {resp.status_code})")
+
+
+def _detail(resp: httpx.Response) -> str:
+    try:
+        detail = resp.json().get("detail")
+    except (ValueError, AttributeError):
+        detail = None
+    if isinstance(detail, str) and detail:
+        return detail
+    if detail:
+        return json.dumps(detail)
+    return resp.reason_phrase or "error"
+
+
+# --- output ---------------------------------------------------------------------------------
+
+
+def print_json(data: Any) -> None:
+    typer.echo(json.dumps(data, indent=2, ensure_ascii=False))
+
+
+def when(value: str | None) -> str:
+    """An API timestamp as UTC to the second, or '-'."""
+    if not value:
+        return "-"
+    try:
+        return datetime.fromisoformat(value).astimezone(UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+    except ValueError:
+        return value
+
+
+def clip(text: str | None, width: int) -> str:
+    text = " ".join((text or "").split())
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
+    return "\n".join(lines)
+
+
+def command_done(result: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        print_json(result)
+    else:
+        typer.echo(f"#{result['incident_id']} ({result['status']}): {result['message']}")
+
+
+def render_incident(inc: dict[str, Any]) -> str:
+    out = [f"#{inc['id']}  {inc['severity']}  {inc['status']}  {inc['title']}"]
+    if inc.get("summary"):
+        out.append(f"  {clip(inc['summary'], 300)}")
+    facts = [
+        ("declared", f"{when(inc['declared_at'])} by {inc['declared_by']} via {inc['source']}"),
+        ("impact since", when(inc.get("impact_started_at"))),
+        ("acknowledged", f"{when(inc['acknowledged_at'])} by {inc['acknowledged_by']}" if inc.get("acknowledged_by")
+         else "-"),
+        ("resolved", when(inc.get("resolved_at"))),
+        ("components", ", ".join(inc.get("components") or []) or "-"),
+    ]
+    if inc.get("resolution_summary"):
+        facts.append(("resolution", clip(inc["resolution_summary"], 300)))
+    for role, person in (inc.get("roles") or {}).items():
+        facts.append((role.replace("_", " "), person))
+    for name, at in sorted((inc.get("deadlines") or {}).items(), key=lambda kv: kv[1]):
+        facts.append((f"due: {name.replace('_', ' ')}", when(at)))
+    postmortem = inc.get("postmortem") or {}
+    if postmortem.get("required"):
+        state = f"submitted {when(postmortem.get('submitted_at'))}" if postmortem.get("submitted_at") else "pending"
+        facts.append(("postmortem", f"{state}, due {when(postmortem.get('deadline'))}"))
+    width = max(len(k) for k, _ in facts)
+    out += [f"  {k.ljust(width)}  {v}" for k, v in facts]
+    updates = inc.get("status_updates") or []
+    if updates:
+        out.append("")
+        out.append("Status updates:")
+        out += [f"  {when(u['at'])}  {u['author']}: {clip(u['message'], 200)}" for u in updates]
+    timeline = inc.get("timeline") or []
+    if timeline:
+        out.append("")
+        out.append("Timeline:")
+        rows = [[when(e["at"]), e["kind"], clip(e["text"], 100)] for e in timeline]
+        out += [f"  {line}" for line in table(["AT", "KIND", "WHAT"], rows).splitlines()]
+    return "\n".join(out)
+
+
+# --- incident commands --------------------------------------------------------------------
+
+
+@app.command()
+def declare(
+    title: Annotated[str, typer.Argument(metavar="TITLE", help="What is wrong, in one line.", show_default=False)],
+    severity: Annotated[str, typer.Option("--severity", "-s", metavar="SEV", help="SEV-1 (critical) to SEV-4 (low).",
+                                          show_default=False)],
+    summary: Annotated[str, typer.Option(metavar="TEXT", help="More detail: what users see.")] = "",
+    component: Annotated[list[str] | None, typer.Option("--component", "-c", metavar="NAME",
+                                                        help="An affected component; repeat for several.")] = None,
+    impact_started_at: Annotated[str | None, typer.Option(
+        metavar="TIME", help="When users were first hurt (ISO 8601 with a zone).", show_default=False)] = None,
+    actor: Annotated[str, typer.Option("--as", metavar="PERSON", help="Who declares it.")] = "cli",
+    idempotency_key: Annotated[str | None, typer.Option(
+        metavar="KEY", help="Run the command again with the same key and get the same incident, not a second one.",
+        show_default=False)] = None,
+    as_json: JsonOut = False,
+    api_url: ApiUrl = None,
+    token: Token = None,
+) -> None:
+    """Declare an incident: its workflow starts paging at once."""
+    body: dict[str, Any] = {"title": title, "severity": severity, "summary": summary,
+                            "components": component or [], "declared_by": actor}
+    if impact_started_at:
+        body["impact_started_at"] = impact_started_at
+    headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
+    inc = Api(api_url, token).call("POST", "/api/incidents", body=body, headers=headers)
+    if as_json:
+        print_json(inc)
+        return
+    typer.echo(f"Declared #{inc['id']} ({inc['severity']}, {inc['status']}): {inc['title']}")
+    for name, at in sorted((inc.get("deadlines") or {}).items(), key=lambda kv: kv[1]):
+        typer.echo(f"  due: {name.replace('_', ' ')} by {when(at)}")
+
+
+@app.command("list")
+def list_incidents(
+    status: Annotated[str | None, typer.Option(
+        metavar="STATUS", help="open (triggered or acknowledged), triggered, acknowledged, resolved or closed.",
+        show_default=False)] = None,
+    severity: Annotated[str | None, typer.Option("--severity", "-s", metavar="SEV", help="SEV-1 to SEV-4.",
+                                                 show_default=False)] = None,
+    limit: Annotated[int, typer.Option(metavar="N", help="At most this many, newest first.", min=1, max=500)] = 50,
+    as_json: JsonOut = False,
+    api_url: ApiUrl = None,
+    token: Token = None,
+) -> None:
+    """List incidents, newest first."""
+    params: dict[str, Any] = {"limit": limit}
+    if status:
+        params["status"] = status
+    if severity:
+        params["severity"] = severity
+    rows = Api(api_url, token).call("GET", "/api/incidents", params=params)
+    if as_json:
+        print_json(rows)
+        return
+    if not rows:
+        typer.echo("No incidents.")
+        return
+    typer.echo(table(
+        ["ID", "SEV", "STATUS", "DECLARED", "ACK BY", "TITLE"],
+        [[f"#{r['id']}", r["severity"], r["status"], when(r["declared_at"]), r.get("acknowledged_by") or "-",
+          clip(r["title"], 60)] for r in rows],
+    ))
+
+
+@app.command()
+def show(incident: IncidentId, as_json: JsonOut = False, api_url: ApiUrl = None, token: Token = None) -> None:
+    """Show one incident: state, roles, deadlines ahead, status updates and timeline."""
+    inc = Api(api_url, token).call("GET", f"/api/incidents/{incident}")
+    if as_json:
+        print_json(inc)
+    else:
+        typer.echo(render_incident(inc))
+
+
+@app.command()
+def ack(
+    incident: IncidentId,
+    actor: Annotated[str, typer.Option("--as", metavar="PERSON", help="Who acknowledges (a person id of the policy).",
+                                       show_default=False)],
+    as_json: JsonOut = False,
+    api_url: ApiUrl = None,
+    token: Token = None,
+) -> None:
+    """Acknowledge an incident: paging stops."""
+    result = Api(api_url, token).call("POST", f"/api/incidents/{incident}/acknowledge", body={"person": actor})
+    command_done(result, as_json)
+
+
+@app.command()
+def update(
+    incident: IncidentId,
+    message: Annotated[str, typer.Argument(metavar="MESSAGE", help="The public status update.", show_default=False)],
+    actor: Actor = "cli",
+    as_json: JsonOut = False,
+    api_url: ApiUrl = None,
+    token: Token = None,
+) -> None:
+    """Post a public status update."""
+    body = {"message": message, "author": actor}
+    command_done(Api(api_url, token).call("POST", f"/api/incidents/{incident}/status-updates", body=body), as_json)
+
+
+@app.command()
+def severity(
+    incident: IncidentId,
+    level: Annotated[str, typer.Argument(metavar="SEV", help="The new severity, SEV-1 to SEV-4.", show_default=False)],
+    reason: Annotated[str, typer.Option(metavar="TEXT", help="Why it changes.")] = "",
+    actor: Actor = "cli",
+    as_json: JsonOut = False,
+    api_url: ApiUrl = None,
+    token: Token = None,
+) -> None:
+    """Raise or lower the severity (every cadence follows the new one)."""
+    body = {"severity": level, "reason": reason, "by": actor}
+    command_done(Api(api_url, token).call("POST", f"/api/incidents/{incident}/severity", body=body), as_json)
+
+
+@app.command()
+def role(
+    incident: IncidentId,
+    name: Annotated[str, typer.Argument(
+        metavar="ROLE", help="incident_commander (ic), technical_lead (tl), communications_lead (comms) or scribe.",
+        show_default=False)],
+    person: Annotated[str, typer.Argument(metavar="PERSON", help="Who takes the role (a person id of the policy).",
+                                          show_default=False)],
+    actor: Actor = "cli",
+    as_json: JsonOut = False,
+    api_url: ApiUrl = None,
+    token: Token = None,
+) -> None:
+    """Assign a role; one person may hold several."""
+    body = {"role": name, "person": person, "by": actor}
+    command_done(Api(api_url, token).call("POST", f"/api/incidents/{incident}/roles", body=body), as_json)
+
+
+@app.command()
+def resolve(
+    incident: IncidentId,
+    summary: Annotated[str, typer.Option(metavar="TEXT", help="What happened and what restored service.",
+                                         show_default=False)],
+    impact: Annotated[str, typer.Option(metavar="TEXT", help="Who was affected, and how.")] = "",
+    actor: Actor = "cli",
+    as_json: JsonOut = False,
+    api_url: ApiUrl = None,
+    token: Token = None,
+) -> None:
+    """Resolve an incident: the resolution notice is published."""
+    body = {"summary": summary, "impact": impact, "by": actor}
+    command_done(Api(api_url, token).call("POST", f"/api/incidents/{incident}/resolve", body=body), as_json)
+
+
+POSTMORTEM_KEYS = ("summary", "timeline", "root_cause", "impact", "what_went_well", "what_could_improve",
+                   "action_items")
+
+
+def _plain(value: Any) -> Any:
+    """YAML dates and times as ISO strings, for the JSON body."""
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
+def read_document(path: str) -> dict[str, Any]:
+    try:
+        text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
+    except OSError as err:
+        fail(EXIT_USAGE, f"cannot read {path}: {err.strerror}")
+    except UnicodeDecodeError:
+        fail(EXIT_USAGE, f"{path} is not UTF-8 text")
+    try:
+        data = yaml.safe_load(text)  # JSON is YAML too
+    except yaml.YAMLError as err:
+        fail(EXIT_USAGE, f"{path} is neither YAML nor JSON: {err}")
+    if not isinstance(data, dict):
+        fail(EXIT_USAGE, f"{path} must hold a mapping with the keys {', '.join(POSTMORTEM_KEYS)}")
+    return _plain(data)
+
+
+@app.command()
+def postmortem(
+    incident: IncidentId,
+    document: Annotated[str, typer.Argument(
+        metavar="FILE", help="A YAML or JSON file ('-' for standard input) with summary, timeline, root_cause, impact, "
+        "what_went_well, what_could_improve and action_items (each with title, owner and due, "
+        "a time with a zone).", show_default=False)],
+    actor: Annotated[str | None, typer.Option(
+        "--as", metavar="PERSON", help="Who submits it. [default: the file's 'by', else cli]",
+        show_default=False)] = None,
+    as_json: JsonOut = False,
+    api_url: ApiUrl = None,
+    token: Token = None,
+) -> None:
+    """Submit the postmortem of a resolved incident; the API names any missing section."""
+    body = read_document(document)
+    body["by"] = actor or body.get("by") or "cli"
+    command_done(Api(api_url, token).call("POST", f"/api/incidents/{incident}/postmortem", body=body), as_json)
+
+
+# --- database -------------------------------------------------------------------------------
+
+DatabaseUrl = Annotated[
+    str | None,
+    typer.Option("--database-url", metavar="URL",
+                 help="SQLAlchemy URL of the read model. [default: WARROOM_DATABASE_URL, "
+                 "else SQLite under WARROOM_DATA_DIR]", show_default=False),
+]
+
+
+def _read_model_settings(database_url: str | None) -> Settings:
+    settings = _settings()
+    if database_url:
+        settings = settings.model_copy(update={"database_url": database_url})
+    return settings
+
+
+@db_app.command("upgrade")
+def db_upgrade(database_url: DatabaseUrl = None, as_json: JsonOut = False) -> None:
+    """Apply every pending migration (waits for the database; safe while warroom runs)."""
+    from warroom import migrations
+    from warroom.models.tables import make_engine
+    from warroom.startup import DependencyUnavailable, safe_url, wait_for_database
+
+    settings = _read_model_settings(database_url)
+    if settings.database_url is None:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    engine = make_engine(settings.read_model_url)
+    try:
+        wait_for_database(engine, settings.startup_timeout_seconds)
+        before = migrations.current(engine)
+        migrations.upgrade(engine)
+        after = migrations.current(engine)
+    except DependencyUnavailable as err:
+        fail(EXIT_UNREACHABLE, str(err))
+    except Exception as err:  # noqa: BLE001 - a failed migration is reported, not a traceback
+        fail(EXIT_ERROR, f"migration failed: {type(err).__name__}: {err}")
+    finally:
+        engine.dispose()
+    where = safe_url(settings.read_model_url)
+    if as_json:
+        print_json({"database": where, "before": before, "after": after})
+    elif before == after:
+        typer.echo(f"{where}: already at revision {after}")
+    else:
+        typer.echo(f"{where}: migrated from {before or 'an empty database'} to {after}")
+
+
+@db_app.command("current")
+def db_current(database_url: DatabaseUrl = None, as_json: JsonOut = False) -> None:
+    """Show the database's schema revision and the newest this warroom knows (exit 1 if behind)."""
+    from warroom import migrations
+    from warroom.models.tables import make_engine
+    from warroom.startup import safe_url
+
+    settings = _read_model_settings(database_url)
+    engine = make_engine(settings.read_model_url)
+    try:
+        at = migrations.current(engine)
+    except Exception as err:  # noqa: BLE001 - any failure to read it means unreachable here
+        fail(EXIT_UNREACHABLE, f"cannot read the schema revision: {type(err).__name__}: {err}")
+    finally:
+        engine.dispose()
+    head = migrations.head()
+    if as_json:
+        print_json({"database": safe_url(settings.read_model_url), "current": at, "head": head})
+    else:
+        typer.echo(f"current: {at or '(empty database)'}\nhead:    {head}")
+    if at != head:
+        raise typer.Exit(EXIT_REFUSED)
+
+
+@db_app.command("revision")
+def db_revision(
+    message: Annotated[str, typer.Option("--message", "-m", metavar="TEXT", help="What the change is, in a few words.",
+                                         show_default=False)],
+    database_url: DatabaseUrl = None,
+) -> None:
+    """For developers: write a migration from the changes in warroom/models/tables.py.
+
+    Run it against a scratch database that `warroom db upgrade` brought to head,
+    then read and edit the generated file before committing it."""
+    from warroom import migrations
+    from warroom.models.tables import make_engine
+
+    settings = _read_model_settings(database_url)
+    engine = make_engine(settings.read_model_url)
+    try:
+        migrations.require_current(engine)
+        path = migrations.new_revision(engine, message)
+    except migrations.SchemaNotCurrent as err:
+        fail(EXIT_REFUSED, str(err))
+    finally:
+        engine.dispose()
+    typer.echo(f"wrote {path}")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()
