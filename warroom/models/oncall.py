@@ -277,7 +277,8 @@ def next_window_start(windows: list[Window], tz: ZoneInfo, at: datetime) -> date
             if WEEKDAYS[current.weekday()] not in window.days:
                 continue
             opens = local_instant(datetime.combine(current, window.start), tz)
-            if opens > at:
+            # A window that lies wholly inside a spring-forward gap does not happen that day.
+            if opens > at and window.contains(opens.astimezone(tz)):
                 found.append(opens)
     return min(found) if found else None
 

@@ -294,7 +294,9 @@ class Policy(_Strict):
         named = self.escalation_policies.get("default")
         if named is not None and named != self.escalation:
             raise ValueError("escalation: differs from escalation_policies.default; give the default policy once")
-        for prefix, esc in [("escalation", self.escalation)] + [
+        # The default policy is checked where it was written (escalation or escalation_policies.default).
+        written = [] if named is not None else [("escalation", self.escalation)]
+        for prefix, esc in written + [
             (f"escalation_policies.{name}", esc) for name, esc in self.escalation_policies.items()
         ]:
             for i, level in enumerate(esc.levels):

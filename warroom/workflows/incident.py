@@ -191,6 +191,19 @@ class IncidentWorkflow:
         if inp.policy.routes or choice != RouteChoice():
             team = f", team {choice.team}" if choice.team else ""
             self._log("routing", f"Routed by {choice.rule} to escalation policy '{choice.escalation}'{team}")
+        if not lifecycle.pages_for(inp.policy, inp.severity):
+            return
+        # Judged here, on the copy just declared with, so the answer to the declaration
+        # already shows the deferred page; level 1 is resolved again when it falls due.
+        decision = routing.paging_decision(inp.policy, inp.severity, choice.team, workflow.now(), first=True)
+        esc = self._s.escalation
+        if decision.action == "defer":
+            esc.deferred_until = decision.until
+            self._log("paging", f"{inp.severity.value} declared outside business hours: {decision.why}; "
+                                f"level 1 will be paged at {decision.until_text}")
+        elif decision.action == "none":
+            esc.paging_off = True
+            self._log("paging", f"Nobody paged: {decision.why}")
 
     # --- main loop -------------------------------------------------------------------
 
@@ -332,6 +345,8 @@ class IncidentWorkflow:
             esc.fallback_notified_at = now
         else:
             esc.step = step.index
+            # The clock starts now; resolving the targets takes milliseconds.
+            esc.deadline = now + step.ack_timeout
         esc.resolving = True
         self._spawn(self._page_resolved(step, reason, by))
         self._touch()
@@ -389,17 +404,20 @@ class IncidentWorkflow:
             self._log("paging", f"{what.capitalize()} not paged: the incident was {s.status.value} meanwhile")
             return
         if not lifecycle.pages_for(self._policy, s.severity):
+            esc.deadline = None
             self._log("paging", f"{what.capitalize()} not paged: {s.severity.value} does not page")
             return
         decision = resolution.decision
         if by is None and step is not None and decision.action == "defer" and first:
             esc.step = step.index - 1
+            esc.deadline = None
             esc.deferred_until = decision.until
             self._log("paging", f"{s.severity.value} declared outside business hours: {decision.why}; "
                                 f"{what} ({resolution.describe()}) will be paged at {decision.until_text}")
             return
         if by is None and decision.action == "none":
             esc.paging_off = True
+            esc.deadline = None
             self._log("paging", f"{what.capitalize()} not paged: {decision.why}")
             return
         methods = decision.methods or list(self._policy.methods_for(s.severity))
@@ -407,7 +425,7 @@ class IncidentWorkflow:
         if step is None:
             subject, text = messages.fallback(s.number, s.severity, s.title, len(s.pages))
             self._page_people(people, NotificationKind.FALLBACK, "fallback", -1, subject, text,
-                              methods=methods, resolution=resolution)
+                              methods=methods)
             told = resolution.describe() if people else "nobody (no fallback configured)"
             if not people and resolution.targets:
                 told = f"nobody ({resolution.describe()})"
@@ -422,7 +440,6 @@ class IncidentWorkflow:
             self._log(log_kind, f"Level {step.level + 1}{round_txt} has nobody to page now: {resolution.describe()}")
             self._escalate(now, reason=f"level {step.level + 1} had nobody to page")
             return
-        esc.deadline = now + step.ack_timeout
         for person in people:
             s.pages.append(PageRecord(step=step.index, level=step.level + 1, round=step.round, person=person,
                                       at=now, via=resolution.via(person)))
@@ -434,7 +451,7 @@ class IncidentWorkflow:
             actor=by,
         )
         self._page_people(people, kind, f"step-{step.index}", step.index, subject, text,
-                          methods=methods, resolution=resolution)
+                          methods=methods)
 
     def _person(self, person_id: str) -> Person | None:
         """How to reach someone: as last resolved from the configuration, else the incident's copy."""
@@ -534,7 +551,11 @@ class IncidentWorkflow:
         s, policy, plan = self._s, self._policy, self._s.status_plan
         times: list[datetime] = []
         if s.status in (IncidentStatus.TRIGGERED, IncidentStatus.ACKNOWLEDGED):
-            if s.status == IncidentStatus.TRIGGERED and s.escalation.deadline is not None:
+            if (
+                s.status == IncidentStatus.TRIGGERED
+                and s.escalation.deadline is not None
+                and not s.escalation.resolving
+            ):
                 times.append(s.escalation.deadline)
             if s.status == IncidentStatus.TRIGGERED and s.escalation.deferred_until is not None:
                 times.append(s.escalation.deferred_until)
@@ -1081,7 +1102,8 @@ class IncidentWorkflow:
             self._log("notify", f"{req.kind.value} to {req.person_id} by {req.channel} failed: {cause}")
             return
         if result.status != "sent":
-            detail = f" ({result.detail})" if self._oncall and result.detail and result.status == "dropped" else ""
+            dropped = self._oncall and result.detail and result.status == "dropped"
+            detail = f" ({result.detail})" if dropped else ""
             self._log("notify", f"{req.kind.value} to {req.person_id} by {req.channel}: {result.status}{detail}")
 
     def _publish(self, kind: PublicEventKind, slot: str, message: str) -> None:
@@ -1123,7 +1145,6 @@ class IncidentWorkflow:
         subject: str,
         text: str,
         methods: list[ContactMethod] | None = None,
-        resolution: Resolution | None = None,
     ) -> None:
         if not workflow.patched(PAGING_PATCH):
             self._notify(people, kind, slot, subject, text)
