@@ -102,21 +102,6 @@ class ConfigOut(BaseModel):
     config: dict[str, Any]
 
 
-class TeamNow(BaseModel):
-    team: str
-    time_zone: str
-    in_business_hours: bool
-    business_hours: str
-    next_business_hours: datetime | None
-
-
-class OnCallOut(BaseModel):
-    at: datetime
-    version: int | None
-    schedules: list[routing.ScheduleNow]
-    teams: list[TeamNow]
-
-
 class PreviewOut(BaseModel):
     at: datetime
     severity: Severity
@@ -220,23 +205,14 @@ IfMatch = Annotated[str | None, Header(alias="If-Match")]
 # --- routes ------------------------------------------------------------------------------------
 
 
-@router.get("", response_model=OnCallOut)
+@router.get("", response_model=routing.OnCallReport)
 async def who_is_on_call(request: Request, at: Annotated[datetime | None, Query()] = None) -> Any:
-    """Per schedule: who is on call at ``at`` (default now), since and until when, and who is next."""
+    """Per schedule: who is on call at ``at`` (default now), since and until when, and who is next;
+    per team: whether it is inside its business hours and when they next begin."""
     rt = _rt(request)
     instant = _instant(at, rt)
     policy, version = await _current(rt)
-    teams = [
-        TeamNow(
-            team=name,
-            time_zone=team.time_zone,
-            in_business_hours=routing.in_business_hours(team, instant),
-            business_hours=team.describe_hours(),
-            next_business_hours=routing.next_business_hours(team, instant),
-        )
-        for name, team in sorted(policy.teams.items())
-    ]
-    return OnCallOut(at=instant, version=version, schedules=routing.on_call_overview(policy, instant), teams=teams)
+    return routing.on_call_report(policy, instant, version)
 
 
 @router.get("/preview", response_model=PreviewOut)

@@ -353,6 +353,39 @@ def on_call_overview(policy: Policy, at: datetime, horizon: timedelta = timedelt
     return out
 
 
+class TeamNow(BaseModel):
+    team: str
+    time_zone: str
+    in_business_hours: bool
+    business_hours: str
+    next_business_hours: datetime | None
+
+
+class OnCallReport(BaseModel):
+    """``GET /api/oncall`` and ``warroom oncall``: per schedule now and next, per team its hours."""
+
+    at: datetime
+    version: int | None = None
+    """The stored configuration version it was computed from (None: a file)."""
+    schedules: list[ScheduleNow]
+    teams: list[TeamNow]
+
+
+def on_call_report(policy: Policy, at: datetime, version: int | None = None) -> OnCallReport:
+    at = at.astimezone(UTC)
+    teams = [
+        TeamNow(
+            team=name,
+            time_zone=team.time_zone,
+            in_business_hours=in_business_hours(team, at),
+            business_hours=team.describe_hours(),
+            next_business_hours=next_business_hours(team, at),
+        )
+        for name, team in sorted(policy.teams.items())
+    ]
+    return OnCallReport(at=at, version=version, schedules=on_call_overview(policy, at), teams=teams)
+
+
 # --- the resolve_targets activity's input and output ------------------------------------------
 
 
