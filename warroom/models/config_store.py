@@ -129,7 +129,7 @@ def save_version(
         actor=actor,
         action="seeded from file" if source == "file" else "replaced",
         version=row.version,
-        detail="changed: " + (", ".join(keys) if keys else "nothing"),
+        detail="first version" if current is None else "changed: " + (", ".join(keys) if keys else "nothing"),
     )
     return row, True
 
