@@ -12,7 +12,7 @@ import asyncio
 import json
 import random
 from collections.abc import Callable
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine
@@ -28,8 +28,9 @@ from warroom.models.incident import (
     IncidentView,
     NotificationKind,
     NotificationRequest,
-    RoleInput,
+    ResolveInput,
     Role,
+    RoleInput,
 )
 from warroom.models.policy import parse_policy
 from warroom.models.severity import Severity
@@ -127,17 +128,14 @@ async def test_a_level_that_names_a_schedule_pages_whoever_is_on_call_then(harne
 async def test_someone_taken_off_the_rotation_mid_incident_is_not_paged_again_nor_followed_up(
     harness: Harness, engine: Engine
 ) -> None:
-    doc = document(commander_within="1.5s")  # SEV-2 without an IC: a follow-up to the person paged
+    doc = document(postmortem_required_for=["SEV-2"])
     store(engine, doc)
     number, handle = await declare(harness, doc, Severity.SEV2, "Mail delivery stalled")
-    await until(handle, lambda s: [p.person for p in s.pages] == ["bob"], "bob's page")
-    # While bob's page is out, the team takes him off the rotation: [alice, carol] from now on.
-    changed = document(commander_within="1.5s")
+    await until(handle, lambda s: any(a.status == "sent" for r in s.page_runs for a in r.attempts), "bob's SMS")
+    # With bob's page out, the team takes him off the rotation: [alice, carol] from now on.
+    changed = document(postmortem_required_for=["SEV-2"])
     changed["schedules"]["primary"]["layers"][0]["participants"] = ["alice", "carol"]
     assert store(engine, changed) == 2
-    # The IC reminder (1.5 s) would go to bob, the person last paged: it is dropped.
-    state = await until(handle, lambda s: any("dropped" in t for t in lines(s)), "the dropped reminder")
-    assert "reminder to bob by sms: dropped (bob is no longer on schedule primary)" in lines(state)
     # Nobody acknowledges within 3 s: round 2 of the level resolves the schedule again.
     state = await until(handle, lambda s: len(s.pages) == 2, "round 2")
     assert [(p.person, p.step) for p in state.pages] == [("bob", 0), ("carol", 1)]
@@ -145,17 +143,20 @@ async def test_someone_taken_off_the_rotation_mid_incident_is_not_paged_again_no
                for t in lines(state)), lines(state)
     await until(handle, lambda s: sum(a.status == "sent" for r in s.page_runs for a in r.attempts) == 2,
                 "carol's SMS")
-    assert [(r.person_id, r.kind) for r in sent(harness, number)] == [
-        ("bob", NotificationKind.PAGE), ("carol", NotificationKind.ESCALATION)
-    ]
+    await handle.execute_update(IncidentWorkflow.resolve, ResolveInput(summary="Queue drained.", by="carol"))
+    # The resolution notice is a follow-up to everyone paged: carol gets it, bob no longer does.
+    state = await until(handle, lambda s: any("resolution to bob" in t for t in lines(s)), "bob's notice")
+    assert "resolution to bob by sms: dropped (bob is no longer on schedule primary)" in lines(state)
     # Someone who takes on a role keeps hearing, rotation or not: bob becomes scribe.
     await handle.execute_update(IncidentWorkflow.assign_role, RoleInput(role=Role.SCRIBE, person="bob", by="carol"))
-    deadline = asyncio.get_running_loop().time() + 5
+    deadline = asyncio.get_running_loop().time() + 10
     while not sent(harness, number, NotificationKind.ROLE):
         assert asyncio.get_running_loop().time() < deadline, "bob's role notice never went out"
         await asyncio.sleep(0.05)
-    assert [r.person_id for r in sent(harness, number, NotificationKind.ROLE)] == ["bob"]
-    await handle.execute_update(IncidentWorkflow.acknowledge, AckInput(person="carol"))
+    await until(handle, lambda s: len(sent(harness, number)) == 4, "carol's notice")
+    assert sorted((r.person_id, r.kind.value) for r in sent(harness, number)) == [
+        ("bob", "page"), ("bob", "role"), ("carol", "escalation"), ("carol", "resolution"),
+    ]
 
 
 def business_hours_from(opens: datetime) -> dict[str, Any]:
@@ -174,7 +175,7 @@ def business_hours_from(opens: datetime) -> dict[str, Any]:
 async def test_a_sev3_declared_outside_business_hours_waits_for_them_and_an_ack_cancels_the_wait(
     harness: Harness
 ) -> None:
-    opens = (datetime.now(UTC) + timedelta(seconds=3)).replace(microsecond=0)
+    opens = (datetime.now(UTC) + timedelta(seconds=4)).replace(microsecond=0)
     doc = document(
         teams={"web": business_hours_from(opens)},
         default_route={"escalation": "default", "team": "web"},
@@ -195,7 +196,8 @@ async def test_a_sev3_declared_outside_business_hours_waits_for_them_and_an_ack_
             f"level 1 will be paged at {until_text}") in lines(first.state)
     await cancelled.execute_update(IncidentWorkflow.acknowledge, AckInput(person="alice"))
     assert "deferred_page" not in {d.name for d in (await view(cancelled)).deadlines}
-    assert not sent(harness, waits) and datetime.now(UTC) < opens  # nothing before business hours
+    assert datetime.now(UTC) < opens, "too slow for this test's margin: the ack came after business hours began"
+    assert not sent(harness, waits)
     state = await until(waiting, lambda s: bool(s.pages), "the page at opening time")
     assert state.pages[0].at >= opens and state.pages[0].person == "bob"
     assert any(t.startswith("Paged level 1: schedule primary → bob (on call) (business hours have started)")
