@@ -9,7 +9,7 @@ it out from that file alone, without a server. Until then it runs on its own:
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated
 from zoneinfo import ZoneInfo
@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 import httpx
 import typer
 
+from warroom.models.oncall import EARLIEST, LATEST
 from warroom.models.policy import PolicyError, load_policy
 from warroom.models.routing import OnCallReport, ShiftOut, on_call_report
 
@@ -31,7 +32,13 @@ def parse_at(text: str | None) -> datetime:
         raise typer.BadParameter(f"'{text}' is not an instant; write e.g. 2026-12-09T03:00:00Z") from None
     if value.tzinfo is None:
         raise typer.BadParameter("give a time zone offset, e.g. 2026-12-09T03:00:00Z or +01:00")
-    return value.astimezone(UTC)
+    try:
+        value = value.astimezone(UTC)
+    except OverflowError:
+        value = EARLIEST - timedelta(days=1)
+    if not EARLIEST <= value <= LATEST:
+        raise typer.BadParameter("give an instant between the years 1971 and 8999")
+    return value
 
 
 def _when(at: datetime, zone: ZoneInfo) -> str:

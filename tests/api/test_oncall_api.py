@@ -60,6 +60,9 @@ async def test_any_instant_can_be_asked_and_an_instant_without_a_zone_is_refused
     assert naive.status_code == 422 and "give a time zone offset" in naive.json()["detail"]
     garbage = await http.get("/api/oncall", params={"at": "yesterday"})
     assert garbage.status_code == 422
+    for far in ("9999-12-31T23:00:00-05:00", "0001-01-01T00:00:00+05:00", "1969-07-20T20:17:00Z"):
+        resp = await http.get("/api/oncall", params={"at": far})
+        assert resp.status_code == 422, (far, resp.text)
 
 
 async def test_preview_says_who_a_sev1_at_3am_and_a_sev3_at_3pm_would_page(http: httpx.AsyncClient) -> None:

@@ -159,6 +159,15 @@ def test_bad_schedules_are_refused_with_the_reason(field: str, value: object, me
         Schedule.model_validate(data)
 
 
+def test_minute_long_shifts_and_overrides_off_the_calendar_are_refused() -> None:
+    with pytest.raises(ValueError, match="at least an hour"):
+        Rotation.model_validate({"participants": ["a", "b"], "shift": "30m", "start": "2026-01-01"})
+    with pytest.raises(ValueError, match="between the years 1971 and 8999"):
+        Rotation.model_validate({"participants": ["a"], "start": "0001-01-01"})
+    with pytest.raises(ValueError, match="between the years 1971 and 8999"):
+        Override(person="a", start=datetime(1, 1, 1, tzinfo=ZoneInfo("Asia/Kolkata")), end=datetime(2026, 1, 1, tzinfo=UTC))
+
+
 def test_empty_rotation_and_backwards_override_are_refused() -> None:
     with pytest.raises(ValueError, match="at least 1"):
         Rotation.model_validate({"participants": [], "start": "2026-01-01"})

@@ -39,6 +39,7 @@ from warroom.models.config_store import (
     save_version,
     seed_from_file,
 )
+from warroom.models.oncall import EARLIEST, LATEST
 from warroom.models.policy import Policy, PolicyError
 from warroom.models.severity import Severity, parse_severity
 
@@ -127,9 +128,12 @@ def _instant(at: datetime | None, rt: "Runtime") -> datetime:
     if at.tzinfo is None:
         raise HTTPException(status_code=422, detail="at: give a time zone offset, e.g. 2026-12-09T03:00:00Z")
     try:
-        return check_instant(at).astimezone(UTC)
+        instant = check_instant(at).astimezone(UTC)
     except ValueError as err:
         raise HTTPException(status_code=422, detail=f"at: {err}") from None
+    if not EARLIEST <= instant <= LATEST:
+        raise HTTPException(status_code=422, detail="at: give an instant between the years 1971 and 8999")
+    return instant
 
 
 def _out(row: Any, changed: bool = True) -> ConfigOut:

@@ -107,6 +107,19 @@ class Window(_Strict):
         return (today in self.days and t >= self.start) or (yesterday in self.days and t < self.end)
 
 
+EARLIEST = datetime(1971, 1, 1, tzinfo=UTC)
+LATEST = datetime(8999, 12, 31, tzinfo=UTC)
+"""Instants the calculator accepts: far from the ends of the calendar, where a time zone
+offset or a look-ahead would step outside what datetime can hold."""
+
+
+def _utc(value: datetime) -> datetime:
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        return EARLIEST - timedelta(days=1)
+
+
 class Rotation(_Strict):
     participants: list[str] = Field(min_length=1)
     shift: Duration = timedelta(days=7)
@@ -121,11 +134,18 @@ class Rotation(_Strict):
     _shift = field_validator("shift", mode="before")(_parse_shift)
     _handoff = field_validator("handoff", mode="before")(_clock_time)
 
+    @field_validator("start")
+    @classmethod
+    def _plausible(cls, value: date) -> date:
+        if not EARLIEST.date() <= value <= LATEST.date():
+            raise ValueError("a rotation must start between the years 1971 and 8999")
+        return value
+
     @field_validator("shift")
     @classmethod
     def _positive(cls, value: timedelta) -> timedelta:
-        if value < timedelta(minutes=1):
-            raise ValueError("a shift must last at least a minute")
+        if value < timedelta(hours=1):
+            raise ValueError("a shift must last at least an hour (cover shorter absences with an override)")
         return value
 
 
@@ -139,6 +159,8 @@ class Override(_Strict):
     def _check(self) -> "Override":
         if self.start.tzinfo is None or self.end.tzinfo is None:
             raise ValueError("override start and end need a time zone offset")
+        if not (EARLIEST <= _utc(self.start) and _utc(self.end) <= LATEST):
+            raise ValueError("an override must lie between the years 1971 and 8999")
         if self.end <= self.start:
             raise ValueError("an override must end after it starts")
         return self
