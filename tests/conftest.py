@@ -35,9 +35,11 @@ from temporalio.worker import Worker
 
 from warroom.activities.incident import IncidentActivities, WorkflowPageGuard
 from warroom.activities.notify import NotifierRegistry
+from warroom.activities.oncall import OnCallActivities
 from warroom.activities.runbook import HEARTBEAT_THROTTLE, RunbookActivities
 from warroom.activities.statuspage import StatusPageActivities
 from warroom.models.components import DEFAULT_STATUSPAGE_PATH, load_catalog
+from warroom.models.config_store import CurrentConfig
 from warroom.models.incident import NotificationRequest
 from warroom.models.policy import Policy, parse_policy
 from warroom.models.tables import IncidentNumber, NotificationRow, create_schema, make_engine
@@ -288,7 +290,8 @@ async def running_worker(
     queue = task_queue or f"test-{uuid.uuid4().hex[:8]}"
     channel = RecordingChannel()
     registry = notifiers or NotifierRegistry(fallback=channel)
-    activities = IncidentActivities(engine, registry, guard=WorkflowPageGuard(client))
+    config = CurrentConfig(engine)  # empty unless a test stores one: incidents then use their own copy
+    activities = IncidentActivities(engine, registry, guard=WorkflowPageGuard(client), config=config)
     runbooks = RunbookActivities(engine, runbook_config or RunbookConfig())
     subscribers = StatusPageActivities(
         engine, registry, load_catalog(DEFAULT_STATUSPAGE_PATH), "test-secret",
@@ -299,7 +302,7 @@ async def running_worker(
             client,
             task_queue=queue,
             workflows=WORKFLOWS,
-            activities=[*activities.all(), *runbooks.all(), *subscribers.all()],
+            activities=[*activities.all(), *runbooks.all(), *subscribers.all(), *OnCallActivities(config).all()],
             activity_executor=executor,
             max_heartbeat_throttle_interval=HEARTBEAT_THROTTLE,
         ):

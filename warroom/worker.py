@@ -11,7 +11,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy import Engine, text
@@ -20,10 +20,12 @@ from temporalio.worker import Worker
 
 from warroom.activities.incident import IncidentActivities, WorkflowPageGuard
 from warroom.activities.notify import Channel, NotifierRegistry
+from warroom.activities.oncall import OnCallActivities
 from warroom.activities.runbook import HEARTBEAT_THROTTLE, RunbookActivities
 from warroom.activities.statuspage import StatusPageActivities
 from warroom.logs import configure_logging
 from warroom.migrations import SchemaNotCurrent
+from warroom.models.config_store import CurrentConfig, seed_from_file
 from warroom.models.policy import PolicyError, load_policy
 from warroom.runbooks.steps import RunbookConfig
 from warroom.settings import Settings
@@ -82,9 +84,12 @@ def build_notifiers(settings: Settings) -> NotifierRegistry:
 
 
 def build_activities(
-    engine: Engine, settings: Settings, client: Client, notifiers: NotifierRegistry | None = None
+    engine: Engine, settings: Settings, client: Client, notifiers: NotifierRegistry | None = None,
+    config: CurrentConfig | None = None,
 ) -> IncidentActivities:
-    return IncidentActivities(engine, notifiers or build_notifiers(settings), guard=WorkflowPageGuard(client))
+    return IncidentActivities(
+        engine, notifiers or build_notifiers(settings), guard=WorkflowPageGuard(client), config=config
+    )
 
 
 def build_runbook_config(settings: Settings) -> RunbookConfig:
@@ -129,10 +134,13 @@ async def run(settings: Settings) -> None:
     load_policy(settings.policy)  # refuse to start on a bad policy, naming the key
     statuspage = load_config(settings)  # ...and on a bad components file
     engine = await asyncio.to_thread(open_read_model, settings)
+    version, seeded = seed_from_file(engine, settings.policy, datetime.now(UTC))
+    log.info("on-call configuration: version %d%s", version, f" (seeded from {settings.policy})" if seeded else "")
+    config = CurrentConfig(engine)
     client = await wait_for_temporal(settings)
     notifiers = build_notifiers(settings)
     log.info("paging: %s", notifiers.describe())
-    activities = build_activities(engine, settings, client, notifiers)
+    activities = build_activities(engine, settings, client, notifiers, config)
     runbook_activities = RunbookActivities(engine, build_runbook_config(settings))
     subscribers = StatusPageActivities(
         engine, notifiers, statuspage.catalog, statuspage.secret, statuspage.public_url, statuspage.page_url
@@ -143,7 +151,8 @@ async def run(settings: Settings) -> None:
         loop.add_signal_handler(sig, stop.set)
     with ThreadPoolExecutor(max_workers=64) as executor:
         worker = build_worker(
-            client, settings, activities, executor, [*runbook_activities.all(), *subscribers.all()]
+            client, settings, activities, executor,
+            [*runbook_activities.all(), *subscribers.all(), *OnCallActivities(config).all()],
         )
         log.info("worker polling task queue %s on %s", settings.task_queue, settings.temporal_target)
         async with worker:

@@ -159,6 +159,15 @@ def test_bad_schedules_are_refused_with_the_reason(field: str, value: object, me
         Schedule.model_validate(data)
 
 
+def test_minute_long_shifts_and_overrides_off_the_calendar_are_refused() -> None:
+    with pytest.raises(ValueError, match="at least an hour"):
+        Rotation.model_validate({"participants": ["a", "b"], "shift": "30m", "start": "2026-01-01"})
+    with pytest.raises(ValueError, match="between the years 1971 and 8999"):
+        Rotation.model_validate({"participants": ["a"], "start": "0001-01-01"})
+    with pytest.raises(ValueError, match="between the years 1971 and 8999"):
+        Override(person="a", start=datetime(1, 1, 1, tzinfo=ZoneInfo("Asia/Kolkata")), end=datetime(2026, 1, 1, tzinfo=UTC))
+
+
 def test_empty_rotation_and_backwards_override_are_refused() -> None:
     with pytest.raises(ValueError, match="at least 1"):
         Rotation.model_validate({"participants": [], "start": "2026-01-01"})
@@ -194,3 +203,44 @@ def test_exactly_one_participant_of_a_single_layer_rotation_is_on_call(
     assert found[0].start == at - timedelta(days=3) and found[-1].end == at + timedelta(days=3)
     assert all(a.end == b.start for a, b in zip(found, found[1:]))
     assert all(s.person in people for s in found)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    tz=zones,
+    hours=st.sampled_from([8, 12, 24, 168]),
+    cover_start=st.integers(min_value=0, max_value=60 * 24 * 30),
+    cover_minutes=st.integers(min_value=1, max_value=60 * 24 * 3),
+    probe=st.integers(min_value=-60 * 24 * 2, max_value=60 * 24 * 5),
+)
+def test_an_override_answers_exactly_inside_its_window_and_the_rotation_everywhere_else(
+    tz: str, hours: int, cover_start: int, cover_minutes: int, probe: int
+) -> None:
+    rotation = Rotation(participants=["a", "b", "c"], shift=timedelta(hours=hours), handoff=time(9), start=date(2025, 1, 1))
+    plain = Schedule(time_zone=tz, layers=[rotation])
+    start = datetime(2026, 1, 1, tzinfo=UTC) + timedelta(minutes=cover_start)
+    end = start + timedelta(minutes=cover_minutes)
+    covered = plain.model_copy(update={"overrides": [Override(person="z", start=start, end=end)]})
+    at = start + timedelta(minutes=probe)
+    expected = "z" if start <= at < end else on_call(plain, at)
+    assert on_call(covered, at) == expected
+    assert expected is not None  # a single round-the-clock layer: never nobody
+
+
+def test_overlapping_overrides_are_refused_naming_both() -> None:
+    with pytest.raises(ValueError, match=r"overrides.1 \(b\) overlaps overrides.0 \(a\)"):
+        Schedule(
+            layers=[Rotation(participants=["a"], start=date(2026, 1, 1))],
+            overrides=[
+                Override(person="a", start=datetime(2026, 1, 2, 8, tzinfo=UTC), end=datetime(2026, 1, 2, 12, tzinfo=UTC)),
+                Override(person="b", start=datetime(2026, 1, 2, 11, tzinfo=UTC), end=datetime(2026, 1, 2, 13, tzinfo=UTC)),
+            ],
+        )
+    # Back to back is not an overlap.
+    Schedule(
+        layers=[Rotation(participants=["a"], start=date(2026, 1, 1))],
+        overrides=[
+            Override(person="a", start=datetime(2026, 1, 2, 8, tzinfo=UTC), end=datetime(2026, 1, 2, 12, tzinfo=UTC)),
+            Override(person="b", start=datetime(2026, 1, 2, 12, tzinfo=UTC), end=datetime(2026, 1, 2, 13, tzinfo=UTC)),
+        ],
+    )

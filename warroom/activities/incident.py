@@ -43,6 +43,7 @@ from warroom.activities.notify import (
     contact_for,
 )
 from warroom.models import messages
+from warroom.models.config_store import Current, CurrentConfig
 from warroom.models.ids import (
     PAGE_WANTED_QUERY,
     PERSIST_INCIDENT_ACTIVITY,
@@ -51,6 +52,8 @@ from warroom.models.ids import (
 )
 from warroom.models.incident import NotificationRequest, NotificationResult, PersistInput
 from warroom.models.paging import PAGE_KINDS, contact_ref
+from warroom.models.policy import PolicyError
+from warroom.models.routing import still_targeted
 from warroom.models.tables import (
     AlertGroup,
     ContactSlot,
@@ -80,7 +83,9 @@ class IncidentActivities:
         clock: Clock = utc_now,
         guard: PageGuard | None = None,
         poll_seconds: float = 0.2,
+        config: CurrentConfig | None = None,
     ) -> None:
+        self._config = config
         self._engine = engine
         self._notifiers = notifiers
         self._clock = clock
@@ -152,6 +157,7 @@ class IncidentActivities:
 
     @activity.defn(name=SEND_NOTIFICATION_ACTIVITY)
     async def send_notification(self, req: NotificationRequest) -> NotificationResult:
+        req, gone = self._as_configured(req)
         channel = self._notifiers.for_method(req.channel)
         contact = contact_for(req)
         workflow_id = _workflow_id(req)
@@ -160,6 +166,11 @@ class IncidentActivities:
         claim = self._claim(req, channel.provider, workflow_id, ref)
         if claim is not None:
             return claim
+        if gone is not None:
+            # "dropped", not "withdrawn": for a page this counts as a failed method, so the
+            # workflow moves on (to the next level) instead of waiting for an ack that cannot come.
+            self._finish(req.key, "dropped", gone)
+            return NotificationResult(key=req.key, status="dropped", provider=channel.provider, detail=gone)
         if contact is None:
             self._finish(req.key, "failed", f"{req.person_id} has no {req.channel} contact")
             raise ApplicationError(
@@ -180,6 +191,20 @@ class IncidentActivities:
                 raise
             self._finish(req.key, "sent", "", provider_id)
             return NotificationResult(key=req.key, status="sent", provider=channel.provider)
+
+    def _as_configured(self, req: NotificationRequest) -> tuple[NotificationRequest, str | None]:
+        """The request with the person's contact details as the configuration in force has
+        them, and why it must not go out at all (the person left the configuration, or was
+        taken off the schedule or team that brought them into this incident)."""
+        if self._config is None:
+            return req, None
+        current = _current_or_none(self._config)
+        if current is None:
+            return req, None
+        gone = still_targeted(current.policy, req.via, req.person_id)
+        if gone is not None:
+            return req, gone
+        return req.model_copy(update={"person": current.policy.people[req.person_id]}), None
 
     # --- the per-contact cap: hold, then send everything due in one message -----------------
 
@@ -467,6 +492,15 @@ class _Turn:
     previous: datetime | None = None
     taken_at: datetime | None = None
     wait_until: datetime | None = None
+
+
+def _current_or_none(config: CurrentConfig) -> Current | None:
+    """The configuration in force; a read that fails leaves the request as the workflow sent it."""
+    try:
+        return config.get()
+    except (OperationalError, PolicyError) as err:
+        log.warning("could not read the on-call configuration (%s); sending as the incident says", err)
+        return None
 
 
 def _workflow_id(req: NotificationRequest) -> str:

@@ -26,6 +26,7 @@ from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.service import RPCError
 
 from warroom.api import alerts, commands, statuspage, twilio_webhooks
+from warroom.api import oncall as oncall_routes
 from warroom.api import runbooks as runbook_routes
 from warroom.api.schemas import (
     AckIn,
@@ -62,6 +63,7 @@ from warroom.models.incident import (
     TimelineEntry,
     StatusUpdate,
 )
+from warroom.models.config_store import CurrentConfig
 from warroom.models.policy import Policy, load_policy
 from warroom.models.tables import (
     AlertGroup,
@@ -96,6 +98,8 @@ class Runtime:
     client: Client
     clock: Clock
     statuspage: StatusPageConfig | None = None
+    config: CurrentConfig | None = None
+    """The configuration in force (stored versions); ``policy`` follows its newest version."""
 
     def ui_link(self, workflow_id: str) -> str:
         base = self.settings.temporal_ui_url or f"http://127.0.0.1:{self.settings.temporal_ui_port}"
@@ -139,6 +143,7 @@ def create_app(
         app.state.runtime = Runtime(
             settings=settings, policy=policy, engine=eng, client=cli, clock=clock, statuspage=status_config
         )
+        await run_in_threadpool(oncall_routes.seed, app.state.runtime)
         yield
         if engine is None:
             eng.dispose()
@@ -168,6 +173,7 @@ def create_app(
     runbook_routes.install(app, settings)
     app.include_router(statuspage.router)
     app.include_router(twilio_webhooks.router)
+    app.include_router(oncall_routes.router)
     return app
 
 
@@ -278,7 +284,7 @@ def _routes(app: FastAPI) -> None:  # noqa: C901 - one place that lists every ro
             detected_at=now,
             declared_by=body.declared_by,
             source="api",
-            policy=rt.policy,
+            policy=await oncall_routes.current_policy(rt),
         )
         wid = incident_workflow_id(number)
         try:
@@ -484,6 +490,7 @@ async def _ingest_alertmanager(rt: Runtime, payload: alerts.AlertmanagerPayload)
         return AlertIngestOut(incident_id=number, action="recorded", new_alerts=result.new_alerts)
 
     details = alerts.declaration(payload)
+    policy = await oncall_routes.current_policy(rt)
     for _attempt in range(3):
         number = await db(rt, open_group)
         wid = incident_workflow_id(number)
@@ -493,7 +500,7 @@ async def _ingest_alertmanager(rt: Runtime, payload: alerts.AlertmanagerPayload)
             declared_by="alertmanager",
             source="alertmanager",
             group_key=payload.groupKey,
-            policy=rt.policy,
+            policy=policy,
             **details,
         )
         start = WithStartWorkflowOperation(

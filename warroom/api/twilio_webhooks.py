@@ -36,6 +36,7 @@ from twilio.twiml.messaging_response import MessagingResponse
 from twilio.twiml.voice_response import Gather, VoiceResponse
 
 from warroom.api import commands
+from warroom.api import oncall as oncall_routes
 from warroom.models import messages
 from warroom.models.ids import incident_workflow_id
 from warroom.models.incident import (
@@ -356,7 +357,7 @@ async def inbound_sms(request: Request) -> Response:
     if same_number(sender, rt.settings.twilio_from_number):
         log.warning("SMS from warroom's own number ignored")
         return _twiml(silent)
-    person = people_by_number(rt.policy).get(number_digits(sender))
+    person = people_by_number(await oncall_routes.current_policy(rt)).get(number_digits(sender))
     key = f"sms:{sid}"
     claim = await _claim(rt, key, "sms", sender, person)
     if not claim.fresh:

@@ -48,3 +48,5 @@ def fanout_workflow_id(event_key: str) -> str:
 # Asked by the send activity just before a page goes out (and by a page the
 # per-contact cap held back): is it still wanted? An ack makes the answer no.
 PAGE_WANTED_QUERY = "page_wanted"
+# On-call: an escalation level's targets resolved against the configuration in force.
+RESOLVE_TARGETS_ACTIVITY = "resolve_targets"

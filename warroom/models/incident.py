@@ -14,6 +14,7 @@ from pydantic import BaseModel, Field
 
 from warroom.models.components import ComponentImpact
 from warroom.models.policy import Person, Policy
+from warroom.models.routing import RouteChoice
 from warroom.models.runbook import RunbookRunRef
 from warroom.models.severity import Severity
 from warroom.models.subscribers import PublicEvent
@@ -123,6 +124,8 @@ class PageRecord(BaseModel):
     round: int
     person: str
     at: datetime
+    via: str | None = None
+    """The level's target that brought the person in (``schedule:NAME``, ``team:NAME``, a person)."""
 
 
 class DeliveryAttempt(BaseModel):
@@ -161,6 +164,12 @@ class EscalationState(BaseModel):
     deadline: datetime | None = None
     exhausted: bool = False
     fallback_notified_at: datetime | None = None
+    resolving: bool = False
+    """A level's targets are being resolved against the current configuration."""
+    deferred_until: datetime | None = None
+    """The first page waits for the team's business hours (a paging rule said so)."""
+    paging_off: bool = False
+    """A paging rule said this severity pages nobody at this hour."""
 
 
 class AlertRecord(BaseModel):
@@ -248,6 +257,11 @@ class IncidentState(BaseModel):
     """What this incident does to status-page components, as intervals (see models.components)."""
     command_results: dict[str, CommandResult] = Field(default_factory=dict)
     """Answers to the latest commands by update id, carried across continue-as-new."""
+    route: RouteChoice | None = None
+    """The escalation policy and team routing chose at declaration (None: before routing existed)."""
+    contacts: dict[str, Person] = Field(default_factory=dict)
+    """How to reach the people resolved at page time, as the configuration said then
+    (people added after the incident was declared are only known from here)."""
 
 
 class Deadline(BaseModel):
@@ -336,6 +350,9 @@ class NotificationRequest(BaseModel):
     overdue-update notice to an IC, go out whatever the incident's state.
     None (requests from before the field existed): judged by ``kind``."""
     """The policy's per-contact cap for pages; 0: send at once."""
+    via: str | None = None
+    """For on-call follow-ups: the target (``schedule:NAME``, ``team:NAME``) the person was
+    paged through; the send activity drops the message once they are no longer part of it."""
 
 
 class NotificationResult(BaseModel):

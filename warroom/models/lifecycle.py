@@ -26,21 +26,24 @@ class PlanStep:
     round: int
     """0 for the first pass through the levels, 1 for the first repeat, ..."""
     people: tuple[str, ...]
+    """The level's targets as written: people, ``schedule:NAME`` or ``team:NAME``
+    (who they are at page time is decided by ``routing.resolve_level``)."""
     ack_timeout: timedelta
 
 
-def escalation_plan(policy: Policy) -> list[PlanStep]:
+def escalation_plan(policy: Policy, escalation: str = "default") -> list[PlanStep]:
     """Every step the escalation can take, in order: the levels, then each repeat."""
+    spec_policy = policy.escalation_for(escalation) or policy.escalation
     steps: list[PlanStep] = []
-    for rnd in range(policy.escalation.repeat + 1):
-        for level, spec in enumerate(policy.escalation.levels):
+    for rnd in range(spec_policy.repeat + 1):
+        for level, spec in enumerate(spec_policy.levels):
             steps.append(
                 PlanStep(
                     index=len(steps),
                     level=level,
                     round=rnd,
                     people=tuple(spec.notify),
-                    ack_timeout=policy.level_timeout(level),
+                    ack_timeout=spec.ack_timeout or policy.ack_timeout,
                 )
             )
     return steps
@@ -53,7 +56,8 @@ def next_step(plan: list[PlanStep], current: int) -> PlanStep | None:
 
 
 def pages_for(policy: Policy, severity: Severity) -> bool:
-    return severity in policy.page_for
+    """Whether the severity pages at some hour (``page_for`` and the paging rules)."""
+    return policy.pages_ever(severity)
 
 
 # --- public status cadence ---------------------------------------------------------

@@ -7,6 +7,11 @@ changes: the shift that spans the change is an hour shorter or longer.
 
 Precedence at an instant: an override covering it; otherwise the highest
 layer (the last listed) that is active then; otherwise nobody.
+
+Layers may overlap: that is what layers are for (a business-hours layer sits on
+top of a round-the-clock one). Overrides may not overlap each other: with two
+covers for the same minute the answer would depend on the order they were
+written in, so a schedule with overlapping overrides is refused; shorten one.
 """
 
 from __future__ import annotations
@@ -42,6 +47,14 @@ def _parse_shift(value: object) -> object:
     return value
 
 
+def _clock_time(value: object) -> object:
+    """Times of day are written ``"09:00"``. YAML reads an unquoted 10:00 as the number
+    600 (base 60), which must not silently become ten minutes past midnight."""
+    if isinstance(value, bool) or isinstance(value, (int, float)):
+        raise ValueError("write a time of day in quotes, e.g. \"09:00\" (YAML reads 10:00 unquoted as a number)")
+    return value
+
+
 class Window(_Strict):
     """A weekly window of local time, e.g. weekdays 09:00-17:00."""
 
@@ -49,6 +62,8 @@ class Window(_Strict):
     start: time = time(9, 0)
     end: time = time(17, 0)
     """End of the window; an end at or before the start runs past midnight."""
+
+    _times = field_validator("start", "end", mode="before")(_clock_time)
 
     @field_validator("days")
     @classmethod
@@ -59,6 +74,29 @@ class Window(_Strict):
             raise ValueError(f"days must be among {', '.join(WEEKDAYS)}")
         return cleaned
 
+    @model_validator(mode="after")
+    def _not_empty(self) -> "Window":
+        if self.start == self.end:
+            raise ValueError("a window's start and end must differ (an end before the start runs past midnight)")
+        return self
+
+    def describe(self) -> str:
+        """``Mon-Fri 09:00-17:30``, ``Sat, Sun 10:00-14:00``."""
+        indices = sorted({WEEKDAYS.index(d) for d in self.days})
+        runs: list[list[int]] = []
+        for i in indices:
+            if runs and runs[-1][-1] == i - 1:
+                runs[-1].append(i)
+            else:
+                runs.append([i])
+        names = [
+            WEEKDAYS[r[0]].capitalize() if len(r) == 1 else
+            f"{WEEKDAYS[r[0]].capitalize()}{'-' if len(r) > 2 else ', '}{WEEKDAYS[r[-1]].capitalize()}"
+            for r in runs
+        ]
+        fmt = "%H:%M:%S" if self.start.second or self.end.second else "%H:%M"
+        return f"{', '.join(names)} {self.start.strftime(fmt)}-{self.end.strftime(fmt)}"
+
     def contains(self, local: datetime) -> bool:
         t = local.timetz().replace(tzinfo=None)
         today = WEEKDAYS[local.weekday()]
@@ -67,6 +105,19 @@ class Window(_Strict):
             return today in self.days and self.start <= t < self.end
         # Overnight window: the part after midnight belongs to the day it started.
         return (today in self.days and t >= self.start) or (yesterday in self.days and t < self.end)
+
+
+EARLIEST = datetime(1971, 1, 1, tzinfo=UTC)
+LATEST = datetime(8999, 12, 31, tzinfo=UTC)
+"""Instants the calculator accepts: far from the ends of the calendar, where a time zone
+offset or a look-ahead would step outside what datetime can hold."""
+
+
+def _utc(value: datetime) -> datetime:
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        return EARLIEST - timedelta(days=1)
 
 
 class Rotation(_Strict):
@@ -81,12 +132,20 @@ class Rotation(_Strict):
     """If given, the layer is active only inside these windows (e.g. business hours)."""
 
     _shift = field_validator("shift", mode="before")(_parse_shift)
+    _handoff = field_validator("handoff", mode="before")(_clock_time)
+
+    @field_validator("start")
+    @classmethod
+    def _plausible(cls, value: date) -> date:
+        if not EARLIEST.date() <= value <= LATEST.date():
+            raise ValueError("a rotation must start between the years 1971 and 8999")
+        return value
 
     @field_validator("shift")
     @classmethod
     def _positive(cls, value: timedelta) -> timedelta:
-        if value < timedelta(minutes=1):
-            raise ValueError("a shift must last at least a minute")
+        if value < timedelta(hours=1):
+            raise ValueError("a shift must last at least an hour (cover shorter absences with an override)")
         return value
 
 
@@ -100,6 +159,8 @@ class Override(_Strict):
     def _check(self) -> "Override":
         if self.start.tzinfo is None or self.end.tzinfo is None:
             raise ValueError("override start and end need a time zone offset")
+        if not (EARLIEST <= _utc(self.start) and _utc(self.end) <= LATEST):
+            raise ValueError("an override must lie between the years 1971 and 8999")
         if self.end <= self.start:
             raise ValueError("an override must end after it starts")
         return self
@@ -115,6 +176,18 @@ class Schedule(_Strict):
     def _zone(cls, value: str) -> str:
         zone(value)
         return value
+
+    @model_validator(mode="after")
+    def _overrides_do_not_overlap(self) -> "Schedule":
+        ordered = sorted(enumerate(self.overrides), key=lambda pair: pair[1].start.astimezone(UTC))
+        for (i, a), (j, b) in zip(ordered, ordered[1:]):
+            if b.start < a.end:
+                first, second = sorted((i, j))
+                raise ValueError(
+                    f"overrides.{second} ({self.overrides[second].person}) overlaps overrides.{first} "
+                    f"({self.overrides[first].person}); two covers for the same time are ambiguous: shorten one"
+                )
+        return self
 
     @property
     def tz(self) -> ZoneInfo:
@@ -136,7 +209,7 @@ class Shift(BaseModel):
 # --- the calculator --------------------------------------------------------------------
 
 
-def _instant(naive_local: datetime, tz: ZoneInfo) -> datetime:
+def local_instant(naive_local: datetime, tz: ZoneInfo) -> datetime:
     """A local wall-clock time as a UTC instant.
 
     fold=0: an ambiguous (fall-back) local time means its first occurrence; a
@@ -155,7 +228,7 @@ def _handoff(rotation: Rotation, tz: ZoneInfo, index: int) -> datetime:
     shorter or longer.
     """
     origin = datetime.combine(rotation.start, rotation.handoff)
-    return _instant(origin + rotation.shift * index, tz)
+    return local_instant(origin + rotation.shift * index, tz)
 
 
 def _shift_index(rotation: Rotation, tz: ZoneInfo, at: datetime) -> int:
@@ -187,18 +260,49 @@ def rotation_on_call(rotation: Rotation, tz: ZoneInfo, at: datetime) -> str | No
 
 def on_call(schedule: Schedule, at: datetime) -> str | None:
     """Who is on call for ``schedule`` at the aware instant ``at``."""
+    return who_is_on_call(schedule, at)[0]
+
+
+def who_is_on_call(schedule: Schedule, at: datetime) -> tuple[str | None, str]:
+    """Who is on call at ``at`` and why: ``override``, ``layer N`` (1-based) or ``""`` for nobody."""
     if at.tzinfo is None:
         raise ValueError("on_call needs an aware datetime")
     at = at.astimezone(UTC)
     for override in reversed(schedule.overrides):
         if override.start <= at < override.end:
-            return override.person
+            return override.person, "override"
     tz = schedule.tz
-    for rotation in reversed(schedule.layers):
-        person = rotation_on_call(rotation, tz, at)
+    for number in range(len(schedule.layers), 0, -1):
+        person = rotation_on_call(schedule.layers[number - 1], tz, at)
         if person is not None:
-            return person
-    return None
+            return person, f"layer {number}"
+    return None, ""
+
+
+def in_windows(windows: list[Window], tz: ZoneInfo, at: datetime) -> bool:
+    """Whether ``at`` falls inside any of the weekly ``windows`` (local time in ``tz``)."""
+    local = at.astimezone(tz)
+    return any(w.contains(local) for w in windows)
+
+
+def next_window_start(windows: list[Window], tz: ZoneInfo, at: datetime) -> datetime | None:
+    """The first instant after ``at`` at which one of ``windows`` opens (None without windows).
+
+    An opening time that does not exist locally (inside a spring-forward gap)
+    happens just after the gap, as for hand-offs."""
+    at = at.astimezone(UTC)
+    found: list[datetime] = []
+    day = at.astimezone(tz).date() - timedelta(days=1)
+    for offset in range(9):
+        current = day + timedelta(days=offset)
+        for window in windows:
+            if WEEKDAYS[current.weekday()] not in window.days:
+                continue
+            opens = local_instant(datetime.combine(current, window.start), tz)
+            # A window that lies wholly inside a spring-forward gap does not happen that day.
+            if opens > at and window.contains(opens.astimezone(tz)):
+                found.append(opens)
+    return min(found) if found else None
 
 
 def _boundaries(schedule: Schedule, start: datetime, end: datetime) -> list[datetime]:
@@ -219,11 +323,11 @@ def _boundaries(schedule: Schedule, start: datetime, end: datetime) -> list[date
         for window in rotation.only:
             day = start.astimezone(tz).date() - timedelta(days=1)
             while True:
-                opens = _instant(datetime.combine(day, window.start), tz)
+                opens = local_instant(datetime.combine(day, window.start), tz)
                 if opens >= end:
                     break
                 closes_day = day if window.start < window.end else day + timedelta(days=1)
-                closes = _instant(datetime.combine(closes_day, window.end), tz)
+                closes = local_instant(datetime.combine(closes_day, window.end), tz)
                 points.update(p for p in (opens, closes) if start < p < end)
                 day += timedelta(days=1)
     return sorted(points)

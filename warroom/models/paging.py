@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -36,12 +37,15 @@ class PagePlan:
         return self.methods[: self.at_once]
 
 
-def page_plan(policy: Policy, person: Person, severity: Severity) -> PagePlan:
-    """The severity's methods that the person has go out at once, in the person's
-    order; every other method of theirs is a fallback, in their order. A person
-    with none of the severity's methods starts with their first method."""
+def page_plan(
+    policy: Policy, person: Person, severity: Severity, methods: Sequence[ContactMethod] | None = None
+) -> PagePlan:
+    """The severity's methods (or ``methods``, what the paging rules chose) that the
+    person has go out at once, in the person's order; every other method of theirs
+    is a fallback, in their order. A person with none of them starts with their
+    first method."""
     order = person.methods()
-    wanted = set(policy.methods_for(severity))
+    wanted = set(methods) if methods else set(policy.methods_for(severity))
     first = [m for m in order if m in wanted] or order[:1]
     rest = [m for m in order if m not in first]
     return PagePlan(methods=tuple(first + rest), at_once=len(first))

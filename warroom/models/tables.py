@@ -322,6 +322,30 @@ class HeldAlertRow(Base):
     received_at: Mapped[datetime] = mapped_column(index=True)
 
 
+class OnCallConfigRow(Base):
+    """Every version of the policy document (people, teams, schedules, escalation policies,
+    routing and paging rules, durations): the newest row is the configuration in force.
+
+    Not rebuilt from workflows: it is configuration, seeded from the policy file and
+    changed through the API. Rows are never updated, so the history is the change log."""
+
+    __tablename__ = "oncall_config_versions"
+    version: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    document: Mapped[dict[str, Any]] = mapped_column(JSON)
+    """The document as given (YAML read into JSON), validated before it was stored."""
+    digest: Mapped[str] = mapped_column(String(64), index=True)
+    """SHA-256 of the document's canonical JSON."""
+    source: Mapped[str] = mapped_column(String(16))
+    """``file`` (seeded at start) or ``api``."""
+    origin: Mapped[str] = mapped_column(Text, default="")
+    """The file's path, for ``file`` rows."""
+    file_digest: Mapped[str | None] = mapped_column(String(64))
+    """SHA-256 of the file's bytes, for ``file`` rows: a start with an unchanged file seeds nothing."""
+    created_at: Mapped[datetime]
+    created_by: Mapped[str] = mapped_column(String(200))
+    note: Mapped[str] = mapped_column(Text, default="")
+
+
 def replace_component_impacts(session: Session, number: int, version: int, impacts: list[dict[str, Any]]) -> None:
     """Store an incident's impact intervals, unless a newer snapshot already did.
 

@@ -28,11 +28,12 @@ from temporalio.exceptions import (
 
 with workflow.unsafe.imports_passed_through():
     from warroom.models import components as component_rules
-    from warroom.models import lifecycle, messages, paging
+    from warroom.models import lifecycle, messages, paging, routing
     from warroom.models.components import ComponentState, ComponentStateInput
     from warroom.models.ids import (
         PAGE_WANTED_QUERY,
         PERSIST_INCIDENT_ACTIVITY,
+        RESOLVE_TARGETS_ACTIVITY,
         RUNBOOK_EVENT_SIGNAL,
         SEND_NOTIFICATION_ACTIVITY,
         START_FANOUT_ACTIVITY,
@@ -70,7 +71,8 @@ with workflow.unsafe.imports_passed_through():
         StatusUpdateInput,
         TimelineEntry,
     )
-    from warroom.models.policy import Policy
+    from warroom.models.policy import ContactMethod, Person, Policy
+    from warroom.models.routing import Resolution, ResolveTargetsInput, ResolveTargetsResult, RouteChoice
     from warroom.models.runbook import (
         ParameterError,
         RunbookEvent,
@@ -110,6 +112,14 @@ PAGING_PATCH = "paging-over-channels"
 """Pages go through per-person contact methods with fallback (histories before it page one channel)."""
 PERSIST_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30))
 FANOUT_PATCH = "statuspage-subscriber-fanout"
+ONCALL_PATCH = "oncall-routing"
+"""Routing at declaration; each level's targets resolved at page time against the current
+configuration (an activity); paging rules by time of day; follow-ups only to people still
+part of what paged them. Histories before it page the flat levels of the incident's copy."""
+RESOLVE_TIMEOUT = timedelta(seconds=10)
+RESOLVE_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=2),
+                            maximum_attempts=3)
+"""Bounded: when the configuration cannot be read, page from the incident's own copy rather than wait."""
 
 
 def _reject(message: str) -> None:
@@ -121,6 +131,7 @@ class IncidentWorkflow:
     @workflow.init
     def __init__(self, inp: IncidentInput) -> None:
         self._policy: Policy = inp.policy
+        self._oncall = workflow.patched(ONCALL_PATCH)
         self._plan = lifecycle.escalation_plan(inp.policy)
         self._dirty = False
         self._tasks: list[asyncio.Task[None]] = []
@@ -140,6 +151,8 @@ class IncidentWorkflow:
             # The previous run did not wait for its last read-model write (see
             # run()), so write everything again: every write is idempotent.
             self._s = inp.carried
+            if self._oncall and self._s.route is not None:
+                self._plan = lifecycle.escalation_plan(inp.policy, self._s.route.escalation)
             return
         now = workflow.now()
         self._s = IncidentState(
@@ -166,9 +179,34 @@ class IncidentWorkflow:
             f"Declared {inp.severity.value} by {inp.declared_by} via {inp.source}: {inp.title}",
             actor=inp.declared_by,
         )
+        if self._oncall:
+            self._route(inp)
         if not lifecycle.pages_for(inp.policy, inp.severity):
             self._log("paging", f"{inp.severity.value} does not page anyone under this policy")
         self._merge_alerts(inp.alerts)
+
+    def _route(self, inp: IncidentInput) -> None:
+        choice = routing.route(
+            inp.policy, inp.severity, inp.components, inp.source, [a.labels for a in inp.alerts]
+        )
+        self._s.route = choice
+        self._plan = lifecycle.escalation_plan(inp.policy, choice.escalation)
+        if inp.policy.routes or choice != RouteChoice():
+            team = f", team {choice.team}" if choice.team else ""
+            self._log("routing", f"Routed by {choice.rule} to escalation policy '{choice.escalation}'{team}")
+        if not lifecycle.pages_for(inp.policy, inp.severity):
+            return
+        # Judged here, on the copy just declared with, so the answer to the declaration
+        # already shows the deferred page; level 1 is resolved again when it falls due.
+        decision = routing.paging_decision(inp.policy, inp.severity, choice.team, workflow.now(), first=True)
+        esc = self._s.escalation
+        if decision.action == "defer":
+            esc.deferred_until = decision.until
+            self._log("paging", f"{inp.severity.value} declared outside business hours: {decision.why}; "
+                                f"level 1 will be paged at {decision.until_text}")
+        elif decision.action == "none":
+            esc.paging_off = True
+            self._log("paging", f"Nobody paged: {decision.why}")
 
     # --- main loop -------------------------------------------------------------------
 
@@ -240,7 +278,13 @@ class IncidentWorkflow:
         open_ = s.status in (IncidentStatus.TRIGGERED, IncidentStatus.ACKNOWLEDGED)
         if s.status == IncidentStatus.TRIGGERED and lifecycle.pages_for(self._policy, s.severity):
             esc = s.escalation
-            if esc.step == -1 or (esc.deadline is not None and now >= esc.deadline):
+            if esc.resolving or esc.paging_off:
+                pass
+            elif esc.deferred_until is not None:
+                if now >= esc.deferred_until:
+                    esc.deferred_until = None
+                    self._escalate(now, reason="business hours have started")
+            elif esc.step == -1 or (esc.deadline is not None and now >= esc.deadline):
                 self._escalate(now, reason=None if esc.step == -1 else "no acknowledgement in time")
         if open_:
             self._process_status_plan(now)
@@ -252,13 +296,16 @@ class IncidentWorkflow:
                 subject, text = messages.commander_missing(s.number, s.severity, s.title)
                 people = lifecycle.status_reminder_recipients({}, s.acknowledged_by, self._last_paged())
                 self._notify(people, NotificationKind.REMINDER, f"ic-{s.ic_reminder_at.isoformat()}", subject, text)
-                self._log("reminder", f"Asked {', '.join(people)} to assign an Incident Commander")
+                self._log("reminder", f"Asked {self._names(people)} to assign an Incident Commander")
                 s.ic_reminder_at = now + self._policy.role_reminder_every
                 self._touch()
         if s.status == IncidentStatus.RESOLVED and s.postmortem.required:
             self._process_postmortem(now)
 
     def _escalate(self, now: datetime, reason: str | None, by: str | None = None) -> None:
+        if self._oncall:
+            self._escalate_resolving(now, reason, by)
+            return
         s, esc = self._s, self._s.escalation
         step = lifecycle.next_step(self._plan, esc.step)
         if step is None:
@@ -293,6 +340,157 @@ class IncidentWorkflow:
         self._page_people(step.people, kind, f"step-{step.index}", step.index, subject, text)
         self._touch()
 
+    # --- on-call: resolve who a level means now, then page them -----------------------------
+
+    def _escalate_resolving(self, now: datetime, reason: str | None, by: str | None) -> None:
+        """Move to the next step (or the fallback) and resolve its targets in an activity;
+        the page goes out when the answer is back (``_page_resolved``)."""
+        s, esc = self._s, self._s.escalation
+        if esc.resolving:
+            return
+        step = lifecycle.next_step(self._plan, esc.step)
+        esc.deadline = None
+        esc.deferred_until = None
+        if step is None:
+            if esc.exhausted:
+                self._touch()
+                return
+            esc.exhausted = True
+            esc.fallback_notified_at = now
+        else:
+            esc.step = step.index
+            # The clock starts now; resolving the targets takes milliseconds.
+            esc.deadline = now + step.ack_timeout
+        esc.resolving = True
+        self._spawn(self._page_resolved(step, reason, by))
+        self._touch()
+
+    def _fallback_targets(self) -> list[str]:
+        esc = self._policy.escalation_for(self._route_choice().escalation) or self._policy.escalation
+        return list(esc.fallback) or ([self._policy.engineering_lead] if self._policy.engineering_lead else [])
+
+    def _route_choice(self) -> RouteChoice:
+        return self._s.route or RouteChoice()
+
+    async def _resolve(self, step: lifecycle.PlanStep | None, first: bool) -> Resolution:
+        s, choice = self._s, self._route_choice()
+        inp = ResolveTargetsInput(
+            incident_number=s.number,
+            escalation=choice.escalation,
+            level=step.level if step is not None else -1,
+            targets=list(step.people) if step is not None else self._fallback_targets(),
+            severity=s.severity,
+            team=choice.team,
+            at=workflow.now(),
+            first=first,
+        )
+        problem = ""
+        try:
+            result: ResolveTargetsResult = await workflow.execute_activity(
+                RESOLVE_TARGETS_ACTIVITY,
+                inp,
+                result_type=ResolveTargetsResult,
+                start_to_close_timeout=RESOLVE_TIMEOUT,
+                retry_policy=RESOLVE_RETRY,
+            )
+            if result.resolution is not None:
+                return result.resolution
+        except ActivityError as err:
+            problem = _failure(err)
+        if problem:
+            self._log("paging", f"Could not read the current on-call configuration ({problem}); "
+                                f"resolved with the configuration #{s.number} was declared with")
+        return routing.resolve_level(
+            self._policy, inp.escalation, inp.level, inp.targets, inp.severity, inp.team, inp.at, first=first
+        )
+
+    async def _page_resolved(self, step: lifecycle.PlanStep | None, reason: str | None, by: str | None) -> None:
+        s, esc = self._s, self._s.escalation
+        first = step is not None and not s.pages
+        try:
+            resolution = await self._resolve(step, first)
+        finally:
+            esc.resolving = False
+        s.contacts.update(resolution.contacts)
+        now = workflow.now()
+        what = f"level {step.level + 1}" if step is not None else "the fallback"
+        if s.status != IncidentStatus.TRIGGERED:
+            self._log("paging", f"{what.capitalize()} not paged: the incident was {s.status.value} meanwhile")
+            return
+        if not lifecycle.pages_for(self._policy, s.severity):
+            esc.deadline = None
+            self._log("paging", f"{what.capitalize()} not paged: {s.severity.value} does not page")
+            return
+        decision = resolution.decision
+        if by is None and step is not None and decision.action == "defer" and first:
+            esc.step = step.index - 1
+            esc.deadline = None
+            esc.deferred_until = decision.until
+            self._log("paging", f"{s.severity.value} declared outside business hours: {decision.why}; "
+                                f"{what} ({resolution.describe()}) will be paged at {decision.until_text}")
+            return
+        if by is None and decision.action == "none":
+            esc.paging_off = True
+            esc.deadline = None
+            self._log("paging", f"{what.capitalize()} not paged: {decision.why}")
+            return
+        methods = decision.methods or list(self._policy.methods_for(s.severity))
+        people = resolution.people
+        if step is None:
+            subject, text = messages.fallback(s.number, s.severity, s.title, len(s.pages))
+            self._page_people(people, NotificationKind.FALLBACK, "fallback", -1, subject, text,
+                              methods=methods)
+            told = resolution.describe() if people else "nobody (no fallback configured)"
+            if not people and resolution.targets:
+                told = f"nobody ({resolution.describe()})"
+            self._log("escalation", f"Escalation policy exhausted with no acknowledgement; told {told}")
+            return
+        round_txt = f", round {step.round + 1}" if step.round else ""
+        who = f" at {by}'s request" if by else ""
+        why = f" ({reason})" if reason else ""
+        kind = NotificationKind.PAGE if step.index == 0 else NotificationKind.ESCALATION
+        log_kind = "page" if step.index == 0 else "escalation"
+        if not people:
+            self._log(log_kind, f"Level {step.level + 1}{round_txt} has nobody to page now: {resolution.describe()}")
+            self._escalate(now, reason=f"level {step.level + 1} had nobody to page")
+            return
+        for person in people:
+            s.pages.append(PageRecord(step=step.index, level=step.level + 1, round=step.round, person=person,
+                                      at=now, via=resolution.via(person)))
+        subject, text = messages.page(s.number, s.severity, s.title, step.round)
+        self._log(
+            log_kind,
+            f"Paged level {step.level + 1}{round_txt}: {resolution.describe()}{who}{why}; "
+            f"acknowledge within {int(step.ack_timeout.total_seconds())} s",
+            actor=by,
+        )
+        self._page_people(people, kind, f"step-{step.index}", step.index, subject, text,
+                          methods=methods)
+
+    def _person(self, person_id: str) -> Person | None:
+        """How to reach someone: as last resolved from the configuration, else the incident's copy."""
+        if self._oncall and person_id in self._s.contacts:
+            return self._s.contacts[person_id]
+        return self._policy.people.get(person_id)
+
+    def _via(self, person_id: str) -> str | None:
+        """What a follow-up to ``person_id`` depends on: nothing for whoever took the incident
+        on (acknowledged it or holds a role: they stay until they hand it over), else the
+        target of their latest page (taken off that schedule or team, they hear no more)."""
+        if not self._oncall:
+            return None
+        s = self._s
+        if person_id == s.acknowledged_by or person_id in s.roles.values():
+            return None
+        for page in reversed(s.pages):
+            if page.person == person_id:
+                return page.via
+        return None
+
+    @staticmethod
+    def _names(people: list[str]) -> str:
+        return ", ".join(people) if people else "nobody yet"
+
     def _process_status_plan(self, now: datetime) -> None:
         s, plan, policy = self._s, self._s.status_plan, self._policy
         if plan.first_posted_at is None:
@@ -311,7 +509,7 @@ class IncidentWorkflow:
                 people = self._status_reminder_people()
                 subject, text = messages.first_status_reminder(s.number, s.title, plan.first_deadline - now)
                 self._notify(people, NotificationKind.REMINDER, "first-status", subject, text)
-                self._log("reminder", f"Reminded {', '.join(people)} that the first public update is due")
+                self._log("reminder", f"Reminded {self._names(people)} that the first public update is due")
                 self._touch()
             return
         interval = lifecycle.update_interval(policy, s.severity)
@@ -324,7 +522,7 @@ class IncidentWorkflow:
             )
             subject, text = messages.update_overdue(s.number, s.title, late)
             self._notify(people, NotificationKind.ESCALATION, f"overdue-{plan.next_due.isoformat()}", subject, text)
-            self._log("escalation", f"Status update overdue; escalated to {', '.join(people)}")
+            self._log("escalation", f"Status update overdue; escalated to {self._names(people)}")
             plan.overdue_for = plan.next_due
             plan.next_due = now + interval
             self._touch()
@@ -335,7 +533,7 @@ class IncidentWorkflow:
             people = self._status_reminder_people()
             subject, text = messages.update_reminder(s.number, s.title, plan.next_due - now)
             self._notify(people, NotificationKind.REMINDER, f"update-{plan.next_due.isoformat()}", subject, text)
-            self._log("reminder", f"Reminded {', '.join(people)} that a status update is due")
+            self._log("reminder", f"Reminded {self._names(people)} that a status update is due")
             self._touch()
 
     def _process_postmortem(self, now: datetime) -> None:
@@ -350,7 +548,7 @@ class IncidentWorkflow:
             people = self._ic_or_responders()
             subject, text = messages.postmortem_reminder(s.number, s.title, pm.deadline - now)
             self._notify(people, NotificationKind.POSTMORTEM, f"pm-reminder-{pm.reminders_sent}", subject, text)
-            self._log("reminder", f"Reminded {', '.join(people)} that the postmortem is due")
+            self._log("reminder", f"Reminded {self._names(people)} that the postmortem is due")
             self._touch()
         due = lifecycle.postmortem_overdue_times(s.resolved_at, self._policy, pm.overdue_notified)
         if now >= due:
@@ -360,15 +558,21 @@ class IncidentWorkflow:
             people = [lead] if lead else self._ic_or_responders()
             subject, text = messages.postmortem_overdue(s.number, s.title, now - pm.deadline)
             self._notify(people, NotificationKind.POSTMORTEM, f"pm-overdue-{pm.overdue_notified}", subject, text)
-            self._log("escalation", f"Postmortem overdue; told {', '.join(people)}")
+            self._log("escalation", f"Postmortem overdue; told {self._names(people)}")
             self._touch()
 
     def _next_wakeup(self) -> datetime | None:
         s, policy, plan = self._s, self._policy, self._s.status_plan
         times: list[datetime] = []
         if s.status in (IncidentStatus.TRIGGERED, IncidentStatus.ACKNOWLEDGED):
-            if s.status == IncidentStatus.TRIGGERED and s.escalation.deadline is not None:
+            if (
+                s.status == IncidentStatus.TRIGGERED
+                and s.escalation.deadline is not None
+                and not s.escalation.resolving
+            ):
                 times.append(s.escalation.deadline)
+            if s.status == IncidentStatus.TRIGGERED and s.escalation.deferred_until is not None:
+                times.append(s.escalation.deferred_until)
             if plan.first_posted_at is None:
                 times.append(plan.first_deadline)
                 if not plan.first_reminded:
@@ -395,6 +599,8 @@ class IncidentWorkflow:
         out: list[Deadline] = []
         if s.status == IncidentStatus.TRIGGERED and s.escalation.deadline is not None:
             out.append(Deadline(name="acknowledge", at=s.escalation.deadline))
+        if s.status == IncidentStatus.TRIGGERED and s.escalation.deferred_until is not None:
+            out.append(Deadline(name="deferred_page", at=s.escalation.deferred_until))
         if s.status in (IncidentStatus.TRIGGERED, IncidentStatus.ACKNOWLEDGED):
             if plan.first_posted_at is None:
                 out.append(Deadline(name="first_status_update", at=plan.first_deadline))
@@ -450,7 +656,7 @@ class IncidentWorkflow:
             _reject(f"incident #{s.number} is already resolved; cannot {verb}")
 
     def _require_person(self, person: str, what: str = "a responder of this incident") -> None:
-        if person not in self._policy.people:
+        if person not in self._policy.people and not (self._oncall and person in self._s.contacts):
             _reject(f"'{person}' is not {what}")
 
     @workflow.update
@@ -463,6 +669,7 @@ class IncidentWorkflow:
         s.acknowledged_by = cmd.person
         s.escalation.deadline = None
         self._log("ack", f"Acknowledged by {cmd.person} via {cmd.via}", actor=cmd.person)
+        self._cancel_deferred_page(f"acknowledged by {cmd.person}")
         self._withdraw_pages(f"acknowledged by {cmd.person}")
         self._touch()
         return self._result(f"#{s.number} acknowledged by {cmd.person}")
@@ -501,6 +708,8 @@ class IncidentWorkflow:
             _reject(f"{s.severity.value} incidents do not page under this policy")
         if s.escalation.exhausted:
             _reject(f"incident #{s.number} has no further escalation level")
+        if s.escalation.resolving:
+            _reject(f"incident #{s.number} is paging its next level right now")
 
     @workflow.update
     def post_status_update(self, cmd: StatusUpdateInput) -> CommandResult:
@@ -562,6 +771,15 @@ class IncidentWorkflow:
             plan.next_due = lifecycle.next_update_due(last, policy, cmd.severity, now)
         if lifecycle.needs_commander(policy, cmd.severity, s.roles) and s.ic_reminder_at is None:
             s.ic_reminder_at = now + policy.commander_within
+        esc = s.escalation
+        if self._oncall and s.status == IncidentStatus.TRIGGERED and (esc.deferred_until or esc.paging_off):
+            # The paging rules are judged again for the new severity at the next wake-up.
+            if esc.deferred_until is not None:
+                self._log("paging", f"Deferred page reconsidered for {cmd.severity.value}")
+            esc.deferred_until = None
+            esc.paging_off = False
+            if esc.step >= 0:
+                esc.deadline = now
         if (
             s.status == IncidentStatus.TRIGGERED
             and s.escalation.step >= 0
@@ -575,6 +793,7 @@ class IncidentWorkflow:
             and lifecycle.pages_for(policy, cmd.severity)
             and s.escalation.deadline is None
             and not s.escalation.exhausted
+            and not s.escalation.resolving
             and s.escalation.step >= 0
         ):
             # Paging was stopped by an earlier downgrade: resume at the next level.
@@ -600,6 +819,7 @@ class IncidentWorkflow:
         s.resolved_by = cmd.by
         s.resolution_summary = cmd.summary.strip()
         s.escalation.deadline = None
+        self._cancel_deferred_page("resolved")
         s.component_impacts = component_rules.impacts_at_resolution(s.component_impacts, now)
         self._withdraw_pages("resolved")
         required = lifecycle.postmortem_required(policy, s.max_severity)
@@ -869,6 +1089,9 @@ class IncidentWorkflow:
 
     def _last_paged(self) -> list[str]:
         s = self._s
+        if not s.pages and self._oncall:
+            # Before the first page only the people named outright are known.
+            return [p for p in self._plan[0].people if self._person(p) is not None] if self._plan else []
         if not s.pages:
             return [p for p in self._plan[0].people] if self._plan else []
         last = s.pages[-1].step
@@ -911,7 +1134,7 @@ class IncidentWorkflow:
     ) -> None:
         """Send to each person; ``stop_on_ack`` marks escalation pages, which an ack cancels."""
         for person_id in dict.fromkeys(people):
-            person = self._policy.people.get(person_id)
+            person = self._person(person_id)
             if person is None:
                 self._log("notify", f"Cannot notify '{person_id}': not in the policy")
                 continue
@@ -927,6 +1150,7 @@ class IncidentWorkflow:
                 subject=subject,
                 text=text,
                 page=stop_on_ack,
+                via=self._via(person_id),
             )
             self._spawn(self._send(req, stop_on_ack))
 
@@ -947,7 +1171,9 @@ class IncidentWorkflow:
             self._log("notify", f"{req.kind.value} to {req.person_id} by {req.channel} failed: {cause}")
             return
         if result.status != "sent":
-            self._log("notify", f"{req.kind.value} to {req.person_id} by {req.channel}: {result.status}")
+            dropped = self._oncall and result.detail and result.status == "dropped"
+            detail = f" ({result.detail})" if dropped else ""
+            self._log("notify", f"{req.kind.value} to {req.person_id} by {req.channel}: {result.status}{detail}")
 
     def _publish(self, kind: PublicEventKind, slot: str, message: str) -> None:
         """Tell status-page subscribers, in a fan-out workflow that outlives this one."""
@@ -989,17 +1215,24 @@ class IncidentWorkflow:
     # --- pages: each person by their methods, falling back at once ------------------------
 
     def _page_people(
-        self, people: Iterable[str], kind: NotificationKind, slot: str, step: int, subject: str, text: str
+        self,
+        people: Iterable[str],
+        kind: NotificationKind,
+        slot: str,
+        step: int,
+        subject: str,
+        text: str,
+        methods: list[ContactMethod] | None = None,
     ) -> None:
         if not workflow.patched(PAGING_PATCH):
             self._notify(people, kind, slot, subject, text, stop_on_ack=step >= 0)
             return
         for person_id in dict.fromkeys(people):
-            person = self._policy.people.get(person_id)
+            person = self._person(person_id)
             if person is None:
                 self._log("notify", f"Cannot page '{person_id}': not in the policy")
                 continue
-            plan = paging.page_plan(self._policy, person, self._s.severity)
+            plan = paging.page_plan(self._policy, person, self._s.severity, methods=methods)
             run = PageRun(
                 slot=slot,
                 step=step,
@@ -1028,7 +1261,7 @@ class IncidentWorkflow:
             key=attempt.key,
             incident_number=s.number,
             person_id=run.person,
-            person=self._policy.people[run.person],
+            person=self._person(run.person) or self._policy.people[run.person],
             channel=method,
             kind=run.kind,
             subject=run.subject,
@@ -1036,6 +1269,7 @@ class IncidentWorkflow:
             step=run.step if run.step >= 0 else None,
             page_cap_seconds=self._policy.page_cap.total_seconds(),
             page=True,
+            via=self._page_via(run),
         )
         self._page_tasks[attempt.key] = self._spawn(self._send_page(run, attempt, req))
         self._touch()
@@ -1118,6 +1352,20 @@ class IncidentWorkflow:
         if all(r.unreachable for r in level):
             who = ", ".join(r.person for r in level)
             self._escalate(workflow.now(), reason=f"every contact method of {who} failed")
+
+    def _page_via(self, run: PageRun) -> str | None:
+        if not self._oncall:
+            return None
+        for page in reversed(self._s.pages):
+            if page.person == run.person and page.step == run.step:
+                return page.via
+        return None
+
+    def _cancel_deferred_page(self, why: str) -> None:
+        esc = self._s.escalation
+        if esc.deferred_until is not None:
+            esc.deferred_until = None
+            self._log("paging", f"The page waiting for business hours is cancelled: {why}")
 
     def _withdraw_pages(self, reason: str) -> None:
         """Stop every page of this incident that has not gone out: cancel the activity

@@ -1,0 +1,147 @@
+"""GET /api/oncall (now and next, any instant), the page preview, and reading and
+changing the configuration over REST: validated, versioned, guarded against lost edits.
+
+These routes need no Temporal: the app runs with a lazy client that is never used."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+from asgi_lifespan import LifespanManager
+from sqlalchemy import Engine
+
+from warroom.api.app import create_app
+from warroom.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLE = ROOT / "examples" / "oncall.yaml"
+WEDNESDAY_3AM = datetime(2026, 12, 9, 3, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+async def http(engine: Engine, tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
+    policy = tmp_path / "policy.yaml"
+    shutil.copy(EXAMPLE, policy)
+    settings = Settings(_env_file=None, data_dir=tmp_path, policy=policy, temporal_port=1)  # type: ignore[call-arg]
+    app = create_app(settings, engine=engine, clock=lambda: WEDNESDAY_3AM)
+    async with LifespanManager(app) as manager:
+        transport = httpx.ASGITransport(app=manager.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://warroom.test") as client:
+            yield client
+
+
+async def test_who_is_on_call_now_and_next_per_schedule(http: httpx.AsyncClient) -> None:
+    resp = await http.get("/api/oncall")
+    assert resp.status_code == 200, resp.text
+    body = resp.json()
+    assert body["at"] == "2026-12-09T03:00:00Z" and body["version"] == 1
+    primary = next(s for s in body["schedules"] if s["schedule"] == "platform-primary")
+    assert primary["now"]["person"] == "bob" and primary["now"]["start"] == "2026-12-08T17:30:00Z"
+    assert (primary["next"]["person"], primary["next"]["start"]) == ("alice", "2026-12-09T09:00:00Z")
+    teams = {t["team"]: t for t in body["teams"]}
+    assert teams["platform"]["in_business_hours"] is False
+    assert teams["platform"]["next_business_hours"] == "2026-12-09T09:00:00Z"
+    assert teams["platform"]["business_hours"] == "Mon-Fri 09:00-17:30 Europe/London"
+
+
+async def test_any_instant_can_be_asked_and_an_instant_without_a_zone_is_refused(http: httpx.AsyncClient) -> None:
+    resp = await http.get("/api/oncall", params={"at": "2026-12-10T03:00:00+00:00"})
+    primary = next(s for s in resp.json()["schedules"] if s["schedule"] == "platform-primary")
+    assert (primary["now"]["person"], primary["now"]["source"]) == ("carol", "override")
+    naive = await http.get("/api/oncall", params={"at": "2026-12-10T03:00:00"})
+    assert naive.status_code == 422 and "give a time zone offset" in naive.json()["detail"]
+    garbage = await http.get("/api/oncall", params={"at": "yesterday"})
+    assert garbage.status_code == 422
+    for far in ("9999-12-31T23:00:00-05:00", "0001-01-01T00:00:00+05:00", "1969-07-20T20:17:00Z"):
+        resp = await http.get("/api/oncall", params={"at": far})
+        assert resp.status_code == 422, (far, resp.text)
+
+
+async def test_preview_says_who_a_sev1_at_3am_and_a_sev3_at_3pm_would_page(http: httpx.AsyncClient) -> None:
+    night = (await http.get("/api/oncall/preview", params={"severity": "SEV-1"})).json()
+    assert (night["people"], night["action"], night["methods"]) == (["bob"], "page", ["voice", "sms"])
+    assert night["targets"] == "schedule platform-primary → bob (on call)"
+    afternoon = (await http.get("/api/oncall/preview", params={"severity": "SEV-3", "at": "2026-12-09T15:00:00Z"})).json()
+    assert (afternoon["people"], afternoon["methods"]) == (["alice"], ["email", "sms"])
+    deferred = (await http.get("/api/oncall/preview", params={"severity": "sev3"})).json()
+    assert (deferred["action"], deferred["until"]) == ("defer", "2026-12-09T09:00:00Z")
+    mail = (await http.get("/api/oncall/preview", params={"severity": "SEV-2", "component": "email"})).json()
+    assert (mail["escalation"], mail["team"], mail["people"]) == ("mail", "mail", ["dan"])
+    bad = await http.get("/api/oncall/preview", params={"severity": "SEV-9"})
+    assert bad.status_code == 422 and "unknown severity" in bad.json()["detail"]
+
+
+async def test_the_configuration_reads_back_as_json_and_yaml(http: httpx.AsyncClient) -> None:
+    body = (await http.get("/api/oncall/config")).json()
+    assert (body["version"], body["source"], body["created_by"]) == (1, "file", "policy file")
+    assert body["config"]["schedules"]["platform-primary"]["layers"][0]["start"] == "2026-11-30"
+    text = await http.get("/api/oncall/config", params={"format": "yaml"})
+    assert text.headers["content-type"].startswith("application/yaml") and text.headers["etag"] == '"1"'
+    assert yaml.safe_load(text.text) == body["config"]
+
+
+async def test_put_replaces_it_and_the_next_answer_uses_it(http: httpx.AsyncClient) -> None:
+    doc = json.loads(json.dumps(yaml.safe_load(EXAMPLE.read_text(encoding="utf-8")), default=str))
+    doc["schedules"]["platform-primary"]["layers"][0]["participants"] = ["alice", "carol"]
+    resp = await http.put("/api/oncall/config", json=doc, headers={"X-Warroom-Actor": "dana", "If-Match": '"1"'})
+    assert resp.status_code == 200, resp.text
+    assert (resp.json()["version"], resp.json()["created_by"], resp.json()["changed"]) == (2, "dana", True)
+    night = (await http.get("/api/oncall/preview", params={"severity": "SEV-1"})).json()
+    assert night["people"] == ["carol"]  # week 2 of [alice, carol]
+    # The same document again stores nothing new.
+    same = await http.put("/api/oncall/config", json=doc)
+    assert (same.json()["version"], same.json()["changed"]) == (2, False)
+
+
+async def test_put_accepts_yaml_and_refuses_a_stale_version(http: httpx.AsyncClient) -> None:
+    text = EXAMPLE.read_text(encoding="utf-8").replace("ack_timeout: 10m ", "ack_timeout: 7m ")
+    resp = await http.put("/api/oncall/config", content=text, headers={"content-type": "application/yaml"})
+    assert resp.status_code == 200 and resp.json()["config"]["ack_timeout"] == "7m"
+    stale = await http.put("/api/oncall/config", content=text, headers={"content-type": "application/yaml",
+                                                                        "If-Match": "1"})
+    assert stale.status_code == 409 and "at version 2, not 1" in stale.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "detail"),
+    [
+        ({"people": {}}, "application/json", "escalation: missing; give the default escalation policy"),
+        (None, "application/json", "the body must be a mapping"),
+        ("people: [unclosed", "application/yaml", "the body is not valid YAML"),
+        ("{", "application/json", "the body is not valid JSON"),
+    ],
+)
+async def test_a_bad_put_is_a_422_with_the_reason_and_changes_nothing(
+    http: httpx.AsyncClient, body: Any, content_type: str, detail: str
+) -> None:
+    content = body if isinstance(body, str) else json.dumps(body)
+    resp = await http.put("/api/oncall/config", content=content, headers={"content-type": content_type})
+    assert resp.status_code == 422 and detail in resp.json()["detail"]
+    assert (await http.get("/api/oncall/config")).json()["version"] == 1
+
+
+async def test_patch_changes_part_of_it_and_unknown_names_are_refused(http: httpx.AsyncClient) -> None:
+    unknown = await http.patch("/api/oncall/config", json={"teams": {"mail": {"members": ["dan", "zoe"]}}})
+    assert unknown.status_code == 422
+    assert "teams.mail.members.1: unknown person 'zoe'" in unknown.json()["detail"]
+    override = {"person": "alice", "start": "2026-12-09T02:00:00Z", "end": "2026-12-09T06:00:00Z"}
+    overrides = [override, {"person": "carol", "start": "2026-12-09T20:00:00Z", "end": "2026-12-10T12:00:00Z"}]
+    patch = {"schedules": {"platform-primary": {"overrides": overrides}}, "engineering_lead": None}
+    resp = await http.patch("/api/oncall/config", json=patch, headers={"X-Warroom-Actor": "erin"})
+    assert resp.status_code == 200, resp.text
+    assert "engineering_lead" not in resp.json()["config"]
+    assert resp.json()["config"]["schedules"]["platform-primary"]["layers"][0]["participants"] == ["alice", "bob", "carol"]
+    night = (await http.get("/api/oncall/preview", params={"severity": "SEV-1"})).json()
+    assert (night["people"], night["targets"]) == (["alice"], "schedule platform-primary → alice (override)")
+    overlapping = await http.patch("/api/oncall/config", json={"schedules": {"platform-primary": {
+        "overrides": [override, {"person": "bob", "start": "2026-12-09T05:00:00Z", "end": "2026-12-09T07:00:00Z"}]
+    }}})
+    assert overlapping.status_code == 422 and "overrides.1 (bob) overlaps overrides.0 (alice)" in overlapping.json()["detail"]

@@ -1,0 +1,41 @@
+"""``warroom oncall`` (the function the typer CLI registers), from a policy file, no server."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from typer.testing import CliRunner
+
+from warroom.cli_oncall import oncall
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "oncall.yaml"
+
+
+def run(*args: str) -> tuple[int, str]:
+    app = typer.Typer()
+    app.command("oncall")(oncall)
+    app.command("noop")(lambda: None)  # two commands, so the name is part of the command line as in `warroom oncall`
+    result = CliRunner().invoke(app, ["oncall", *args])
+    return result.exit_code, result.output
+
+
+def test_oncall_at_an_instant_shows_now_and_next_in_each_schedules_zone() -> None:
+    code, out = run("--at", "2026-12-09T03:00:00Z", "--policy", str(EXAMPLE))
+    assert code == 0, out
+    assert out.splitlines()[0] == "On call at 2026-12-09 03:00 UTC"
+    assert "  platform-primary (Europe/London)\n    now:  bob, Tue 08 Dec 17:30 to Wed 09 Dec 09:00\n" in out
+    assert "    next: alice, Wed 09 Dec 09:00 to Wed 09 Dec 17:30\n" in out
+    assert "    now:  dan, Tue 08 Dec 08:00 to Wed 09 Dec 08:00\n" in out  # New York time
+    assert "team platform: outside business hours (Mon-Fri 09:00-17:30 Europe/London); next open Wed 09 Dec 09:00" in out
+
+
+def test_an_override_is_marked_and_bad_input_is_refused_with_the_reason(tmp_path: Path) -> None:
+    code, out = run("--at", "2026-12-10T03:00:00+00:00", "--policy", str(EXAMPLE))
+    assert code == 0 and "now:  carol (override), Wed 09 Dec 20:00 to Thu 10 Dec 12:00" in out
+    code, out = run("--at", "2026-12-10T03:00:00", "--policy", str(EXAMPLE))
+    assert code == 2 and "give a time zone offset" in out
+    broken = tmp_path / "broken.yaml"
+    broken.write_text(EXAMPLE.read_text().replace("members: [dan, fay]", "members: [dan, zoe]"))
+    code, out = run("--policy", str(broken))
+    assert code == 1 and "teams.mail.members.1: unknown person 'zoe'" in out
