@@ -25,7 +25,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qsl
 
-from fastapi import APIRouter, HTTPException, Request, Response
+from fastapi import APIRouter, Depends, HTTPException, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
@@ -36,6 +36,7 @@ from twilio.twiml.messaging_response import MessagingResponse
 from twilio.twiml.voice_response import Gather, VoiceResponse
 
 from warroom.api import commands
+from warroom.api.auth import signed_by_twilio
 from warroom.models import messages
 from warroom.models.ids import incident_workflow_id
 from warroom.models.incident import (
@@ -62,7 +63,7 @@ from warroom.workflows import IncidentWorkflow
 
 log = logging.getLogger("warroom.api.twilio")
 
-router = APIRouter(prefix="/api/webhooks/twilio", tags=["webhooks"])
+router = APIRouter(prefix="/api/webhooks/twilio", tags=["webhooks"], dependencies=[Depends(signed_by_twilio)])
 
 MAX_BODY = 64 * 1024
 PAGE_KIND_VALUES = [k.value for k in (NotificationKind.PAGE, NotificationKind.ESCALATION, NotificationKind.FALLBACK)]
