@@ -18,6 +18,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 from temporalio.client import Client
 
+from tests.access import client_as, integration_secret, token_for
 from tests.conftest import ROOT, Harness, running_worker
 from tests.standin import RunningPlatform, running_platform
 from warroom.api.app import create_app
@@ -31,9 +32,16 @@ ALERT = ROOT / "examples" / "platform" / "alert-deploy-errors.json"
 
 @dataclass
 class Api:
+    """``http`` acts as alice (admin); ``as_`` gives bob (operator) or erin (responder)."""
+
     http: httpx.AsyncClient
     platform: RunningPlatform
     harness: Harness
+    people: dict[str, httpx.AsyncClient]
+    alert_secret: str
+
+    def as_(self, user: str) -> httpx.AsyncClient:
+        return self.people[user]
 
     async def declare(self) -> int:
         r = await self.http.post("/api/incidents", json={"title": "Slow control panel", "severity": "SEV-4"})
@@ -63,20 +71,24 @@ async def api(client: Client, engine: Engine, tmp_path: Path) -> AsyncIterator[A
     with running_platform(token=TOKEN) as platform:
         config = RunbookConfig(endpoints={"platform": platform.url}, secrets={"platform_token": TOKEN})
         async with running_worker(client, engine, runbook_config=config) as h:
-            settings = Settings(
-                data_dir=tmp_path, task_queue=h.task_queue, runbook_destructive_operators=["alice", "bob"]
-            )
+            settings = Settings(data_dir=tmp_path, task_queue=h.task_queue)
             app = create_app(settings, client=client, engine=engine)
+            tokens = {user: token_for(engine, user) for user in ("alice", "bob", "erin")}
             async with app.router.lifespan_context(app):
                 transport = httpx.ASGITransport(app=app)
-                async with httpx.AsyncClient(transport=transport, base_url="http://warroom.test") as http:
-                    yield Api(http=http, platform=platform, harness=h)
+                people = {user: client_as(transport, token) for user, token in tokens.items()}
+                try:
+                    yield Api(http=people["alice"], platform=platform, harness=h, people=people,
+                              alert_secret=integration_secret(engine))
+                finally:
+                    for c in people.values():
+                        await c.aclose()
 
 
 async def test_break_alert_rollback_recover_resolve(api: Api) -> None:
     """The README's path, over the API."""
     api.platform.break_("deploy")
-    r = await api.http.post("/api/webhooks/alertmanager", json=json.loads(ALERT.read_text()))
+    r = await api.http.post(f"/api/webhooks/alertmanager/{api.alert_secret}", json=json.loads(ALERT.read_text()))
     assert r.status_code == 200 and r.json()["action"] == "declared", r.text
     number = r.json()["incident_id"]
 
@@ -107,7 +119,9 @@ async def test_refusals_are_precise(api: Api) -> None:
     base = f"/api/incidents/{number}/runbook-runs"
 
     async def post(body: dict[str, Any], url: str = base) -> httpx.Response:
-        return await api.http.post(url, json=body)
+        """As the person the body names (who is then left out of the body: the caller acts)."""
+        body = dict(body)
+        return await api.as_(body.pop("actor")).post(url, json=body)
 
     r = await post({"runbook": "no-such-runbook", "actor": "alice"})
     assert r.status_code == 404 and "no runbook 'no-such-runbook'" in r.json()["detail"]
@@ -119,6 +133,7 @@ async def test_refusals_are_precise(api: Api) -> None:
     assert r.status_code == 422 and "sudo" in r.json()["detail"]
     r = await post({"runbook": "service-restart", "actor": "erin", "confirm_destructive": True})
     assert r.status_code == 403 and "erin may not run 'Service restart'" in r.json()["detail"]
+    assert "needs the operator role (erin is a responder)" in r.json()["detail"]
     r = await post({"runbook": "service-restart", "actor": "alice"})
     assert r.status_code == 409 and "confirm them explicitly" in r.json()["detail"]
     r = await post({"runbook": "service-restart", "actor": "alice", "confirm_destructive": True},
@@ -155,15 +170,17 @@ async def test_confirm_approve_and_abort_over_http(api: Api) -> None:
             await asyncio.sleep(0.1)
 
     await waiting_at(1)
-    r = await api.http.post(f"{base}/1/steps/1/approve", json={"actor": "alice"})
+    r = await api.http.post(f"{base}/1/steps/1/approve", json={})
     assert r.status_code == 409 and "a second operator must approve" in r.json()["detail"]
-    r = await api.http.post(f"{base}/1/steps/1/approve", json={"actor": "erin"})
-    assert r.status_code == 409 and "erin may not approve" in r.json()["detail"]
-    r = await api.http.post(f"{base}/1/steps/1/approve", json={"actor": "bob", "note": "lag is 0.3 s"})
+    r = await api.as_("erin").post(f"{base}/1/steps/1/approve", json={})
+    assert r.status_code == 403 and "erin is a responder; this needs the operator role" in r.json()["detail"]
+    r = await api.as_("bob").post(f"{base}/1/steps/1/approve", json={"actor": "alice", "note": "lag is 0.3 s"})
+    assert r.status_code == 403 and "nobody acts in someone else's name" in r.json()["detail"]
+    r = await api.as_("bob").post(f"{base}/1/steps/1/approve", json={"actor": "bob", "note": "lag is 0.3 s"})
     assert r.status_code == 200, r.text
     await waiting_at(5)
     assert api.platform.state.primary == "db-b"
-    r = await api.http.post(f"{base}/1/abort", json={"actor": "bob", "reason": "rebuild tomorrow"})
+    r = await api.as_("bob").post(f"{base}/1/abort", json={"reason": "rebuild tomorrow"})
     assert r.status_code == 200 and r.json()["status"] == "aborted"
     run = await api.run_until_done(number)
     assert run["status"] == "aborted" and run["aborted_by"] == "bob"
