@@ -185,3 +185,29 @@ async def test_confirm_approve_and_abort_over_http(api: Api) -> None:
     run = await api.run_until_done(number)
     assert run["status"] == "aborted" and run["aborted_by"] == "bob"
     assert [s["status"] for s in run["steps"]] == ["succeeded"] * 4 + ["aborted"]
+
+
+async def test_a_responder_cannot_run_a_destructive_runbook_an_operator_can(api: Api) -> None:
+    number = await api.declare()
+    base = f"/api/incidents/{number}/runbook-runs"
+    body = {"runbook": "service-restart", "confirm_destructive": True, "reason": "workers stuck"}
+    refused = await api.as_("erin").post(base, json=body)
+    assert refused.status_code == 403, refused.text
+    assert "needs the operator role (erin is a responder)" in refused.json()["detail"]
+    assert api.platform.calls() == [], "a refused run reaches nothing"
+
+    started = await api.as_("bob").post(base, json=body)
+    assert started.status_code == 201, started.text
+    deadline = time.monotonic() + 15
+    while (await api.http.get(f"{base}/1")).json()["steps"][2]["status"] != "waiting":
+        assert time.monotonic() < deadline, "the manual step never waited"
+        await asyncio.sleep(0.1)
+    assert api.platform.calls("/service/restart"), "the operator's run reached the platform"
+    confirmed = await api.as_("erin").post(f"{base}/1/steps/3/confirm", json={"note": "heap profile saved"})
+    assert confirmed.status_code == 200, "a responder may confirm a manual step"
+    run = await api.run_until_done(number)
+    assert run["status"] == "succeeded" and run["started_by"] == "bob" and run["steps"][2]["actor"] == "erin"
+
+    entries = (await api.http.get("/api/audit", params={"action": "start_run", "incident_id": number})).json()
+    assert [(e["actor"], e["accepted"], e["status_code"]) for e in reversed(entries)] == [
+        ("erin", False, 403), ("bob", True, 201)]

@@ -119,10 +119,14 @@ def client_ip(request: Request) -> str | None:
     return request.client.host if request.client else None
 
 
+AUDIT_NOTES = "warroom.audit"
+"""Scope key of the notes a request leaves for the audit log. Not ``request.state``: some servers
+and test harnesses share that dict between requests, and a note must never outlive its request."""
+
+
 def _state(request: Request, **values: Any) -> None:
-    """Notes for the audit log, which writes its row once the response is known."""
-    for key, value in values.items():
-        setattr(request.state, key, value)
+    """Notes for the audit log (caller, reason, ...), which writes its row once the answer is known."""
+    request.scope.setdefault(AUDIT_NOTES, {}).update(values)
 
 
 async def rate_limit(request: Request, key: str, bucket: Bucket, what: str) -> None:

@@ -3,8 +3,8 @@
 ``AuditMiddleware`` writes one row per non-GET request to a route that is not
 plainly public (commands, configuration changes, sign-ins, alert and Twilio
 webhooks), once the answer is known: accepted (2xx/3xx) or refused, with the
-reason from the answer's ``detail`` (or what the route noted in
-``request.state``), the caller, the incident, the client address and user
+reason from the answer's ``detail`` (or what the route noted in the
+request's scope), the caller, the incident, the client address and user
 agent, and the request body with secrets redacted. Refusals that happen before
 any route code runs (401, 403, 422, 429) are recorded the same way.
 
@@ -28,7 +28,7 @@ from urllib.parse import parse_qs
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.orm import Session
 
-from warroom.api.auth import SAFE_METHODS, SESSION_COOKIE, access_of
+from warroom.api.auth import AUDIT_NOTES, SAFE_METHODS, SESSION_COOKIE, access_of
 from warroom.auth import store
 
 log = logging.getLogger("warroom.api.audit")
@@ -61,7 +61,7 @@ class AuditMiddleware:
         if scope["type"] != "http" or scope["method"] in SAFE_METHODS:
             await self.app(scope, receive, send)
             return
-        scope.setdefault("state", {})  # request.state lives here: the route notes the caller in it
+        scope[AUDIT_NOTES] = {}  # what the route learns about the caller and its refusal
         request_body = bytearray()
         response_body = bytearray()
         status = {"code": 500}
@@ -98,7 +98,7 @@ class AuditMiddleware:
         runtime = getattr(getattr(app, "state", None), "runtime", None)
         if runtime is None:
             return
-        state = scope.get("state", {})
+        state = scope.get(AUDIT_NOTES, {})
         caller = state.get("caller")
         params = dict(scope.get("path_params", {}))
         path = scope["path"]

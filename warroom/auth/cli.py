@@ -20,7 +20,7 @@ import json
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Optional
 
 import typer
@@ -50,15 +50,22 @@ class Context:
     """The composition root of the admin CLI: settings, the engine, the clock, who runs it."""
 
     def __init__(self, engine: Engine | None = None, clock: Callable[[], datetime] | None = None,
-                 operator: str | None = None) -> None:
+                 operator: str | None = None, settings: Settings | None = None) -> None:
         self._engine = engine
+        self._settings = settings
         self.clock = clock or (lambda: datetime.now(UTC))
         self.operator = operator or f"cli:{_os_user()}"
 
     @property
+    def settings(self) -> Settings:
+        if self._settings is None:
+            self._settings = Settings()
+        return self._settings
+
+    @property
     def engine(self) -> Engine:
         if self._engine is None:
-            settings = Settings()
+            settings = self.settings
             if settings.database_url is None:
                 settings.data_dir.mkdir(parents=True, exist_ok=True)
             self._engine = make_engine(settings.read_model_url)
@@ -67,7 +74,7 @@ class Context:
 
     @contextmanager
     def session(self) -> Iterator[Session]:
-        with Session(self.engine) as session, session.begin():
+        with Session(self.engine, expire_on_commit=False) as session, session.begin():
             yield session
 
     def audit(self, session: Session, action: str, reason: str, target: str | None = None, **detail: Any) -> None:
@@ -203,13 +210,14 @@ def token_create(
     ctx: typer.Context,
     user: str,
     name: Annotated[str, typer.Option(help="what it is for, e.g. 'laptop CLI'")] = "cli",
-    expires_in: Annotated[str, typer.Option(help="lifetime, e.g. 30d or 12h (at most 730d)")] = "90d",
+    expires_in: Annotated[Optional[str], typer.Option(
+        help="lifetime, e.g. 30d or 12h (at most 730d); default WARROOM_TOKEN_DAYS (90 days)")] = None,
     role: Annotated[Optional[Role], typer.Option(help="a lower role than the user's", case_sensitive=False)] = None,
 ) -> None:
     """Create an API token for USER and print it (once: only its hash is kept)."""
     c = _ctx(ctx)
     try:
-        lifetime = parse_duration(expires_in)
+        lifetime = parse_duration(expires_in) if expires_in else timedelta(days=c.settings.token_days)
     except ValueError as err:
         _fail(f"--expires-in: {err}")
     now = c.clock()
