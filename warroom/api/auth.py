@@ -124,6 +124,13 @@ AUDIT_NOTES = "warroom.audit"
 and test harnesses share that dict between requests, and a note must never outlive its request."""
 
 
+def note_for_audit(request: Request, *, actor: str | None = None, credential: str | None = None,
+                   reason: str | None = None) -> None:
+    """What a route that authenticates by other means (Twilio's signature) learned about who acted."""
+    notes = {"audit_actor": actor, "audit_credential": credential, "audit_reason": reason}
+    _state(request, **{k: v for k, v in notes.items() if v is not None})
+
+
 def _state(request: Request, **values: Any) -> None:
     """Notes for the audit log (caller, reason, ...), which writes its row once the answer is known."""
     request.scope.setdefault(AUDIT_NOTES, {}).update(values)

@@ -118,7 +118,8 @@ class AuditMiddleware:
             reason=reason,
             actor=caller.user if caller is not None else state.get("audit_actor"),
             role=caller.role.value if caller is not None else None,
-            credential=caller.credential if caller is not None else state.get("audit_credential", "none"),
+            credential=caller.credential if caller is not None else state.get(
+                "audit_credential", "twilio signature" if any(m.kind == "twilio" for m in markers) else "none"),
             method=scope["method"],
             path=path,
             incident_number=_incident(params, answer_json, getattr(route, "name", "")),
