@@ -154,7 +154,8 @@ def test_the_table_names_every_route(served: Served) -> None:
         for method in route.methods if method != "HEAD"
     }
     assert served_routes == set(RULES), (
-        f"not in the table: {sorted(served_routes - set(RULES))}; gone from the app: {sorted(set(RULES) - served_routes)}"
+        f"not in the table: {sorted(served_routes - set(RULES))}; "
+        f"gone from the app: {sorted(set(RULES) - served_routes)}"
     )
     for route in routes_of(served.app):
         for method in getattr(route, "methods", set()) - {"HEAD"}:
@@ -358,7 +359,8 @@ async def test_sign_in_session_cookie_csrf_and_sign_out(served: Served) -> None:
 
         # A form POST without the session's CSRF token is refused and changes nothing.
         forged = await browser.post("/account/password", data={
-            "current_password": PASSWORD, "new_password": "a brand new password", "confirm_password": "a brand new password"})
+            "current_password": PASSWORD, "new_password": "a brand new password",
+            "confirm_password": "a brand new password"})
         assert forged.status_code == 403
         # The same for the JSON API with the session cookie: the token goes in X-CSRF-Token.
         no_header = await browser.post("/api/incidents", json=PROBE)
@@ -444,3 +446,15 @@ async def test_pages_carry_security_headers_and_a_csp_that_allows_only_their_own
     script_src = next(d for d in csp.split(";") if d.strip().startswith("script-src"))
     assert all(h in script_src for h in hashes) and "unsafe-inline" not in script_src
     assert api.headers["content-security-policy"] == "default-src 'none'; frame-ancestors 'none'"
+
+
+async def test_the_documentation_is_public_and_describes_both_credentials(served: Served) -> None:
+    async with httpx.AsyncClient(transport=served.transport, base_url="http://warroom.test") as http:
+        schema = await http.get("/openapi.json")
+        docs = await http.get("/docs")
+    assert schema.status_code == 200 and docs.status_code == 200
+    schemes = schema.json()["components"]["securitySchemes"]
+    assert schemes["token"]["scheme"] == "bearer" and schemes["session"]["in"] == "cookie"
+    ack = schema.json()["paths"]["/api/incidents/{incident_id}/acknowledge"]["post"]
+    assert {"token": []} in ack["security"]
+    assert "https://cdn.jsdelivr.net" in docs.headers["content-security-policy"]

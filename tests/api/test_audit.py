@@ -54,7 +54,7 @@ async def test_accepted_and_refused_commands_are_recorded_with_who_what_where_an
     assert ack["role"] == "admin" and ack["credential"].startswith("token wr_")
     assert ack["user_agent"] == "incident-bot/2.1" and ack["client_ip"] == "127.0.0.1"
     assert ack["method"] == "POST" and ack["path"] == f"/api/incidents/{n}/acknowledge"
-    assert f"already acknowledged by alice" in refused_ack["reason"]
+    assert "already acknowledged by alice" in refused_ack["reason"]
     assert "you are bob" in impersonated["reason"] and json.loads(impersonated["detail"])["by"] == "alice"
     assert "vic is a viewer; this needs the responder role" in low["reason"]
     assert "no credentials" in anonymous["reason"] and anonymous["credential"] == "none"

@@ -53,7 +53,8 @@ def test_last_used_is_written_at_most_once_a_minute(engine: Engine) -> None:
             return session.scalars(select(ApiTokenRow.last_used_at)).one()
 
     for seconds, expect in ((0, T), (30, T), (61, T + timedelta(seconds=61))):
-        run(engine, lambda s: store.caller_for_token(s, value, T + timedelta(seconds=seconds)))
+        at = T + timedelta(seconds=seconds)
+        run(engine, lambda s, at=at: store.caller_for_token(s, value, at))
         assert last_used() == expect
 
 
@@ -61,7 +62,7 @@ def test_tokens_are_refused_beyond_their_lifetime_limits(engine: Engine) -> None
     run(engine, lambda s: store.create_user(s, "bob", name="", role=Role.VIEWER, password=None, by="t", now=T))
     for expires, reason in ((T, "in the future"), (T + timedelta(days=731), "at most 730 days")):
         with pytest.raises(store.Invalid, match=reason):
-            run(engine, lambda s: store.issue_token(s, "bob", name="x", expires_at=expires, by="t", now=T))
+            run(engine, lambda s, e=expires: store.issue_token(s, "bob", name="x", expires_at=e, by="t", now=T))
     with pytest.raises(store.NotFound):
         run(engine, lambda s: store.issue_token(s, "nobody", name="x", expires_at=T + timedelta(days=1), by="t", now=T))
 
@@ -75,7 +76,7 @@ def test_sign_in_checks_the_password_and_says_why_only_to_the_audit_log(engine: 
     for who, password, reason in (("erin", "wrong password!!", "wrong password"), ("zed", PASSWORD, "unknown user"),
                                   ("bot", PASSWORD, "no password")):
         with pytest.raises(store.Unauthenticated, match=reason):
-            run(engine, lambda s: store.check_login(s, who, password, T))
+            run(engine, lambda s, w=who, p=password: store.check_login(s, w, p, T))
     run(engine, lambda s: store.update_user(s, "erin", now=T, disabled=True))
     with pytest.raises(store.Unauthenticated, match="disabled"):
         run(engine, lambda s: store.check_login(s, "erin", PASSWORD, T))

@@ -16,7 +16,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, HTTPException, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 
 from warroom.api.auth import Admin, CurrentUser
@@ -246,7 +246,9 @@ def _integration_out(row: IntegrationRow, now: datetime) -> dict[str, Any]:
 @router.get("/api/admin/integrations", response_model=list[IntegrationOut], tags=["access"])
 async def list_integrations(request: Request, caller: Admin) -> Any:
     now = _rt(request).clock()
-    return await _db(request, lambda s: [IntegrationOut(**_integration_out(r, now)) for r in store.list_integrations(s)])
+    return await _db(
+        request, lambda s: [IntegrationOut(**_integration_out(r, now)) for r in store.list_integrations(s)]
+    )
 
 
 @router.post("/api/admin/integrations", status_code=201, response_model=NewIntegrationOut, tags=["access"])

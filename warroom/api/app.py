@@ -263,7 +263,9 @@ async def _view(rt: Runtime, number: int, timeout: float) -> IncidentView:
 
 
 def _routes(app: FastAPI) -> None:  # noqa: C901 - one place that lists every route
-    @app.get("/healthz", tags=["ops"], dependencies=[Depends(public("load balancers and monitors; says up or down"))])
+    read = [Depends(require(Role.VIEWER))]
+
+    @app.get("/healthz", tags=["ops"], dependencies=[Depends(public("for load balancers and monitors: up or down"))])
     async def healthz(rt: RuntimeDep) -> JSONResponse:
         try:
             await asyncio.wait_for(rt.client.service_client.check_health(), 3)
@@ -321,7 +323,7 @@ def _routes(app: FastAPI) -> None:  # noqa: C901 - one place that lists every ro
                 raise
             return IncidentOut.from_state(_placeholder(inp, now), {}, wid, rt.ui_link(wid))
 
-    @app.get("/api/incidents", response_model=list[IncidentSummaryOut], tags=["incidents"], dependencies=[Depends(require(Role.VIEWER))])
+    @app.get("/api/incidents", response_model=list[IncidentSummaryOut], tags=["incidents"], dependencies=read)
     async def list_incidents(
         rt: RuntimeDep,
         status: Annotated[str | None, Query(pattern="^(open|triggered|acknowledged|resolved|closed)$")] = None,
@@ -354,7 +356,7 @@ def _routes(app: FastAPI) -> None:  # noqa: C901 - one place that lists every ro
 
         return await db(rt, load)
 
-    @app.get("/api/incidents/{incident_id}", response_model=IncidentOut, tags=["incidents"], dependencies=[Depends(require(Role.VIEWER))])
+    @app.get("/api/incidents/{incident_id}", response_model=IncidentOut, tags=["incidents"], dependencies=read)
     async def get_incident(incident_id: IncidentId, rt: RuntimeDep) -> Any:
         wid = incident_workflow_id(incident_id)
         try:
@@ -414,7 +416,7 @@ def _routes(app: FastAPI) -> None:  # noqa: C901 - one place that lists every ro
         )
         return await _command(rt, incident_id, IncidentWorkflow.submit_postmortem, PostmortemInput(document=doc, by=by))
 
-    @app.get("/api/notifications", response_model=list[NotificationOut], tags=["incidents"], dependencies=[Depends(require(Role.VIEWER))])
+    @app.get("/api/notifications", response_model=list[NotificationOut], tags=["incidents"], dependencies=read)
     async def notifications(
         rt: RuntimeDep,
         incident_id: Annotated[int | None, Query(ge=1, le=MAX_INCIDENT_NUMBER)] = None,

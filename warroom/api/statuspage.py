@@ -185,7 +185,8 @@ async def _send_confirmation(rt: "Runtime", subscriber_id: int, nonce: str) -> N
         pass
 
 
-@router.post("/status/subscribe", response_class=HTMLResponse, tags=["status page"], dependencies=SUBSCRIPTION)
+@router.post("/status/subscribe", response_class=HTMLResponse, tags=["status page"],
+             dependencies=SUBSCRIPTION)
 async def subscribe(request: Request, rt: RuntimeDep) -> HTMLResponse:
     form = await _form(request)
     catalog = _config(rt).catalog
@@ -248,7 +249,8 @@ async def subscribe(request: Request, rt: RuntimeDep) -> HTMLResponse:
     )
 
 
-@router.get("/status/subscriptions/confirm", response_class=HTMLResponse, tags=["status page"], dependencies=SUBSCRIPTION)
+@router.get("/status/subscriptions/confirm", response_class=HTMLResponse, tags=["status page"],
+            dependencies=SUBSCRIPTION)
 async def confirm_form(rt: RuntimeDep, token: Annotated[str, Query(max_length=200)] = "") -> HTMLResponse:
     # A GET never changes anything (mail scanners follow links): one click on the button does.
     if verify(_config(rt).secret, CONFIRM, token) is None:
@@ -279,7 +281,8 @@ async def _confirmed_page(rt: "Runtime", outcome: str) -> HTMLResponse:
                        "Every message has a link to unsubscribe.")
 
 
-@router.post("/status/subscriptions/confirm", response_class=HTMLResponse, tags=["status page"], dependencies=SUBSCRIPTION)
+@router.post("/status/subscriptions/confirm", response_class=HTMLResponse, tags=["status page"],
+             dependencies=SUBSCRIPTION)
 async def confirm(request: Request, rt: RuntimeDep) -> HTMLResponse:
     form = await _form(request)
     found = verify(_config(rt).secret, CONFIRM, _one(form, "token"))
@@ -288,7 +291,8 @@ async def confirm(request: Request, rt: RuntimeDep) -> HTMLResponse:
     return await _confirmed_page(rt, await _db(rt, _confirm(*found, rt.clock())))
 
 
-@router.post("/status/subscriptions/verify", response_class=HTMLResponse, tags=["status page"], dependencies=SUBSCRIPTION)
+@router.post("/status/subscriptions/verify", response_class=HTMLResponse, tags=["status page"],
+             dependencies=SUBSCRIPTION)
 async def verify_code(request: Request, rt: RuntimeDep) -> HTMLResponse:
     form = await _form(request)
     cfg = _config(rt)
@@ -323,7 +327,8 @@ async def verify_code(request: Request, rt: RuntimeDep) -> HTMLResponse:
     return await _confirmed_page(rt, outcome)
 
 
-@router.get("/status/unsubscribe", response_class=HTMLResponse, tags=["status page"], dependencies=SUBSCRIPTION)
+@router.get("/status/unsubscribe", response_class=HTMLResponse, tags=["status page"],
+            dependencies=SUBSCRIPTION)
 async def unsubscribe_form(rt: RuntimeDep, token: Annotated[str, Query(max_length=200)] = "") -> HTMLResponse:
     if verify(_config(rt).secret, UNSUBSCRIBE, token) is None:
         return await _page(rt, "Link not valid", "This unsubscribe link is not valid.", 400)
@@ -333,7 +338,8 @@ async def unsubscribe_form(rt: RuntimeDep, token: Annotated[str, Query(max_lengt
     )
 
 
-@router.post("/status/unsubscribe", response_class=HTMLResponse, tags=["status page"], dependencies=SUBSCRIPTION)
+@router.post("/status/unsubscribe", response_class=HTMLResponse, tags=["status page"],
+             dependencies=SUBSCRIPTION)
 async def unsubscribe(
     request: Request, rt: RuntimeDep, token: Annotated[str | None, Query(max_length=200)] = None
 ) -> HTMLResponse:

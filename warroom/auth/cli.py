@@ -130,7 +130,9 @@ def _when(value: datetime | None) -> str:
 
 # --- users -----------------------------------------------------------------------------------------
 
-RoleArg = Annotated[Role, typer.Option("--role", "-r", help="viewer, responder, operator or admin", case_sensitive=False)]
+RoleArg = Annotated[
+    Role, typer.Option("--role", "-r", help="viewer, responder, operator or admin", case_sensitive=False)
+]
 
 
 @app.command()
@@ -233,7 +235,9 @@ def token_create(
 
 
 @token_app.command("list")
-def token_list(ctx: typer.Context, user: Annotated[Optional[str], typer.Option(help="only this user's")] = None) -> None:
+def token_list(
+    ctx: typer.Context, user: Annotated[Optional[str], typer.Option(help="only this user's")] = None
+) -> None:
     """API tokens (never their secrets): id, user, state, expiry, last use."""
     c = _ctx(ctx)
     now = c.clock()
@@ -262,7 +266,9 @@ def token_revoke(ctx: typer.Context, token_id: Annotated[str, typer.Argument(hel
 def integration_create(
     ctx: typer.Context,
     name: Annotated[str, typer.Argument(help="e.g. prod-alertmanager")],
-    source: Annotated[str, typer.Option(help="the alert source: " + ", ".join(store.INTEGRATION_SOURCES))] = "alertmanager",
+    source: Annotated[
+        str, typer.Option(help="the alert source: " + ", ".join(store.INTEGRATION_SOURCES))
+    ] = "alertmanager",
 ) -> None:
     """Create an alert integration and print its secret (once)."""
     c = _ctx(ctx)

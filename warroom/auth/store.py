@@ -306,7 +306,9 @@ def end_sessions(session: Session, user_id: str, now: datetime, keep: str | None
 # --- alert integrations -------------------------------------------------------------------------
 
 
-def create_integration(session: Session, name: str, *, source: str, by: str, now: datetime) -> tuple[str, IntegrationRow]:
+def create_integration(
+    session: Session, name: str, *, source: str, by: str, now: datetime
+) -> tuple[str, IntegrationRow]:
     if source not in INTEGRATION_SOURCES:
         raise Invalid(f"unknown alert source '{source[:40]}': use one of {', '.join(INTEGRATION_SOURCES)}")
     name = name.strip()
