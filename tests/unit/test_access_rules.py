@@ -109,3 +109,17 @@ def test_password_hashes_are_salted_and_checked() -> None:
     assert not crypto.verify_password("correct horse battery", None)
     assert not crypto.verify_password("anything", "md5$abc")
     assert not crypto.verify_password("anything", "scrypt$not$a$hash$at$all")
+
+
+def test_the_rules_and_the_admin_cli_import_no_http_layer() -> None:
+    """Arrows point one way: api -> auth -> models. The rules need neither a database nor FastAPI."""
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys, warroom.models.access; pure = sorted(m for m in sys.modules if m.split('.')[0] in "
+        "('sqlalchemy', 'fastapi', 'starlette')); import warroom.auth.cli; "
+        "print(pure, sorted(m for m in sys.modules if m.startswith('warroom.api')))"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[] []"
