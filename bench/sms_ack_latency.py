@@ -32,10 +32,12 @@ from temporalio.testing import WorkflowEnvironment
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from tests.access import bearer, token_for  # noqa: E402
 from tests.conftest import temporal_binary  # noqa: E402
 from tests.fakes import (  # noqa: E402
     ACCOUNT_SID, AUTH_TOKEN, FROM_EMAIL, FROM_NUMBER, SENDGRID_KEY, FakeSendGrid, FakeTwilio, inbound_sms, sign,
 )
+from warroom.models.tables import create_schema, make_engine  # noqa: E402
 from warroom.temporal import DATA_CONVERTER  # noqa: E402
 
 PUBLIC = "https://pager.example.test"
@@ -95,6 +97,10 @@ async def main() -> None:
             WARROOM_TWILIO_API_BASE=t_url, WARROOM_SENDGRID_API_KEY=SENDGRID_KEY,
             WARROOM_SENDGRID_FROM_EMAIL=FROM_EMAIL, WARROOM_SENDGRID_API_BASE=s_url,
         )
+        engine = make_engine(f"sqlite:///{Path(tmp, 'warroom.db').resolve()}")
+        create_schema(engine)
+        token = token_for(engine, "alice")  # declaring needs a responder; the SMS acks need no token
+        engine.dispose()
         try:
             procs.append(subprocess.Popen([sys.executable, "-m", "warroom.worker"], env=child_env, cwd=ROOT))
             procs.append(subprocess.Popen(
@@ -103,7 +109,7 @@ async def main() -> None:
             ))
             await wait_healthy(api)
             timings: list[float] = []
-            async with httpx.AsyncClient(base_url=api, timeout=30) as http:
+            async with httpx.AsyncClient(base_url=api, timeout=30, headers=bearer(token)) as http:
                 for i in range(args.samples + 3):
                     n = (await http.post("/api/incidents", json={"title": f"bench {i}", "severity": "SEV-2"})).json()["id"]
                     await twilio.expect("sms", to=ALICE, contains=f"#{n}", within=20)

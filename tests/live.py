@@ -21,7 +21,13 @@ import uvicorn
 import yaml
 from sqlalchemy import Engine
 
-from tests.conftest import Harness, TestDatabase, running_worker, start_incident_numbers_at
+from tests.access import token_for
+from tests.conftest import (
+    Harness,
+    TestDatabase,
+    running_worker,
+    start_incident_numbers_at,
+)
 from warroom.api.app import create_app
 from warroom.settings import Settings
 
@@ -57,6 +63,12 @@ class LiveApi:
     settings: Settings
     engine: Engine
     harness: Harness
+    token: str
+    """An admin's API token (alice)."""
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
 
 
 @asynccontextmanager
@@ -89,7 +101,10 @@ async def live_api(
                 raise RuntimeError("the API did not start")
             await asyncio.sleep(0.02)
         try:
-            yield LiveApi(url=f"http://127.0.0.1:{port}", settings=settings, engine=engine, harness=harness)
+            yield LiveApi(
+                url=f"http://127.0.0.1:{port}", settings=settings, engine=engine, harness=harness,
+                token=token_for(engine, "alice"),
+            )
         finally:
             server.should_exit = True
             thread.join(timeout=10)

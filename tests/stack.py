@@ -7,6 +7,12 @@ ports. Every process writes to its own log file, so a failing test can show
 what each one said. ``close()`` kills every process group it started, even
 after a failure half-way through start-up.
 
+Access: before anything starts, the stack writes the policy's people as users
+into its database (alice admin, bob operator, erin responder, see tests.access)
+with an API token each, and an Alertmanager integration. ``http`` acts as
+alice; ``as_(user)`` gives a client acting as someone else; alerts go to
+``alert_path``.
+
 Also here: second-scale policies as YAML, shared with the API tests.
 """
 
@@ -138,6 +144,21 @@ def _die_with_parent() -> None:
 # --- the stack -----------------------------------------------------------------------
 
 
+def _seed_access(data_dir: Path) -> tuple[dict[str, str], str]:
+    """Users with a token each, and an Alertmanager integration, in the stack's read model
+    (as ``warroom admin`` would write them), before any process opens it."""
+    from tests.access import PEOPLE_ROLES, integration_secret, token_for
+    from warroom.models.tables import create_schema, make_engine
+
+    engine = make_engine(f"sqlite:///{(data_dir / 'warroom.db').resolve()}")
+    try:
+        create_schema(engine)
+        tokens = {user: token_for(engine, user) for user in PEOPLE_ROLES}
+        return tokens, integration_secret(engine, "stack-alertmanager")
+    finally:
+        engine.dispose()
+
+
 class Stack:
     """The Temporal dev server, one worker and the API, each a process of its own."""
 
@@ -166,7 +187,18 @@ class Stack:
             "PYTHONUNBUFFERED": "1",
         }
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
-        self.http = httpx.Client(base_url=self.base_url, timeout=20)
+        self.tokens, secret = _seed_access(self.data_dir)
+        self.alert_path = f"/api/webhooks/alertmanager/{secret}"
+        self._clients: dict[str, httpx.Client] = {}
+        self.http = self.as_("alice")
+
+    def as_(self, user: str) -> httpx.Client:
+        """A client of the API acting as ``user`` (alice, bob or erin)."""
+        if user not in self._clients:
+            self._clients[user] = httpx.Client(
+                base_url=self.base_url, timeout=20, headers={"Authorization": f"Bearer {self.tokens[user]}"}
+            )
+        return self._clients[user]
 
     # --- processes -------------------------------------------------------------------
 
@@ -304,7 +336,8 @@ class Stack:
                 os.killpg(proc.pid, signal.SIGKILL)  # stragglers in the group
             except (ProcessLookupError, PermissionError):
                 pass
-        self.http.close()
+        for http in self._clients.values():
+            http.close()
 
     def __enter__(self) -> "Stack":
         return self

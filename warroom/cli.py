@@ -19,6 +19,8 @@ import typer
 import yaml
 from pydantic import ValidationError
 
+from warroom.auth.cli import app as admin_app
+from warroom.cli_oncall import oncall as oncall_command
 from warroom.settings import Settings
 
 EXIT_OK = 0
@@ -51,6 +53,8 @@ db_app = typer.Typer(
     rich_markup_mode=None,
 )
 app.add_typer(db_app, name="db")
+app.add_typer(admin_app, name="admin")
+app.command("oncall")(oncall_command)
 
 # --- options every API command takes -----------------------------------------------------
 

@@ -54,9 +54,6 @@ class Settings(BaseSettings):
     """Base URLs that runbook steps name (JSON object, e.g. {"platform": "https://ops.example.com"})."""
     runbook_secrets: dict[str, SecretStr] = Field(default_factory=dict)
     """Secrets that runbook steps reference as {{ secret.NAME }} (JSON object); never logged."""
-    runbook_destructive_operators: list[str] | None = None
-    """Who may run and approve runbooks with destructive steps (JSON list of people).
-    Unset: every person of the policy. Stands in for access control until it exists."""
     components: Path = DEFAULT_STATUSPAGE_PATH
     """The status page's YAML: page name and components (WARROOM_COMPONENTS)."""
     statuspage_secret: str | None = None
@@ -82,6 +79,18 @@ class Settings(BaseSettings):
     """At most this many automatic SMS answers to one number per ``sms_reply_window_seconds``,
     so warroom and another machine's auto-responder cannot keep texting each other."""
     sms_reply_window_seconds: float = Field(default=600, gt=0)
+
+    # --- access control ------------------------------------------------------------------
+    session_hours: float = Field(default=12, gt=0, le=24 * 30)
+    """How long a web sign-in lasts."""
+    token_days: int = Field(default=90, ge=1, le=730)
+    """Lifetime of a new API token when its creator does not give one."""
+    login_rate_burst: int = Field(default=10, ge=1)
+    login_rate_per_minute: float = Field(default=6, gt=0)
+    """Sign-in attempts per client address: ``burst`` at once, then this many a minute."""
+    webhook_rate_burst: int = Field(default=120, ge=1)
+    webhook_rate_per_minute: float = Field(default=600, gt=0)
+    """Alert webhook deliveries per client address: ``burst`` at once, then this many a minute."""
 
     @field_validator("public_base_url", "twilio_api_base", "sendgrid_api_base")
     @classmethod

@@ -1,5 +1,9 @@
 """Shared by the status-page API and browser tests: an app on the test worker's
-queue, and read-model rows written the way the persist activity writes them."""
+queue, and read-model rows written the way the persist activity writes them.
+
+``make_app`` also makes alice (an admin) and an Alertmanager integration in the
+database; ``api(app)`` is a client acting as alice, whose token and the
+integration's secret are on ``app.state.test_token`` / ``app.state.test_alert_secret``."""
 
 from __future__ import annotations
 
@@ -14,6 +18,7 @@ from fastapi import FastAPI
 from sqlalchemy import Engine, insert
 from sqlalchemy.orm import Session
 
+from tests.access import bearer, integration_secret, token_for
 from warroom.api.app import create_app
 from warroom.models.tables import ComponentImpactRow, IncidentRow, StatusUpdateRow
 from warroom.settings import Settings
@@ -33,7 +38,9 @@ def settings_for(tmp_path: Path, task_queue: str = "unused") -> Settings:
 async def api(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://warroom.test") as http:
+        token = getattr(app.state, "test_token", None)
+        async with httpx.AsyncClient(transport=transport, base_url="http://warroom.test",
+                                     headers=bearer(token) if token else None) as http:
             yield http
 
 
@@ -44,7 +51,10 @@ def make_app(tmp_path: Path, engine: Engine, client: Any = None, task_queue: str
         kwargs["client"] = client
     if clock is not None:
         kwargs["clock"] = clock
-    return create_app(settings_for(tmp_path, task_queue), **kwargs)
+    app = create_app(settings_for(tmp_path, task_queue), **kwargs)
+    app.state.test_token = token_for(engine, "alice")
+    app.state.test_alert_secret = integration_secret(engine)
+    return app
 
 
 def add_incident(

@@ -1,6 +1,9 @@
 """Helpers of the API tests: the API in-process (httpx over ASGI, lifespan run), a real worker, the session's dev server.
 
-Every test gets its own read model, task queue and policy file. The dev server
+Every test gets its own read model, task queue and policy file, and the
+policy's people as users (tests.access: alice admin, bob operator, erin
+responder): ``api.http`` acts as alice, ``api.as_("bob")`` as bob,
+``api.anonymous`` as nobody. The dev server
 is shared by the whole session, and workflow ids are ``incident-<number>``, so
 each test's incident numbers start in a block of their own: otherwise every
 test's incident #1 would be the same workflow.
@@ -13,8 +16,9 @@ import itertools
 import json
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -23,6 +27,7 @@ from asgi_lifespan import LifespanManager
 from sqlalchemy import Engine
 from temporalio.client import Client
 
+from tests.access import client_as, integration_secret, token_for
 from tests.conftest import Harness, running_worker, start_incident_numbers_at
 from tests.stack import case, write_policy
 from warroom.api.app import create_app
@@ -39,6 +44,19 @@ class Api:
     worker: Harness
     settings: Settings
     first_number: int
+    engine: Engine
+    transport: httpx.AsyncBaseTransport
+    alert_secret: str
+    anonymous: httpx.AsyncClient
+    _exits: AsyncExitStack
+    _clients: dict[str, httpx.AsyncClient] = field(default_factory=dict)
+
+    async def as_(self, user: str) -> httpx.AsyncClient:
+        """A client with an API token of ``user`` (made a responder unless tests.access says otherwise)."""
+        if user not in self._clients:
+            client = client_as(self.transport, token_for(self.engine, user))
+            self._clients[user] = await self._exits.enter_async_context(client)
+        return self._clients[user]
 
     async def declare(self, **body: Any) -> dict[str, Any]:
         payload = {"title": "Control panel returns 502", "severity": "SEV-2", **body}
@@ -49,7 +67,8 @@ class Api:
     async def alertmanager(self, payload: bytes | dict[str, Any]) -> httpx.Response:
         content = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
         return await self.http.post(
-            "/api/webhooks/alertmanager", content=content, headers={"content-type": "application/json"}
+            f"/api/webhooks/alertmanager/{self.alert_secret}", content=content,
+            headers={"content-type": "application/json"},
         )
 
     async def notifications(self, incident_id: int) -> list[dict[str, Any]]:
@@ -104,10 +123,13 @@ async def serving(
     first = next(_blocks) * BLOCK + 1
     seed_numbers(engine, first)
     app = create_app(settings, client=client, engine=engine)
+    alice, secret = token_for(engine, "alice"), integration_secret(engine)
     async with running_worker(client, engine, settings.task_queue) as worker:
-        async with LifespanManager(app) as manager:
+        async with LifespanManager(app) as manager, AsyncExitStack() as exits:
             transport = httpx.ASGITransport(app=manager.app)
-            async with httpx.AsyncClient(transport=transport, base_url="http://warroom.test") as http:
-                yield Api(http=http, worker=worker, settings=settings, first_number=first)
+            http = await exits.enter_async_context(client_as(transport, alice))
+            anonymous = await exits.enter_async_context(client_as(transport, None))
+            yield Api(http=http, worker=worker, settings=settings, first_number=first, engine=engine,
+                      transport=transport, alert_secret=secret, anonymous=anonymous, _exits=exits)
 
 

@@ -161,7 +161,7 @@ async def test_second_acknowledgement_is_409_naming_who_acked(api: Api) -> None:
     first = await api.http.post(f"/api/incidents/{inc['id']}/acknowledge", json={"person": "alice"})
     assert first.status_code == 200, first.text
     assert first.json()["status"] == "acknowledged"
-    second = await api.http.post(f"/api/incidents/{inc['id']}/acknowledge", json={"person": "bob"})
+    second = await (await api.as_("bob")).post(f"/api/incidents/{inc['id']}/acknowledge", json={})
     assert second.status_code == 409
     assert "already acknowledged by alice" in second.json()["detail"]
     live = await api.incident(inc["id"])
@@ -170,8 +170,9 @@ async def test_second_acknowledgement_is_409_naming_who_acked(api: Api) -> None:
 
 
 async def test_ack_by_someone_outside_the_policy_is_409(api: Api) -> None:
+    """mallory is a responder of warroom, but not a person of the incident's policy."""
     inc = await api.declare()
-    resp = await api.http.post(f"/api/incidents/{inc['id']}/acknowledge", json={"person": "mallory"})
+    resp = await (await api.as_("mallory")).post(f"/api/incidents/{inc['id']}/acknowledge", json={})
     assert resp.status_code == 409
     assert "mallory" in resp.json()["detail"]
     assert (await api.incident(inc["id"]))["status"] == "triggered"
@@ -255,7 +256,7 @@ async def test_commands_change_the_live_state(api: Api) -> None:
         await api.http.post(f"/api/incidents/{n}/roles", json={"role": "ic", "person": "alice"}),
         await api.http.post(f"/api/incidents/{n}/severity", json={"severity": "sev1", "reason": "all regions"}),
         await api.http.post(f"/api/incidents/{n}/status-updates", json={"message": "Rolling back.", "author": "alice"}),
-        await api.http.post(f"/api/incidents/{n}/acknowledge", json={"person": "bob"}),
+        await (await api.as_("bob")).post(f"/api/incidents/{n}/acknowledge", json={}),
     ]
     assert [r.status_code for r in ok] == [200] * 4, [r.text for r in ok]
     live = await api.incident(n)

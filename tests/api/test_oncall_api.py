@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import shutil
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +18,9 @@ import yaml
 from asgi_lifespan import LifespanManager
 from sqlalchemy import Engine
 
+from tests.access import client_as, token_for
 from warroom.api.app import create_app
+from warroom.models.access import Role
 from warroom.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -34,7 +36,9 @@ async def http(engine: Engine, tmp_path: Path) -> AsyncIterator[httpx.AsyncClien
     app = create_app(settings, engine=engine, clock=lambda: WEDNESDAY_3AM)
     async with LifespanManager(app) as manager:
         transport = httpx.ASGITransport(app=manager.app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://warroom.test") as client:
+        # The app's clock is a week ahead: the admin's token must outlive that.
+        token = token_for(engine, "dana", Role.ADMIN, expires_in=timedelta(days=60))
+        async with client_as(transport, token) as client:
             yield client
 
 
@@ -91,7 +95,7 @@ async def test_the_configuration_reads_back_as_json_and_yaml(http: httpx.AsyncCl
 async def test_put_replaces_it_and_the_next_answer_uses_it(http: httpx.AsyncClient) -> None:
     doc = json.loads(json.dumps(yaml.safe_load(EXAMPLE.read_text(encoding="utf-8")), default=str))
     doc["schedules"]["platform-primary"]["layers"][0]["participants"] = ["alice", "carol"]
-    resp = await http.put("/api/oncall/config", json=doc, headers={"X-Warroom-Actor": "dana", "If-Match": '"1"'})
+    resp = await http.put("/api/oncall/config", json=doc, headers={"If-Match": '"1"'})
     assert resp.status_code == 200, resp.text
     assert (resp.json()["version"], resp.json()["created_by"], resp.json()["changed"]) == (2, "dana", True)
     night = (await http.get("/api/oncall/preview", params={"severity": "SEV-1"})).json()
@@ -135,7 +139,7 @@ async def test_patch_changes_part_of_it_and_unknown_names_are_refused(http: http
     override = {"person": "alice", "start": "2026-12-09T02:00:00Z", "end": "2026-12-09T06:00:00Z"}
     overrides = [override, {"person": "carol", "start": "2026-12-09T20:00:00Z", "end": "2026-12-10T12:00:00Z"}]
     patch = {"schedules": {"platform-primary": {"overrides": overrides}}, "engineering_lead": None}
-    resp = await http.patch("/api/oncall/config", json=patch, headers={"X-Warroom-Actor": "erin"})
+    resp = await http.patch("/api/oncall/config", json=patch)
     assert resp.status_code == 200, resp.text
     assert "engineering_lead" not in resp.json()["config"]
     assert resp.json()["config"]["schedules"]["platform-primary"]["layers"][0]["participants"] == ["alice", "bob", "carol"]

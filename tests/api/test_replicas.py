@@ -15,6 +15,7 @@ import yaml
 from sqlalchemy import Engine
 from temporalio.client import Client
 
+from tests.access import bearer, integration_secret, token_for
 from tests.conftest import TestDatabase, running_worker, start_incident_numbers_at
 from tests.live import CALM_POLICY
 from warroom.api.app import create_app
@@ -47,11 +48,12 @@ async def replicas(client: Client, database: TestDatabase, engine: Engine, tmp_p
     async with running_worker(client, engine) as harness, AsyncExitStack() as stack:
         settings = Settings(policy=policy, task_queue=harness.task_queue, data_dir=tmp_path)
         https = []
+        token = token_for(engine, "alice")  # an admin: may declare, and acts as itself
         for _ in range(count):
             app = create_app(settings, client=client, engine=database.engine())
             await stack.enter_async_context(app.router.lifespan_context(app))
             https.append(await stack.enter_async_context(
-                httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api")
+                httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api", headers=bearer(token))
             ))
         yield https
 
@@ -59,8 +61,9 @@ async def replicas(client: Client, database: TestDatabase, engine: Engine, tmp_p
 async def test_one_alert_delivered_to_both_replicas_at_once_opens_one_incident(
     client: Client, primary_database: TestDatabase, primary_engine: Engine, tmp_path: Path
 ) -> None:
+    secret = integration_secret(primary_engine)
     async with replicas(client, primary_database, primary_engine, tmp_path) as apis:
-        answers = await asyncio.gather(*(api.post("/api/webhooks/alertmanager", json=ALERT)
+        answers = await asyncio.gather(*(api.post(f"/api/webhooks/alertmanager/{secret}", json=ALERT)
                                          for api in apis for _ in range(3)))
         for _ in range(50):  # the read model follows the workflow
             listed = (await apis[1].get("/api/incidents")).json()

@@ -17,6 +17,8 @@ from sqlalchemy import Engine
 from temporalio.client import Client
 
 from tests.conftest import ROOT, Harness, running_worker, start_incident_numbers_at
+from tests.access import client_as, integration_secret, token_for
+from tests.conftest import ROOT, Harness, running_worker
 from tests.standin import RunningPlatform, running_platform
 from warroom.api.app import create_app
 from warroom.runbooks.steps import RunbookConfig
@@ -28,9 +30,16 @@ ALERT = ROOT / "examples" / "platform" / "alert-deploy-errors.json"
 
 @dataclass
 class Api:
+    """``http`` acts as alice (admin); ``as_`` gives bob (operator) or erin (responder)."""
+
     http: httpx.AsyncClient
     platform: RunningPlatform
     harness: Harness
+    people: dict[str, httpx.AsyncClient]
+    alert_secret: str
+
+    def as_(self, user: str) -> httpx.AsyncClient:
+        return self.people[user]
 
     async def declare(self) -> int:
         r = await self.http.post("/api/incidents", json={"title": "Slow control panel", "severity": "SEV-4"})
@@ -59,20 +68,24 @@ async def api(client: Client, engine: Engine, tmp_path: Path) -> AsyncIterator[A
     with running_platform(token=TOKEN) as platform:
         config = RunbookConfig(endpoints={"platform": platform.url}, secrets={"platform_token": TOKEN})
         async with running_worker(client, engine, runbook_config=config) as h:
-            settings = Settings(
-                data_dir=tmp_path, task_queue=h.task_queue, runbook_destructive_operators=["alice", "bob"]
-            )
+            settings = Settings(data_dir=tmp_path, task_queue=h.task_queue)
             app = create_app(settings, client=client, engine=engine)
+            tokens = {user: token_for(engine, user) for user in ("alice", "bob", "erin")}
             async with app.router.lifespan_context(app):
                 transport = httpx.ASGITransport(app=app)
-                async with httpx.AsyncClient(transport=transport, base_url="http://warroom.test") as http:
-                    yield Api(http=http, platform=platform, harness=h)
+                people = {user: client_as(transport, token) for user, token in tokens.items()}
+                try:
+                    yield Api(http=people["alice"], platform=platform, harness=h, people=people,
+                              alert_secret=integration_secret(engine))
+                finally:
+                    for c in people.values():
+                        await c.aclose()
 
 
 async def test_break_alert_rollback_recover_resolve(api: Api) -> None:
     """The README's path, over the API."""
     api.platform.break_("deploy")
-    r = await api.http.post("/api/webhooks/alertmanager", json=json.loads(ALERT.read_text()))
+    r = await api.http.post(f"/api/webhooks/alertmanager/{api.alert_secret}", json=json.loads(ALERT.read_text()))
     assert r.status_code == 200 and r.json()["action"] == "declared", r.text
     number = r.json()["incident_id"]
 
@@ -103,7 +116,9 @@ async def test_refusals_are_precise(api: Api) -> None:
     base = f"/api/incidents/{number}/runbook-runs"
 
     async def post(body: dict[str, Any], url: str = base) -> httpx.Response:
-        return await api.http.post(url, json=body)
+        """As the person the body names (who is then left out of the body: the caller acts)."""
+        body = dict(body)
+        return await api.as_(body.pop("actor")).post(url, json=body)
 
     r = await post({"runbook": "no-such-runbook", "actor": "alice"})
     assert r.status_code == 404 and "no runbook 'no-such-runbook'" in r.json()["detail"]
@@ -115,6 +130,7 @@ async def test_refusals_are_precise(api: Api) -> None:
     assert r.status_code == 422 and "sudo" in r.json()["detail"]
     r = await post({"runbook": "service-restart", "actor": "erin", "confirm_destructive": True})
     assert r.status_code == 403 and "erin may not run 'Service restart'" in r.json()["detail"]
+    assert "needs the operator role (erin is a responder)" in r.json()["detail"]
     r = await post({"runbook": "service-restart", "actor": "alice"})
     assert r.status_code == 409 and "confirm them explicitly" in r.json()["detail"]
     r = await post({"runbook": "service-restart", "actor": "alice", "confirm_destructive": True},
@@ -151,16 +167,44 @@ async def test_confirm_approve_and_abort_over_http(api: Api) -> None:
             await asyncio.sleep(0.1)
 
     await waiting_at(1)
-    r = await api.http.post(f"{base}/1/steps/1/approve", json={"actor": "alice"})
+    r = await api.http.post(f"{base}/1/steps/1/approve", json={})
     assert r.status_code == 409 and "a second operator must approve" in r.json()["detail"]
-    r = await api.http.post(f"{base}/1/steps/1/approve", json={"actor": "erin"})
-    assert r.status_code == 409 and "erin may not approve" in r.json()["detail"]
-    r = await api.http.post(f"{base}/1/steps/1/approve", json={"actor": "bob", "note": "lag is 0.3 s"})
+    r = await api.as_("erin").post(f"{base}/1/steps/1/approve", json={})
+    assert r.status_code == 403 and "erin is a responder; this needs the operator role" in r.json()["detail"]
+    r = await api.as_("bob").post(f"{base}/1/steps/1/approve", json={"actor": "alice", "note": "lag is 0.3 s"})
+    assert r.status_code == 403 and "nobody acts in someone else's name" in r.json()["detail"]
+    r = await api.as_("bob").post(f"{base}/1/steps/1/approve", json={"actor": "bob", "note": "lag is 0.3 s"})
     assert r.status_code == 200, r.text
     await waiting_at(5)
     assert api.platform.state.primary == "db-b"
-    r = await api.http.post(f"{base}/1/abort", json={"actor": "bob", "reason": "rebuild tomorrow"})
+    r = await api.as_("bob").post(f"{base}/1/abort", json={"reason": "rebuild tomorrow"})
     assert r.status_code == 200 and r.json()["status"] == "aborted"
     run = await api.run_until_done(number)
     assert run["status"] == "aborted" and run["aborted_by"] == "bob"
     assert [s["status"] for s in run["steps"]] == ["succeeded"] * 4 + ["aborted"]
+
+
+async def test_a_responder_cannot_run_a_destructive_runbook_an_operator_can(api: Api) -> None:
+    number = await api.declare()
+    base = f"/api/incidents/{number}/runbook-runs"
+    body = {"runbook": "service-restart", "confirm_destructive": True, "reason": "workers stuck"}
+    refused = await api.as_("erin").post(base, json=body)
+    assert refused.status_code == 403, refused.text
+    assert "needs the operator role (erin is a responder)" in refused.json()["detail"]
+    assert api.platform.calls() == [], "a refused run reaches nothing"
+
+    started = await api.as_("bob").post(base, json=body)
+    assert started.status_code == 201, started.text
+    deadline = time.monotonic() + 15
+    while (await api.http.get(f"{base}/1")).json()["steps"][2]["status"] != "waiting":
+        assert time.monotonic() < deadline, "the manual step never waited"
+        await asyncio.sleep(0.1)
+    assert api.platform.calls("/service/restart"), "the operator's run reached the platform"
+    confirmed = await api.as_("erin").post(f"{base}/1/steps/3/confirm", json={"note": "heap profile saved"})
+    assert confirmed.status_code == 200, "a responder may confirm a manual step"
+    run = await api.run_until_done(number)
+    assert run["status"] == "succeeded" and run["started_by"] == "bob" and run["steps"][2]["actor"] == "erin"
+
+    entries = (await api.http.get("/api/audit", params={"action": "start_run", "incident_id": number})).json()
+    assert [(e["actor"], e["accepted"], e["status_code"]) for e in reversed(entries)] == [
+        ("erin", False, 403), ("bob", True, 201)]

@@ -11,6 +11,7 @@ from asgi_lifespan import LifespanManager
 from sqlalchemy import Engine
 from temporalio.client import Client
 
+from tests.access import client_as, integration_secret, token_for
 from tests.api.support import Api, eventually
 from tests.stack import case, write_policy
 from warroom.api.app import create_app
@@ -89,7 +90,8 @@ async def api_without_temporal(engine: Engine, tmp_path: Path) -> AsyncIterator[
     app = create_app(settings, client=client, engine=engine)
     async with LifespanManager(app) as manager:
         transport = httpx.ASGITransport(app=manager.app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://warroom.test") as http:
+        async with client_as(transport, token_for(engine, "alice")) as http:
+            http.alert_path = f"/api/webhooks/alertmanager/{integration_secret(engine)}"  # type: ignore[attr-defined]
             yield http
 
 
@@ -105,7 +107,7 @@ async def test_commands_are_503_not_500_when_temporal_is_unreachable(api_without
     ack = await api_without_temporal.post("/api/incidents/1/acknowledge", json={"person": "alice"})
     assert ack.status_code == 503, ack.text
     alert = await api_without_temporal.post(
-        "/api/webhooks/alertmanager", content=case("alertmanager-v4-firing.json"),
+        api_without_temporal.alert_path, content=case("alertmanager-v4-firing.json"),  # type: ignore[attr-defined]
         headers={"content-type": "application/json"},
     )
     assert alert.status_code == 503, alert.text

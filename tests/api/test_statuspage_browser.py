@@ -17,6 +17,7 @@ import pytest
 import uvicorn
 from sqlalchemy import Engine
 
+from tests.access import bearer, token_for
 from tests.api.statuspage_helpers import make_app
 from tests.conftest import ROOT, Harness
 
@@ -57,21 +58,23 @@ UPDATES = [
 ]
 
 
-async def test_open_incident_and_its_updates_in_chromium(served: str) -> None:
+async def test_open_incident_and_its_updates_in_chromium(served: str, engine: Engine) -> None:
     from playwright.async_api import async_playwright
 
+    alice = token_for(engine, "alice")
+
     assert CHROMIUM is not None, "chromium must be installed: apt-get install -y chromium"
-    async with httpx.AsyncClient(base_url=served, timeout=10) as http:
+    async with httpx.AsyncClient(base_url=served, timeout=10, headers=bearer(alice)) as http:
         made = await http.post("/api/incidents", json={
             "title": "DNS changes are slow to publish", "severity": "SEV-2", "components": ["dns", "email"]})
         assert made.status_code == 201, made.text
         number = made.json()["id"]
         for text in UPDATES:
-            posted = await http.post(f"/api/incidents/{number}/status-updates", json={"message": text, "author": "alice"})
+            posted = await http.post(f"/api/incidents/{number}/status-updates", json={"message": text})
             assert posted.status_code == 200, posted.text
             await asyncio.sleep(0.05)  # distinct timestamps, so "newest first" is well defined
         edited = await http.post(f"/api/incidents/{number}/components",
-                                 json={"component": "email", "state": "degraded_performance", "by": "alice"})
+                                 json={"component": "email", "state": "degraded_performance"})
         assert edited.status_code == 200, edited.text
         await http.post("/api/maintenance", json={
             "title": "Billing database upgrade", "components": ["billing"], "description": "Invoices may load slowly.",

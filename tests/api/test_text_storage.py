@@ -25,7 +25,7 @@ async def api(client: Client, primary_database: TestDatabase, primary_engine: En
 
 
 async def test_a_nul_character_in_a_command_is_a_422(api: LiveApi) -> None:
-    async with httpx.AsyncClient(base_url=api.url) as http:
+    async with httpx.AsyncClient(base_url=api.url, headers=api.headers) as http:
         declared = await http.post("/api/incidents", json={"title": "DNS\u0000 slow", "severity": "SEV-3"})
         listed = await http.get("/api/incidents")
     assert declared.status_code == 422
@@ -50,7 +50,7 @@ async def test_an_alert_with_a_nul_character_is_stored_without_it(api: LiveApi) 
             "fingerprint": "f00d",
         }],
     }
-    async with httpx.AsyncClient(base_url=api.url) as http:
+    async with httpx.AsyncClient(base_url=api.url, headers=api.headers) as http:
         answer = await http.post("/api/webhooks/alertmanager", json=payload)
     assert answer.status_code == 200, answer.text
     number = answer.json()["incident_id"]

@@ -57,7 +57,7 @@ def postmortem_file(tmp_path: Path, **overrides: object) -> Path:
 
 
 async def test_an_incident_from_declaration_to_postmortem(api: LiveApi, tmp_path: Path) -> None:
-    url = ["--api-url", api.url]
+    url = ["--api-url", api.url, "--token", api.token]
     declared = await run_cli("declare", "Control panel returns 502", "-s", "SEV-2", "-c", "control-panel",
                              "--as", "alice", *url)
     assert declared.exit_code == 0, declared.output
@@ -119,7 +119,7 @@ async def test_an_incident_from_declaration_to_postmortem(api: LiveApi, tmp_path
 
 
 async def test_exit_codes_for_scripts(api: LiveApi, tmp_path: Path) -> None:
-    url = ["--api-url", api.url]
+    url = ["--api-url", api.url, "--token", api.token]
     missing = await run_cli("show", "987654321", *url)
     assert missing.exit_code == cli.EXIT_NOT_FOUND and "not found" in missing.stderr
     assert (await run_cli("ack", "987654321", "--as", "alice", *url)).exit_code == cli.EXIT_NOT_FOUND
@@ -140,7 +140,7 @@ async def test_exit_codes_for_scripts(api: LiveApi, tmp_path: Path) -> None:
 
 async def test_the_same_idempotency_key_declares_once(api: LiveApi) -> None:
     args = ["declare", "Mail queue stuck", "-s", "SEV-3", "--idempotency-key", "alert-77", "--json",
-            "--api-url", api.url]
+            "--api-url", api.url, "--token", api.token]
     first = json.loads((await run_cli(*args)).stdout)
     second = json.loads((await run_cli(*args)).stdout)
     assert first["id"] == second["id"]
@@ -227,11 +227,11 @@ async def test_the_installed_entry_point(api: LiveApi) -> None:
     """`warroom` as a script: the pyproject entry point, a real process, a real API."""
     exe = Path(sys.executable).parent / "warroom"
     listing = await asyncio.to_thread(
-        subprocess.run, [str(exe), "list", "--json", "--api-url", api.url], capture_output=True, text=True, timeout=60
+        subprocess.run, [str(exe), "list", "--json", "--api-url", api.url, "--token", api.token], capture_output=True, text=True, timeout=60
     )
     assert listing.returncode == 0, listing.stderr
     assert json.loads(listing.stdout) == []
     missing = await asyncio.to_thread(
-        subprocess.run, [str(exe), "show", "424242", "--api-url", api.url], capture_output=True, text=True, timeout=60
+        subprocess.run, [str(exe), "show", "424242", "--api-url", api.url, "--token", api.token], capture_output=True, text=True, timeout=60
     )
     assert missing.returncode == cli.EXIT_NOT_FOUND

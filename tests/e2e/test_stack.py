@@ -70,8 +70,8 @@ def test_alertmanager_twice_one_incident_one_page_ack_resolve(make_stack: Callab
     stack = make_stack().start()
     http = stack.http
 
-    first = http.post("/api/webhooks/alertmanager", content=case("alertmanager-v4-firing.json"), headers=AM_HEADERS)
-    second = http.post("/api/webhooks/alertmanager", content=case("alertmanager-v4-firing.json"), headers=AM_HEADERS)
+    first = http.post(stack.alert_path, content=case("alertmanager-v4-firing.json"), headers=AM_HEADERS)
+    second = http.post(stack.alert_path, content=case("alertmanager-v4-firing.json"), headers=AM_HEADERS)
     assert first.status_code == 200, first.text
     assert second.status_code == 200, second.text
     assert first.json()["action"] == "declared"
@@ -156,5 +156,5 @@ def test_dev_server_restart_keeps_the_incident_and_its_deadline(make_stack: Call
     assert (live["title"], live["status"], live["components"]) == ("Webmail logins fail", "triggered", ["webmail"])
     assert [p["person"] for p in live["pages"]] == ["alice", "bob"]
 
-    ack = stack.http.post(f"/api/incidents/{number}/acknowledge", json={"person": "bob"})
+    ack = stack.as_("bob").post(f"/api/incidents/{number}/acknowledge", json={})
     assert ack.status_code == 200, ack.text

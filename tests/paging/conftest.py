@@ -73,6 +73,7 @@ from sqlalchemy import Engine, select  # noqa: E402
 from sqlalchemy.orm import Session  # noqa: E402
 from temporalio.client import Client  # noqa: E402
 
+from tests.access import client_as, token_for  # noqa: E402
 from tests.conftest import fast_policy, running_worker  # noqa: E402
 from tests.fakes import inbound_sms, sign  # noqa: E402
 from warroom.api.app import create_app  # noqa: E402
@@ -185,7 +186,8 @@ def make_stack(client: Client, engine: Engine, tmp_path: Path, fake_twilio: Fake
         async with running_worker(client, engine, queue, notifiers=build_notifiers(settings)), \
                 app.router.lifespan_context(app):
             transport = httpx.ASGITransport(app=app)
-            async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1:8000") as http:
+            # API calls act as alice (an admin); Twilio's webhooks ignore the token and check signatures.
+            async with client_as(transport, token_for(engine, "alice"), "http://127.0.0.1:8000") as http:
                 yield Stack(client, engine, http, settings, fake_twilio, fake_sendgrid)
 
     return build

@@ -144,6 +144,16 @@ async def test_ack_all_acknowledges_every_open_incident_paging_the_sender(make_s
             state = await stack.state(n)
             assert state.acknowledged_by == "alice"
             assert "Acknowledged by alice via sms" in timeline(state)
+        # The audit log has the SMS as alice's command, her number masked.
+        from sqlalchemy import select
+        from sqlalchemy.orm import Session
+
+        from warroom.models.tables import AuditRow
+
+        with Session(stack.engine) as session:
+            (entry,) = session.scalars(select(AuditRow).where(AuditRow.action == "inbound_sms"))
+        assert (entry.actor, entry.accepted, entry.credential) == ("alice", True, "twilio sms from ***0006")
+        assert str(first) in entry.reason and "5005550006" not in entry.credential + entry.detail + entry.reason
 
 
 async def test_a_signed_request_that_is_not_a_message_is_a_400(make_stack):

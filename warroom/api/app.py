@@ -25,9 +25,12 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.service import RPCError
 
-from warroom.api import alerts, commands, statuspage, twilio_webhooks
+from warroom.api import admin, alerts, commands, statuspage, twilio_webhooks
+from warroom.api import auth as access
 from warroom.api import oncall as oncall_routes
 from warroom.api import runbooks as runbook_routes
+from warroom.api.auth import Responder, acting_as, integration, public, require
+from warroom.api.middleware import AuditMiddleware, SecurityHeadersMiddleware
 from warroom.api.schemas import (
     AckIn,
     AlertIngestOut,
@@ -63,6 +66,7 @@ from warroom.models.incident import (
     TimelineEntry,
     StatusUpdate,
 )
+from warroom.models.access import Role
 from warroom.models.config_store import CurrentConfig
 from warroom.models.policy import Policy, load_policy
 from warroom.models.tables import (
@@ -71,6 +75,7 @@ from warroom.models.tables import (
     NotificationRow,
     StatusUpdateRow,
     TimelineRow,
+    UserRow,
     allocate_incident_number,
 )
 from warroom.settings import Settings
@@ -144,6 +149,8 @@ def create_app(
             settings=settings, policy=policy, engine=eng, client=cli, clock=clock, statuspage=status_config
         )
         await run_in_threadpool(oncall_routes.seed, app.state.runtime)
+        if not await db(app.state.runtime, lambda s: s.scalar(select(UserRow.id).limit(1))):
+            log.warning("nobody can sign in yet: create the first admin with 'warroom admin create NAME --role admin'")
         yield
         if engine is None:
             eng.dispose()
@@ -174,6 +181,11 @@ def create_app(
     app.include_router(statuspage.router)
     app.include_router(twilio_webhooks.router)
     app.include_router(oncall_routes.router)
+    access.install(app)
+    app.include_router(admin.router)
+    app.add_middleware(AuditMiddleware)
+    https = (settings.public_base_url or "").startswith("https://")
+    app.add_middleware(SecurityHeadersMiddleware, https=https)  # outermost: headers on every answer
     return app
 
 
@@ -255,7 +267,9 @@ async def _view(rt: Runtime, number: int, timeout: float) -> IncidentView:
 
 
 def _routes(app: FastAPI) -> None:  # noqa: C901 - one place that lists every route
-    @app.get("/healthz", tags=["ops"])
+    read = [Depends(require(Role.VIEWER))]
+
+    @app.get("/healthz", tags=["ops"], dependencies=[Depends(public("for load balancers and monitors: up or down"))])
     async def healthz(rt: RuntimeDep) -> JSONResponse:
         try:
             await asyncio.wait_for(rt.client.service_client.check_health(), 3)
@@ -269,8 +283,10 @@ def _routes(app: FastAPI) -> None:  # noqa: C901 - one place that lists every ro
     async def declare(
         body: DeclareIn,
         rt: RuntimeDep,
+        caller: Responder,
         idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
     ) -> Any:
+        declared_by = acting_as(caller, body.declared_by, "declared_by")
         now = rt.clock()
         key = f"api:{idempotency_key}" if idempotency_key else None
         number = await db(rt, lambda s: allocate_incident_number(s, now, key))
@@ -282,7 +298,7 @@ def _routes(app: FastAPI) -> None:  # noqa: C901 - one place that lists every ro
             components=body.components,
             impact_started_at=body.impact_started_at,
             detected_at=now,
-            declared_by=body.declared_by,
+            declared_by=declared_by,
             source="api",
             policy=await oncall_routes.current_policy(rt),
         )
@@ -311,7 +327,7 @@ def _routes(app: FastAPI) -> None:  # noqa: C901 - one place that lists every ro
                 raise
             return IncidentOut.from_state(_placeholder(inp, now), {}, wid, rt.ui_link(wid))
 
-    @app.get("/api/incidents", response_model=list[IncidentSummaryOut], tags=["incidents"])
+    @app.get("/api/incidents", response_model=list[IncidentSummaryOut], tags=["incidents"], dependencies=read)
     async def list_incidents(
         rt: RuntimeDep,
         status: Annotated[str | None, Query(pattern="^(open|triggered|acknowledged|resolved|closed)$")] = None,
@@ -344,7 +360,7 @@ def _routes(app: FastAPI) -> None:  # noqa: C901 - one place that lists every ro
 
         return await db(rt, load)
 
-    @app.get("/api/incidents/{incident_id}", response_model=IncidentOut, tags=["incidents"])
+    @app.get("/api/incidents/{incident_id}", response_model=IncidentOut, tags=["incidents"], dependencies=read)
     async def get_incident(incident_id: IncidentId, rt: RuntimeDep) -> Any:
         wid = incident_workflow_id(incident_id)
         try:
@@ -361,35 +377,38 @@ def _routes(app: FastAPI) -> None:  # noqa: C901 - one place that lists every ro
             return IncidentOut.from_state(stored, {}, wid, rt.ui_link(wid))
 
     @app.post("/api/incidents/{incident_id}/acknowledge", response_model=CommandOut, tags=["commands"])
-    async def acknowledge(incident_id: IncidentId, body: AckIn, rt: RuntimeDep) -> Any:
-        return await _command(rt, incident_id, IncidentWorkflow.acknowledge, AckInput(person=body.person, via="api"))
+    async def acknowledge(incident_id: IncidentId, body: AckIn, rt: RuntimeDep, caller: Responder) -> Any:
+        person = acting_as(caller, body.person, "person")
+        return await _command(rt, incident_id, IncidentWorkflow.acknowledge, AckInput(person=person, via="api"))
 
     @app.post("/api/incidents/{incident_id}/escalate", response_model=CommandOut, tags=["commands"])
-    async def escalate(incident_id: IncidentId, body: EscalateIn, rt: RuntimeDep) -> Any:
-        return await _command(rt, incident_id, IncidentWorkflow.escalate, EscalateInput(by=body.person, via="api"))
+    async def escalate(incident_id: IncidentId, body: EscalateIn, rt: RuntimeDep, caller: Responder) -> Any:
+        by = acting_as(caller, body.person, "person")
+        return await _command(rt, incident_id, IncidentWorkflow.escalate, EscalateInput(by=by, via="api"))
 
     @app.post("/api/incidents/{incident_id}/status-updates", response_model=CommandOut, tags=["commands"])
-    async def post_status(incident_id: IncidentId, body: StatusUpdateIn, rt: RuntimeDep) -> Any:
-        arg = StatusUpdateInput(message=body.message, author=body.author)
+    async def post_status(incident_id: IncidentId, body: StatusUpdateIn, rt: RuntimeDep, caller: Responder) -> Any:
+        arg = StatusUpdateInput(message=body.message, author=acting_as(caller, body.author, "author"))
         return await _command(rt, incident_id, IncidentWorkflow.post_status_update, arg)
 
     @app.post("/api/incidents/{incident_id}/roles", response_model=CommandOut, tags=["commands"])
-    async def assign_role(incident_id: IncidentId, body: RoleIn, rt: RuntimeDep) -> Any:
-        arg = RoleInput(role=body.role, person=body.person, by=body.by)
+    async def assign_role(incident_id: IncidentId, body: RoleIn, rt: RuntimeDep, caller: Responder) -> Any:
+        arg = RoleInput(role=body.role, person=body.person, by=acting_as(caller, body.by, "by"))
         return await _command(rt, incident_id, IncidentWorkflow.assign_role, arg)
 
     @app.post("/api/incidents/{incident_id}/severity", response_model=CommandOut, tags=["commands"])
-    async def change_severity(incident_id: IncidentId, body: SeverityIn, rt: RuntimeDep) -> Any:
-        arg = SeverityInput(severity=body.severity, by=body.by, reason=body.reason)
+    async def change_severity(incident_id: IncidentId, body: SeverityIn, rt: RuntimeDep, caller: Responder) -> Any:
+        arg = SeverityInput(severity=body.severity, by=acting_as(caller, body.by, "by"), reason=body.reason)
         return await _command(rt, incident_id, IncidentWorkflow.change_severity, arg)
 
     @app.post("/api/incidents/{incident_id}/resolve", response_model=CommandOut, tags=["commands"])
-    async def resolve(incident_id: IncidentId, body: ResolveIn, rt: RuntimeDep) -> Any:
-        arg = ResolveInput(summary=body.summary, impact=body.impact, by=body.by)
+    async def resolve(incident_id: IncidentId, body: ResolveIn, rt: RuntimeDep, caller: Responder) -> Any:
+        arg = ResolveInput(summary=body.summary, impact=body.impact, by=acting_as(caller, body.by, "by"))
         return await _command(rt, incident_id, IncidentWorkflow.resolve, arg)
 
     @app.post("/api/incidents/{incident_id}/postmortem", response_model=CommandOut, tags=["commands"])
-    async def submit_postmortem(incident_id: IncidentId, body: PostmortemIn, rt: RuntimeDep) -> Any:
+    async def submit_postmortem(incident_id: IncidentId, body: PostmortemIn, rt: RuntimeDep, caller: Responder) -> Any:
+        by = acting_as(caller, body.by, "by")
         doc = PostmortemDocument(
             summary=body.summary,
             timeline=body.timeline,
@@ -399,9 +418,9 @@ def _routes(app: FastAPI) -> None:  # noqa: C901 - one place that lists every ro
             what_could_improve=body.what_could_improve,
             action_items=body.items(),
         )
-        return await _command(rt, incident_id, IncidentWorkflow.submit_postmortem, PostmortemInput(document=doc, by=body.by))
+        return await _command(rt, incident_id, IncidentWorkflow.submit_postmortem, PostmortemInput(document=doc, by=by))
 
-    @app.get("/api/notifications", response_model=list[NotificationOut], tags=["incidents"])
+    @app.get("/api/notifications", response_model=list[NotificationOut], tags=["incidents"], dependencies=read)
     async def notifications(
         rt: RuntimeDep,
         incident_id: Annotated[int | None, Query(ge=1, le=MAX_INCIDENT_NUMBER)] = None,
@@ -431,8 +450,23 @@ def _routes(app: FastAPI) -> None:  # noqa: C901 - one place that lists every ro
 
         return await db(rt, load)
 
-    @app.post("/api/webhooks/alertmanager", response_model=AlertIngestOut, tags=["webhooks"])
+    alertmanager_source = [Depends(integration("alertmanager"))]
+
+    @app.post("/api/webhooks/alertmanager", response_model=AlertIngestOut, tags=["webhooks"],
+              dependencies=alertmanager_source)
     async def alertmanager(payload: alerts.AlertmanagerPayload, rt: RuntimeDep) -> Any:
+        """An Alertmanager notification; the integration's secret is the bearer token."""
+        return await _ingest_alertmanager(rt, payload)
+
+    @app.post("/api/webhooks/alertmanager/{token}", response_model=AlertIngestOut, tags=["webhooks"],
+              dependencies=alertmanager_source)
+    async def alertmanager_with_secret(
+        payload: alerts.AlertmanagerPayload,
+        rt: RuntimeDep,
+        token: Annotated[str, FastAPIPath(max_length=100, description="the integration's secret (wri_...)")],
+    ) -> Any:
+        """An Alertmanager notification, with the integration's secret in the URL (for senders that
+        cannot set a header; prefer the header: URLs end up in logs)."""
         return await _ingest_alertmanager(rt, payload)
 
 

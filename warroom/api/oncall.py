@@ -11,8 +11,8 @@
 Every change is validated (unknown person, schedule or team, overlapping
 overrides, empty rotation, bad zone: 422 naming the key), stored as a new
 version (``If-Match: <version>`` guards against overwriting someone else's edit:
-409), and recorded by ``config_store.audit_config_change``. Until access control
-exists the actor is the ``X-Warroom-Actor`` header (default ``api``).
+409), recorded by ``config_store.audit_config_change`` with the authenticated admin as
+the actor, and in the audit log like every other change.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
+from warroom.api.auth import Admin, Viewer
 from warroom.api.schemas import check_instant
 from warroom.models import routing
 from warroom.models.config_store import (
@@ -202,7 +203,6 @@ def _in_session(rt: "Runtime", fn: Any) -> Any:
         return fn(session)
 
 
-Actor = Annotated[str, Header(alias="X-Warroom-Actor", min_length=1, max_length=200)]
 IfMatch = Annotated[str | None, Header(alias="If-Match")]
 
 
@@ -210,7 +210,9 @@ IfMatch = Annotated[str | None, Header(alias="If-Match")]
 
 
 @router.get("", response_model=routing.OnCallReport)
-async def who_is_on_call(request: Request, at: Annotated[datetime | None, Query()] = None) -> Any:
+async def who_is_on_call(
+    request: Request, caller: Viewer, at: Annotated[datetime | None, Query()] = None
+) -> Any:
     """Per schedule: who is on call at ``at`` (default now), since and until when, and who is next;
     per team: whether it is inside its business hours and when they next begin."""
     rt = _rt(request)
@@ -222,6 +224,7 @@ async def who_is_on_call(request: Request, at: Annotated[datetime | None, Query(
 @router.get("/preview", response_model=PreviewOut)
 async def preview(
     request: Request,
+    caller: Viewer,
     severity: Annotated[str, Query(description="SEV-1 .. SEV-4 (also sev1 or 1)", max_length=10)],
     at: Annotated[datetime | None, Query()] = None,
     component: Annotated[list[str] | None, Query()] = None,
@@ -245,8 +248,11 @@ async def preview(
 
 
 @router.get("/config", response_model=ConfigOut, responses={200: {"content": {"application/yaml": {}}}})
-async def get_config(request: Request, format: Annotated[str, Query(pattern="^(json|yaml)$")] = "json") -> Any:
-    """The configuration in force: people, teams, schedules, escalation policies, routing and paging rules."""
+async def get_config(
+    request: Request, caller: Admin, format: Annotated[str, Query(pattern="^(json|yaml)$")] = "json"
+) -> Any:
+    """The configuration in force: people, teams, schedules, escalation policies, routing and paging rules.
+    Admins only: it holds everyone's phone numbers and addresses."""
     rt = _rt(request)
     row = await run_in_threadpool(_in_session, rt, lambda s: _detached(s, latest(s)))
     if row is None:
@@ -266,17 +272,17 @@ def _detached(session: Session, row: Any) -> Any:
 
 
 @router.put("/config", response_model=ConfigOut)
-async def replace_config(request: Request, if_match: IfMatch = None, actor: Actor = "api") -> Any:
+async def replace_config(request: Request, caller: Admin, if_match: IfMatch = None) -> Any:
     """Replace the configuration (JSON, or YAML with ``content-type: application/yaml``)."""
-    rt = _rt(request)
+    rt, actor = _rt(request), caller.user
     document = await _body(request)
     return await _store(rt, document, actor, _expected(if_match), "replaced")
 
 
 @router.patch("/config", response_model=ConfigOut)
-async def patch_config(request: Request, if_match: IfMatch = None, actor: Actor = "api") -> Any:
+async def patch_config(request: Request, caller: Admin, if_match: IfMatch = None) -> Any:
     """Change part of the configuration with a JSON merge patch: objects merge, ``null`` removes a key."""
-    rt = _rt(request)
+    rt, actor = _rt(request), caller.user
     patch = await _body(request)
     row = await run_in_threadpool(_in_session, rt, lambda s: _detached(s, latest(s)))
     if row is None:

@@ -5,9 +5,11 @@ and the commands a run takes (confirm, approve, abort).
 the file and key named) and mounts the routes; ``create_app`` calls it.
 
 Who may run what: ``runbook_caller`` is the one place that turns a request into
-an actor and a capability. Until access control exists, the actor is taken from
-the request body and the capability from ``WARROOM_RUNBOOK_DESTRUCTIVE_OPERATORS``;
-the workflows' validators enforce whatever it returns.
+an actor and a capability. The actor is the authenticated caller (a body naming
+someone else is refused with 403); reading needs the viewer role, starting a
+runbook, confirming a manual step and aborting a run the responder role, and
+running a runbook with destructive steps or approving a step the operator
+role. The workflows' validators enforce the capability they are given.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from warroom.api import commands
+from warroom.api.auth import Operator, Responder, acting_as, require
+from warroom.models.access import Caller, Role
 from warroom.models.ids import incident_workflow_id, runbook_run_workflow_id
 from warroom.models.runbook import (
     AbortRunInput,
@@ -42,6 +46,8 @@ from warroom.workflows import IncidentWorkflow, RunbookRunWorkflow
 
 router = APIRouter(tags=["runbooks"])
 TEXT = 5000
+ACTOR = "Who acts: always the caller. Leave it out; if given, it must be the caller's user id (else 403)."
+READ = [Depends(require(Role.VIEWER))]
 
 
 def install(app: FastAPI, settings: Settings) -> None:
@@ -58,16 +64,12 @@ class RunbookCaller:
     can_run_destructive: bool
 
 
-def runbook_caller(rt: Any, claimed_actor: str) -> RunbookCaller:
-    """The caller of a runbook command and what they may do.
-
-    Access control replaces this function: the actor becomes the authenticated
-    user (not a name from the body) and ``can_run_destructive`` their role's
-    permission. Nothing else changes: the workflow validators check the actor and
-    the capability they are given."""
-    allowed = rt.settings.runbook_destructive_operators
-    people = allowed if allowed is not None else list(rt.policy.people)
-    return RunbookCaller(actor=claimed_actor, can_run_destructive=claimed_actor in people)
+def runbook_caller(caller: Caller, claimed_actor: str | None) -> RunbookCaller:
+    """The caller of a runbook command and what they may do: the actor is the authenticated
+    user (403 if the body names someone else), and only operators (and admins) may run or
+    approve destructive steps. The workflow validators check the actor and the capability."""
+    actor = acting_as(caller, claimed_actor, "actor")
+    return RunbookCaller(actor=actor, can_run_destructive=caller.role.at_least(Role.OPERATOR))
 
 
 # --- request and response bodies -----------------------------------------------------------
@@ -80,24 +82,24 @@ class _In(BaseModel):
 class RunRunbookIn(_In):
     runbook: str = Field(min_length=1, max_length=100, description="Runbook id, e.g. deployment-rollback")
     params: dict[str, ParamValue] = Field(default_factory=dict)
-    actor: str = Field(min_length=1, max_length=100, description="Who runs it (until access control exists)")
+    actor: str | None = Field(default=None, min_length=1, max_length=100, description=ACTOR)
     confirm_destructive: bool = False
     reason: str = Field(default="", max_length=TEXT)
 
 
 class ConfirmIn(_In):
-    actor: str = Field(min_length=1, max_length=100)
+    actor: str | None = Field(default=None, min_length=1, max_length=100, description=ACTOR)
     note: str = Field(default="", max_length=TEXT)
 
 
 class ApproveIn(_In):
-    actor: str = Field(min_length=1, max_length=100)
+    actor: str | None = Field(default=None, min_length=1, max_length=100, description=ACTOR)
     approve: bool = True
     note: str = Field(default="", max_length=TEXT)
 
 
 class AbortIn(_In):
-    actor: str = Field(min_length=1, max_length=100)
+    actor: str | None = Field(default=None, min_length=1, max_length=100, description=ACTOR)
     reason: str = Field(default="", max_length=TEXT)
 
 
@@ -276,12 +278,12 @@ async def _run_command(rt: Any, number: int, run: int, method: Any, arg: Any) ->
 # --- routes ----------------------------------------------------------------------------------
 
 
-@router.get("/api/runbooks", response_model=list[RunbookOut])
+@router.get("/api/runbooks", response_model=list[RunbookOut], dependencies=READ)
 async def list_runbooks(catalogue: CatalogueDep) -> Any:
     return [RunbookOut.of(rb) for rb in catalogue]
 
 
-@router.get("/api/runbooks/{runbook_id}", response_model=RunbookOut)
+@router.get("/api/runbooks/{runbook_id}", response_model=RunbookOut, dependencies=READ)
 async def get_runbook(runbook_id: str, catalogue: CatalogueDep) -> Any:
     rb = catalogue.get(runbook_id)
     if rb is None:
@@ -290,8 +292,11 @@ async def get_runbook(runbook_id: str, catalogue: CatalogueDep) -> Any:
 
 
 @router.post("/api/incidents/{incident_id}/runbook-runs", status_code=201, response_model=RunCommandOut)
-async def start_run(incident_id: IncidentId, body: RunRunbookIn, rt: RuntimeDep, catalogue: CatalogueDep) -> Any:
-    caller = runbook_caller(rt, body.actor)
+async def start_run(
+    incident_id: IncidentId, body: RunRunbookIn, rt: RuntimeDep, catalogue: CatalogueDep, who: Responder
+) -> Any:
+    """Responders may run runbooks without destructive steps; destructive ones need an operator (403)."""
+    caller = runbook_caller(who, body.actor)
     try:
         arg = prepare_run(
             catalogue,
@@ -307,7 +312,8 @@ async def start_run(incident_id: IncidentId, body: RunRunbookIn, rt: RuntimeDep,
     except ParameterError as err:
         raise HTTPException(status_code=422, detail=f"parameters of '{body.runbook}': {err}") from None
     except NotAllowed as err:
-        raise HTTPException(status_code=403, detail=str(err)) from None
+        detail = f"{err}; that needs the operator role ({who.user} is {who.role.article} {who.role.value})"
+        raise HTTPException(status_code=403, detail=detail) from None
     handle = rt.client.get_workflow_handle(incident_workflow_id(incident_id))
     try:
         result: RunCommandResult = await commands.call(
@@ -325,7 +331,7 @@ async def start_run(incident_id: IncidentId, body: RunRunbookIn, rt: RuntimeDep,
     return _out(result)
 
 
-@router.get("/api/incidents/{incident_id}/runbook-runs", response_model=list[RunOut])
+@router.get("/api/incidents/{incident_id}/runbook-runs", response_model=list[RunOut], dependencies=READ)
 async def list_runs(incident_id: IncidentId, rt: RuntimeDep) -> Any:
     known, runs = await _db(rt, _load_runs(incident_id))
     if not known:
@@ -333,7 +339,7 @@ async def list_runs(incident_id: IncidentId, rt: RuntimeDep) -> Any:
     return runs
 
 
-@router.get("/api/incidents/{incident_id}/runbook-runs/{run}", response_model=RunOut)
+@router.get("/api/incidents/{incident_id}/runbook-runs/{run}", response_model=RunOut, dependencies=READ)
 async def get_run(incident_id: IncidentId, run: RunId, rt: RuntimeDep) -> Any:
     _, runs = await _db(rt, _load_runs(incident_id, run))
     if not runs:
@@ -342,8 +348,9 @@ async def get_run(incident_id: IncidentId, run: RunId, rt: RuntimeDep) -> Any:
 
 
 @router.post("/api/incidents/{incident_id}/runbook-runs/{run}/abort", response_model=RunCommandOut)
-async def abort_run(incident_id: IncidentId, run: RunId, body: AbortIn, rt: RuntimeDep) -> Any:
-    caller = runbook_caller(rt, body.actor)
+async def abort_run(incident_id: IncidentId, run: RunId, body: AbortIn, rt: RuntimeDep, who: Responder) -> Any:
+    """Any responder may stop a run: stopping is always safe."""
+    caller = runbook_caller(who, body.actor)
     arg = AbortRunInput(actor=caller.actor, reason=body.reason)
     return await _run_command(rt, incident_id, run, RunbookRunWorkflow.abort, arg)
 
@@ -352,9 +359,10 @@ async def abort_run(incident_id: IncidentId, run: RunId, body: AbortIn, rt: Runt
     "/api/incidents/{incident_id}/runbook-runs/{run}/steps/{step}/confirm", response_model=RunCommandOut
 )
 async def confirm_step(
-    incident_id: IncidentId, run: RunId, step: Annotated[int, Path(ge=1)], body: ConfirmIn, rt: RuntimeDep
+    incident_id: IncidentId, run: RunId, step: Annotated[int, Path(ge=1)], body: ConfirmIn, rt: RuntimeDep,
+    who: Responder,
 ) -> Any:
-    caller = runbook_caller(rt, body.actor)
+    caller = runbook_caller(who, body.actor)
     arg = StepDecisionInput(step=step, actor=caller.actor, note=body.note)
     return await _run_command(rt, incident_id, run, RunbookRunWorkflow.confirm_step, arg)
 
@@ -363,9 +371,11 @@ async def confirm_step(
     "/api/incidents/{incident_id}/runbook-runs/{run}/steps/{step}/approve", response_model=RunCommandOut
 )
 async def approve_step(
-    incident_id: IncidentId, run: RunId, step: Annotated[int, Path(ge=1)], body: ApproveIn, rt: RuntimeDep
+    incident_id: IncidentId, run: RunId, step: Annotated[int, Path(ge=1)], body: ApproveIn, rt: RuntimeDep,
+    who: Operator,
 ) -> Any:
-    caller = runbook_caller(rt, body.actor)
+    """An approval is a second operator's decision: it needs the operator role."""
+    caller = runbook_caller(who, body.actor)
     arg = ApprovalInput(
         step=step,
         actor=caller.actor,

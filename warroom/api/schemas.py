@@ -20,6 +20,7 @@ from warroom.models.incident import (
 from warroom.models.severity import Severity, parse_severity
 
 TEXT = 5000
+ACTOR = "Who acts: always the caller. Leave it out; if given, it must be the caller's user id (else 403)."
 
 
 class _In(BaseModel):
@@ -63,7 +64,7 @@ class DeclareIn(_In):
     summary: str = Field(default="", max_length=TEXT)
     components: list[str] = Field(default_factory=list, max_length=50)
     impact_started_at: datetime | None = None
-    declared_by: str = Field(default="api", min_length=1, max_length=100)
+    declared_by: str | None = Field(default=None, min_length=1, max_length=100, description=ACTOR)
 
     _sev = field_validator("severity", mode="before")(_severity)
 
@@ -84,22 +85,22 @@ class DeclareIn(_In):
 
 
 class AckIn(_In):
-    person: str = Field(min_length=1, max_length=100)
+    person: str | None = Field(default=None, min_length=1, max_length=100, description=ACTOR)
 
 
 class EscalateIn(_In):
-    person: str = Field(default="api", min_length=1, max_length=100)
+    person: str | None = Field(default=None, min_length=1, max_length=100, description=ACTOR)
 
 
 class StatusUpdateIn(_In):
     message: str = Field(min_length=1, max_length=TEXT)
-    author: str = Field(default="api", min_length=1, max_length=100)
+    author: str | None = Field(default=None, min_length=1, max_length=100, description=ACTOR)
 
 
 class RoleIn(_In):
     role: Role
     person: str = Field(min_length=1, max_length=100)
-    by: str = Field(default="api", min_length=1, max_length=100)
+    by: str | None = Field(default=None, min_length=1, max_length=100, description=ACTOR)
 
     @field_validator("role", mode="before")
     @classmethod
@@ -121,7 +122,7 @@ class RoleIn(_In):
 
 class SeverityIn(_In):
     severity: Severity
-    by: str = Field(default="api", min_length=1, max_length=100)
+    by: str | None = Field(default=None, min_length=1, max_length=100, description=ACTOR)
     reason: str = Field(default="", max_length=TEXT)
 
     _sev = field_validator("severity", mode="before")(_severity)
@@ -130,7 +131,7 @@ class SeverityIn(_In):
 class ResolveIn(_In):
     summary: str = Field(min_length=1, max_length=TEXT)
     impact: str = Field(default="", max_length=TEXT)
-    by: str = Field(default="api", min_length=1, max_length=100)
+    by: str | None = Field(default=None, min_length=1, max_length=100, description=ACTOR)
 
 
 class ActionItemIn(_In):
@@ -156,7 +157,7 @@ class PostmortemIn(_In):
     what_went_well: str = Field(default="", max_length=20000)
     what_could_improve: str = Field(default="", max_length=20000)
     action_items: list[ActionItemIn] = Field(default_factory=list, max_length=100)
-    by: str = Field(default="api", min_length=1, max_length=100)
+    by: str | None = Field(default=None, min_length=1, max_length=100, description=ACTOR)
 
     def items(self) -> list[ActionItem]:
         return [ActionItem(title=i.title, owner=i.owner, due=i.due) for i in self.action_items]

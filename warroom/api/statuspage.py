@@ -29,6 +29,8 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from warroom.activities.notify import mask_contact
 from warroom.api import alerts, commands
+from warroom.api.auth import Operator, acting_as, public, require
+from warroom.models.access import Role
 from warroom.models.components import ComponentState, ComponentStateInput, Maintenance, components_in_maintenance
 from warroom.models.ids import fanout_workflow_id
 from warroom.models.subscribers import (
@@ -60,6 +62,9 @@ if TYPE_CHECKING:
     from warroom.api.app import Runtime
 
 router = APIRouter()
+PAGE = [Depends(public("the public status page: customers read it without an account"))]
+JSON = [Depends(public("the status page's public JSON and feed"))]
+SUBSCRIPTION = [Depends(public("anyone may subscribe; signed links and codes prove the address"))]
 VERIFY = "verify"
 RESEND_AFTER = timedelta(seconds=60)
 """A pending subscription asked again within this gets no second confirmation message."""
@@ -94,14 +99,14 @@ async def _view(rt: "Runtime") -> render.View:
 # --- the page, the feed, the JSON ------------------------------------------------------------
 
 
-@router.get("/status", response_class=HTMLResponse, tags=["status page"])
+@router.get("/status", response_class=HTMLResponse, tags=["status page"], dependencies=PAGE)
 async def status_page(rt: RuntimeDep, tz: Annotated[str | None, Query(max_length=64)] = None) -> HTMLResponse:
     view = await _view(rt)
     html = render.render_page(view, render.served_links(), render.parse_zone(tz))
     return HTMLResponse(html, headers={"Cache-Control": "public, max-age=15"})
 
 
-@router.get("/status/incidents/{number}", response_class=HTMLResponse, tags=["status page"])
+@router.get("/status/incidents/{number}", response_class=HTMLResponse, tags=["status page"], dependencies=PAGE)
 async def incident_page(
     number: int, rt: RuntimeDep, tz: Annotated[str | None, Query(max_length=64)] = None
 ) -> HTMLResponse:
@@ -116,7 +121,7 @@ async def incident_page(
     return HTMLResponse(render.render_incident(view, incident, render.served_links(), render.parse_zone(tz)))
 
 
-@router.get("/status/history.atom", tags=["status page"])
+@router.get("/status/history.atom", tags=["status page"], dependencies=JSON)
 async def atom_feed(rt: RuntimeDep) -> Response:
     view = await _view(rt)
     return Response(render.render_atom(view, _config(rt).page_url), media_type="application/atom+xml")
@@ -128,7 +133,8 @@ V2_DOCUMENTS = (
 )
 
 
-@router.get("/api/v2/{document:path}", tags=["status page"], summary="Statuspage-v2-shaped public JSON")
+@router.get("/api/v2/{document:path}", tags=["status page"], summary="Statuspage-v2-shaped public JSON",
+            dependencies=JSON)
 async def v2(document: str, rt: RuntimeDep) -> JSONResponse:
     if document not in V2_DOCUMENTS:
         raise HTTPException(status_code=404, detail=f"no such document; try one of: {', '.join(V2_DOCUMENTS)}")
@@ -179,7 +185,8 @@ async def _send_confirmation(rt: "Runtime", subscriber_id: int, nonce: str) -> N
         pass
 
 
-@router.post("/status/subscribe", response_class=HTMLResponse, tags=["status page"])
+@router.post("/status/subscribe", response_class=HTMLResponse, tags=["status page"],
+             dependencies=SUBSCRIPTION)
 async def subscribe(request: Request, rt: RuntimeDep) -> HTMLResponse:
     form = await _form(request)
     catalog = _config(rt).catalog
@@ -242,7 +249,8 @@ async def subscribe(request: Request, rt: RuntimeDep) -> HTMLResponse:
     )
 
 
-@router.get("/status/subscriptions/confirm", response_class=HTMLResponse, tags=["status page"])
+@router.get("/status/subscriptions/confirm", response_class=HTMLResponse, tags=["status page"],
+            dependencies=SUBSCRIPTION)
 async def confirm_form(rt: RuntimeDep, token: Annotated[str, Query(max_length=200)] = "") -> HTMLResponse:
     # A GET never changes anything (mail scanners follow links): one click on the button does.
     if verify(_config(rt).secret, CONFIRM, token) is None:
@@ -273,7 +281,8 @@ async def _confirmed_page(rt: "Runtime", outcome: str) -> HTMLResponse:
                        "Every message has a link to unsubscribe.")
 
 
-@router.post("/status/subscriptions/confirm", response_class=HTMLResponse, tags=["status page"])
+@router.post("/status/subscriptions/confirm", response_class=HTMLResponse, tags=["status page"],
+             dependencies=SUBSCRIPTION)
 async def confirm(request: Request, rt: RuntimeDep) -> HTMLResponse:
     form = await _form(request)
     found = verify(_config(rt).secret, CONFIRM, _one(form, "token"))
@@ -282,7 +291,8 @@ async def confirm(request: Request, rt: RuntimeDep) -> HTMLResponse:
     return await _confirmed_page(rt, await _db(rt, _confirm(*found, rt.clock())))
 
 
-@router.post("/status/subscriptions/verify", response_class=HTMLResponse, tags=["status page"])
+@router.post("/status/subscriptions/verify", response_class=HTMLResponse, tags=["status page"],
+             dependencies=SUBSCRIPTION)
 async def verify_code(request: Request, rt: RuntimeDep) -> HTMLResponse:
     form = await _form(request)
     cfg = _config(rt)
@@ -317,7 +327,8 @@ async def verify_code(request: Request, rt: RuntimeDep) -> HTMLResponse:
     return await _confirmed_page(rt, outcome)
 
 
-@router.get("/status/unsubscribe", response_class=HTMLResponse, tags=["status page"])
+@router.get("/status/unsubscribe", response_class=HTMLResponse, tags=["status page"],
+            dependencies=SUBSCRIPTION)
 async def unsubscribe_form(rt: RuntimeDep, token: Annotated[str, Query(max_length=200)] = "") -> HTMLResponse:
     if verify(_config(rt).secret, UNSUBSCRIBE, token) is None:
         return await _page(rt, "Link not valid", "This unsubscribe link is not valid.", 400)
@@ -327,7 +338,8 @@ async def unsubscribe_form(rt: RuntimeDep, token: Annotated[str, Query(max_lengt
     )
 
 
-@router.post("/status/unsubscribe", response_class=HTMLResponse, tags=["status page"])
+@router.post("/status/unsubscribe", response_class=HTMLResponse, tags=["status page"],
+             dependencies=SUBSCRIPTION)
 async def unsubscribe(
     request: Request, rt: RuntimeDep, token: Annotated[str | None, Query(max_length=200)] = None
 ) -> HTMLResponse:
@@ -358,7 +370,8 @@ class MaintenanceIn(BaseModel):
     components: list[str] = Field(min_length=1, max_length=50)
     starts_at: datetime
     ends_at: datetime
-    created_by: str = Field(default="api", min_length=1, max_length=100)
+    created_by: str | None = Field(default=None, min_length=1, max_length=100,
+                                   description="always the caller; if given, it must be the caller's user id")
 
     @field_validator("starts_at", "ends_at")
     @classmethod
@@ -394,7 +407,8 @@ def _maintenance_out(row: MaintenanceRow) -> MaintenanceOut:
 
 
 @router.post("/api/maintenance", status_code=201, response_model=MaintenanceOut, tags=["maintenance"])
-async def create_maintenance(body: MaintenanceIn, rt: RuntimeDep) -> Any:
+async def create_maintenance(body: MaintenanceIn, rt: RuntimeDep, caller: Operator) -> Any:
+    created_by = acting_as(caller, body.created_by, "created_by")
     catalog = _config(rt).catalog
     ids = []
     for name in body.components:
@@ -410,7 +424,7 @@ async def create_maintenance(body: MaintenanceIn, rt: RuntimeDep) -> Any:
     def add(session: Session) -> MaintenanceOut:
         row = MaintenanceRow(title=body.title, description=body.description, components=list(dict.fromkeys(ids)),
                              starts_at=body.starts_at, ends_at=body.ends_at, created_at=now,
-                             created_by=body.created_by)
+                             created_by=created_by)
         session.add(row)
         session.flush()
         return _maintenance_out(row)
@@ -418,7 +432,8 @@ async def create_maintenance(body: MaintenanceIn, rt: RuntimeDep) -> Any:
     return await _db(rt, add)
 
 
-@router.get("/api/maintenance", response_model=list[MaintenanceOut], tags=["maintenance"])
+@router.get("/api/maintenance", response_model=list[MaintenanceOut], tags=["maintenance"],
+            dependencies=[Depends(require(Role.VIEWER))])
 async def list_maintenance(rt: RuntimeDep) -> Any:
     def load(session: Session) -> list[MaintenanceOut]:
         rows = session.scalars(select(MaintenanceRow).order_by(MaintenanceRow.starts_at.desc()).limit(200))
@@ -428,7 +443,7 @@ async def list_maintenance(rt: RuntimeDep) -> Any:
 
 
 @router.delete("/api/maintenance/{window_id}", response_model=MaintenanceOut, tags=["maintenance"])
-async def cancel_maintenance(window_id: int, rt: RuntimeDep) -> Any:
+async def cancel_maintenance(window_id: int, rt: RuntimeDep, caller: Operator) -> Any:
     now = rt.clock()
 
     def cancel(session: Session) -> MaintenanceOut | None:
@@ -498,12 +513,14 @@ class ComponentStateIn(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
     component: str = Field(min_length=1, max_length=100)
     state: ComponentState
-    by: str = Field(default="api", min_length=1, max_length=100)
+    by: str | None = Field(default=None, min_length=1, max_length=100,
+                           description="always the caller; if given, it must be the caller's user id")
 
 
 @router.post("/api/incidents/{incident_id}/components", tags=["commands"])
-async def set_component_state(incident_id: int, body: ComponentStateIn, rt: RuntimeDep) -> Any:
+async def set_component_state(incident_id: int, body: ComponentStateIn, rt: RuntimeDep, caller: Operator) -> Any:
     """Override the state the incident's severity gave a component (or add one)."""
+    by = acting_as(caller, body.by, "by")
     catalog = _config(rt).catalog
     cid = catalog.resolve(body.component)
     if cid is None:
@@ -516,7 +533,7 @@ async def set_component_state(incident_id: int, body: ComponentStateIn, rt: Runt
         names = [n for n in (row.components if row is not None else []) if catalog.resolve(n) == cid]
         return names[0] if names else cid
 
-    arg = ComponentStateInput(component=await _db(rt, own_name), state=body.state, by=body.by)
+    arg = ComponentStateInput(component=await _db(rt, own_name), state=body.state, by=by)
     try:
         result = await commands.update(
             rt.client, incident_id, IncidentWorkflow.set_component_state, arg, rt.settings.command_timeout_seconds

@@ -25,7 +25,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qsl
 
-from fastapi import APIRouter, HTTPException, Request, Response
+from fastapi import APIRouter, Depends, HTTPException, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
@@ -37,6 +37,7 @@ from twilio.twiml.voice_response import Gather, VoiceResponse
 
 from warroom.api import commands
 from warroom.api import oncall as oncall_routes
+from warroom.api.auth import note_for_audit, signed_by_twilio
 from warroom.models import messages
 from warroom.models.ids import incident_workflow_id
 from warroom.models.incident import (
@@ -63,7 +64,7 @@ from warroom.workflows import IncidentWorkflow
 
 log = logging.getLogger("warroom.api.twilio")
 
-router = APIRouter(prefix="/api/webhooks/twilio", tags=["webhooks"])
+router = APIRouter(prefix="/api/webhooks/twilio", tags=["webhooks"], dependencies=[Depends(signed_by_twilio)])
 
 MAX_BODY = 64 * 1024
 PAGE_KIND_VALUES = [k.value for k in (NotificationKind.PAGE, NotificationKind.ESCALATION, NotificationKind.FALLBACK)]
@@ -358,6 +359,7 @@ async def inbound_sms(request: Request) -> Response:
         log.warning("SMS from warroom's own number ignored")
         return _twiml(silent)
     person = people_by_number(await oncall_routes.current_policy(rt)).get(number_digits(sender))
+    note_for_audit(request, actor=person, credential=f"twilio sms from {mask_contact(sender)}")
     key = f"sms:{sid}"
     claim = await _claim(rt, key, "sms", sender, person)
     if not claim.fresh:
@@ -388,6 +390,7 @@ async def inbound_sms(request: Request) -> Response:
     if outcome != "incident unreachable":
         await _settle(rt, key, outcome, str(answer), replied)
     log.info("SMS from %s (%s): %s", person, mask_contact(sender), outcome)
+    note_for_audit(request, reason=outcome)
     return _twiml(answer)
 
 
@@ -413,6 +416,7 @@ async def voice(request: Request) -> Response:
     if digits not in ("1", "2"):
         return _twiml(await _prompt(rt, rows))
     key = f"voice:{call_sid}:{digits}"
+    note_for_audit(request, actor=rows[0][1], credential="twilio call")
     claim = await _claim(rt, key, "voice", None, rows[0][1])
     if not claim.fresh:
         answer = VoiceResponse()
@@ -436,6 +440,7 @@ async def voice(request: Request) -> Response:
     answer.say(" ".join(said))
     answer.hangup()
     await _settle(rt, key, f"key {digits}: {' '.join(said)}", str(answer))
+    note_for_audit(request, reason=f"key {digits}: {' '.join(said)}")
     return _twiml(answer)
 
 

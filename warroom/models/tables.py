@@ -346,6 +346,145 @@ class OnCallConfigRow(Base):
     note: Mapped[str] = mapped_column(Text, default="")
 
 
+
+# --- access control: written by the API and the admin CLI, not by activities ----------------
+# Not read model: these record who may act and what they asked for, and cannot
+# be rebuilt from the workflows.
+
+
+class UserRow(Base):
+    """A person (or a machine) who may call warroom; the id is the policy's person id for responders."""
+
+    __tablename__ = "users"
+    id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(16))
+    password_hash: Mapped[str | None] = mapped_column(String(300))
+    """``scrypt$...``; None: no web sign-in (a machine user that only has tokens)."""
+    created_at: Mapped[datetime]
+    created_by: Mapped[str] = mapped_column(String(200))
+    password_changed_at: Mapped[datetime | None]
+    last_login_at: Mapped[datetime | None]
+    disabled_at: Mapped[datetime | None]
+
+
+class ApiTokenRow(Base):
+    """An API token: only its SHA-256 is kept; ``prefix`` finds the row, the hash proves the secret."""
+
+    __tablename__ = "api_tokens"
+    prefix: Mapped[str] = mapped_column(String(12), primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64))
+    user_id: Mapped[str] = mapped_column(String(100), ForeignKey("users.id"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str | None] = mapped_column(String(16))
+    """A lower role than the user's (a read-only token); None: the user's role."""
+    created_at: Mapped[datetime]
+    created_by: Mapped[str] = mapped_column(String(200))
+    expires_at: Mapped[datetime]
+    last_used_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
+    revoked_by: Mapped[str | None] = mapped_column(String(200))
+
+
+class WebSessionRow(Base):
+    """A signed-in browser: the cookie holds a random value, this row its SHA-256 and the CSRF token."""
+
+    __tablename__ = "web_sessions"
+    id_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(100), ForeignKey("users.id"), index=True)
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime] = mapped_column(index=True)
+    last_seen_at: Mapped[datetime | None]
+    client_ip: Mapped[str | None] = mapped_column(String(64))
+    user_agent: Mapped[str | None] = mapped_column(String(300))
+    ended_at: Mapped[datetime | None]
+
+
+class IntegrationRow(Base):
+    """An alert source (an Alertmanager, ...) and the hash of the secret it authenticates with."""
+
+    __tablename__ = "integrations"
+    __table_args__ = {"sqlite_autoincrement": True}
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(100))
+    source: Mapped[str] = mapped_column(String(32))
+    prefix: Mapped[str] = mapped_column(String(12), unique=True)
+    token_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime]
+    created_by: Mapped[str] = mapped_column(String(200))
+    last_used_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
+    revoked_by: Mapped[str | None] = mapped_column(String(200))
+
+
+class AuditRow(Base):
+    """One command or configuration change asked of warroom, accepted or refused. Append-only:
+    nothing in warroom updates or deletes a row, and triggers refuse it in the database too."""
+
+    __tablename__ = "audit_log"
+    __table_args__ = {"sqlite_autoincrement": True}
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(index=True)
+    actor: Mapped[str | None] = mapped_column(String(200), index=True)
+    role: Mapped[str | None] = mapped_column(String(16))
+    credential: Mapped[str] = mapped_column(String(200))
+    action: Mapped[str] = mapped_column(String(100), index=True)
+    method: Mapped[str] = mapped_column(String(10))
+    path: Mapped[str] = mapped_column(Text)
+    incident_number: Mapped[int | None] = mapped_column(Integer, index=True)
+    target: Mapped[str | None] = mapped_column(String(300))
+    accepted: Mapped[bool] = mapped_column(Boolean, index=True)
+    status_code: Mapped[int] = mapped_column(Integer)
+    reason: Mapped[str] = mapped_column(Text, default="")
+    client_ip: Mapped[str | None] = mapped_column(String(64))
+    user_agent: Mapped[str | None] = mapped_column(String(300))
+    detail: Mapped[str] = mapped_column(Text, default="")
+
+
+class RateLimitRow(Base):
+    """Token buckets shared by every API replica (one row per key, e.g. ``login:203.0.113.9``)."""
+
+    __tablename__ = "rate_limits"
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    tokens: Mapped[float] = mapped_column(Float)
+    updated: Mapped[float] = mapped_column(Float, index=True)
+    """Unix seconds of the last take."""
+
+
+AUDIT_APPEND_ONLY_SQL = {
+    "sqlite": [
+        "CREATE TRIGGER IF NOT EXISTS audit_log_no_update BEFORE UPDATE ON audit_log "
+        "BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END",
+        "CREATE TRIGGER IF NOT EXISTS audit_log_no_delete BEFORE DELETE ON audit_log "
+        "BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END",
+    ],
+    "postgresql": [
+        "CREATE OR REPLACE FUNCTION audit_log_append_only() RETURNS trigger LANGUAGE plpgsql AS "
+        "$$ BEGIN RAISE EXCEPTION 'the audit log is append-only'; END $$",
+        "CREATE TRIGGER audit_log_no_change BEFORE UPDATE OR DELETE ON audit_log "
+        "FOR EACH ROW EXECUTE FUNCTION audit_log_append_only()",
+        "CREATE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON audit_log "
+        "FOR EACH STATEMENT EXECUTE FUNCTION audit_log_append_only()",
+    ],
+}
+"""Triggers that make the database itself refuse to change or delete audit rows; created with the
+table by ``create_schema``, and the statements a migration that creates ``audit_log`` runs."""
+
+
+@event.listens_for(AuditRow.__table__, "after_create")
+def _audit_append_only(target: Any, connection: Any, **_kw: Any) -> None:
+    for statement in AUDIT_APPEND_ONLY_SQL.get(connection.dialect.name, []):
+        connection.exec_driver_sql(statement)
+
+
+@event.listens_for(Session, "before_flush")
+def _refuse_audit_changes(session: Session, _context: Any, _instances: Any) -> None:
+    changed = [o for o in (*session.dirty, *session.deleted) if isinstance(o, AuditRow)]
+    if changed:
+        raise ValueError("the audit log is append-only: its rows are never changed or deleted")
+
+
 def replace_component_impacts(session: Session, number: int, version: int, impacts: list[dict[str, Any]]) -> None:
     """Store an incident's impact intervals, unless a newer snapshot already did.
 

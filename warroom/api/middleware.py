@@ -1,0 +1,263 @@
+"""Two ASGI middlewares: the audit log of every command, and security headers on every answer.
+
+``AuditMiddleware`` writes one row per non-GET request to a route that is not
+plainly public (commands, configuration changes, sign-ins, alert and Twilio
+webhooks), once the answer is known: accepted (2xx/3xx) or refused, with the
+reason from the answer's ``detail`` (or what the route noted in the
+request's scope), the caller, the incident, the client address and user
+agent, and the request body with secrets redacted. Refusals that happen before
+any route code runs (401, 403, 422, 429) are recorded the same way.
+
+``SecurityHeadersMiddleware`` adds nosniff, a Referrer-Policy, frame denial and
+a Content-Security-Policy; HTML pages get a CSP that allows exactly the inline
+scripts they carry (by hash), so no page needs 'unsafe-inline' for scripts.
+HSTS is sent when warroom is served over HTTPS.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import logging
+import re
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+from urllib.parse import parse_qs
+
+from fastapi.concurrency import run_in_threadpool
+from sqlalchemy.orm import Session
+
+from warroom.api.auth import AUDIT_NOTES, SAFE_METHODS, SESSION_COOKIE, access_of
+from warroom.auth import store
+
+log = logging.getLogger("warroom.api.audit")
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+KEEP = 64 * 1024
+"""Bytes of request and response body kept to describe the request (the rest passes through untouched)."""
+FORM_FIELDS_KEPT = ("username", "next")
+"""Form fields worth recording (others, like passwords or an SMS's sender number, are not)."""
+SECRET_PATH_PARAMS = ("token",)
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope.get("headers", []):
+        if key == name:
+            return value.decode("latin-1")
+    return None
+
+
+class AuditMiddleware:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] in SAFE_METHODS:
+            await self.app(scope, receive, send)
+            return
+        scope[AUDIT_NOTES] = {}  # what the route learns about the caller and its refusal
+        request_body = bytearray()
+        response_body = bytearray()
+        status = {"code": 500}
+
+        async def tapped_receive() -> Message:
+            message = await receive()
+            if message["type"] == "http.request" and len(request_body) < KEEP:
+                request_body.extend(message.get("body", b"")[: KEEP - len(request_body)])
+            return message
+
+        async def tapped_send(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status["code"] = message["status"]
+            elif message["type"] == "http.response.body" and len(response_body) < KEEP:
+                response_body.extend(message.get("body", b"")[: KEEP - len(response_body)])
+            await send(message)
+
+        try:
+            await self.app(scope, tapped_receive, tapped_send)
+        finally:
+            try:
+                await self._record(scope, status["code"], bytes(request_body), bytes(response_body))
+            except Exception:  # noqa: BLE001 - the answer is already sent; never hide a missing audit row
+                log.exception("could not write the audit log entry for %s %s", scope["method"], scope["path"])
+
+    async def _record(self, scope: Scope, status: int, body: bytes, answer: bytes) -> None:
+        route = scope.get("route")
+        if route is None:
+            return  # no such route (404/405): nothing was asked of warroom
+        markers = access_of(route)
+        if markers and all(m.kind == "public" and not m.audited for m in markers):
+            return
+        app = scope.get("app")
+        runtime = getattr(getattr(app, "state", None), "runtime", None)
+        if runtime is None:
+            return
+        state = scope.get(AUDIT_NOTES, {})
+        caller = state.get("caller")
+        params = dict(scope.get("path_params", {}))
+        path = scope["path"]
+        for name in SECRET_PATH_PARAMS:
+            if name in params:
+                secret = str(params.pop(name))
+                path = path.replace(secret, secret[:16] + "...")
+        content_type = _header(scope, b"content-type") or ""
+        answer_json = _json(answer) if answer else None
+        accepted = 200 <= status < 400
+        reason = state.get("audit_reason") or _answer_text(answer_json, accepted)
+        entry = dict(
+            at=runtime.clock(),
+            action=getattr(route, "name", None) or path,
+            accepted=accepted,
+            status_code=status,
+            reason=reason,
+            actor=caller.user if caller is not None else state.get("audit_actor"),
+            role=caller.role.value if caller is not None else None,
+            credential=caller.credential if caller is not None else state.get(
+                "audit_credential", "twilio signature" if any(m.kind == "twilio" for m in markers) else "none"),
+            method=scope["method"],
+            path=path,
+            incident_number=_incident(params, answer_json, getattr(route, "name", "")),
+            target=", ".join(f"{k}={v}" for k, v in params.items() if k != "incident_id") or None,
+            client_ip=(scope.get("client") or (None,))[0],
+            user_agent=_header(scope, b"user-agent"),
+            detail=_detail(body, content_type),
+        )
+
+        def write() -> None:
+            with Session(runtime.engine) as session, session.begin():
+                store.append_audit(session, **entry)
+
+        await run_in_threadpool(write)
+
+
+def _json(raw: bytes) -> Any:
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        return None
+
+
+def _answer_text(answer: Any, accepted: bool) -> str:
+    if not isinstance(answer, dict):
+        return ""
+    value = answer.get("detail") if not accepted else answer.get("message", answer.get("action", ""))
+    if isinstance(value, str):
+        return value
+    return store.compact(value, 2000) if value else ""
+
+
+def _incident(params: dict[str, Any], answer: Any, action: str) -> int | None:
+    value = params.get("incident_id")
+    if value is None and isinstance(answer, dict):
+        value = answer.get("incident_id")
+        if value is None and action == "declare":
+            value = answer.get("id")
+    try:
+        return int(value) if value is not None else None
+    except (TypeError, ValueError):
+        return None
+
+
+def _detail(body: bytes, content_type: str) -> str:
+    if not body:
+        return ""
+    if content_type.startswith("application/json"):
+        data = _json(body)
+        return store.compact(store.redact(data)) if data is not None else "(not JSON)"
+    if content_type.startswith("application/x-www-form-urlencoded"):
+        try:
+            form = parse_qs(body.decode("utf-8"), keep_blank_values=True, max_num_fields=100)
+        except (UnicodeDecodeError, ValueError):
+            return "(not a form)"
+        kept = {k: v[0][:200] for k, v in form.items() if k in FORM_FIELDS_KEPT}
+        return store.compact(kept) if kept else ""
+    return f"({len(body)} bytes of {content_type or 'unknown type'})"
+
+
+# --- security headers ---------------------------------------------------------------------------
+
+_INLINE_SCRIPT = re.compile(rb"<script(?![^>]*\bsrc=)[^>]*>(.*?)</script>", re.DOTALL | re.IGNORECASE)
+DOCS_PATHS = ("/docs", "/redoc")
+PAGE_CSP = (
+    "default-src 'self'; script-src 'self'{scripts}; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+    "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
+DOCS_CSP = (
+    "default-src 'self'; script-src 'self' https://cdn.jsdelivr.net{scripts}; "
+    "style-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; img-src 'self' data: https://fastapi.tiangolo.com "
+    "https://cdn.redoc.ly; worker-src 'self' blob:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
+)
+API_CSP = "default-src 'none'; frame-ancestors 'none'"
+
+
+def script_hashes(html: bytes) -> list[str]:
+    return [
+        "'sha256-" + base64.b64encode(hashlib.sha256(body).digest()).decode() + "'"
+        for body in _INLINE_SCRIPT.findall(html)
+    ]
+
+
+class SecurityHeadersMiddleware:
+    def __init__(self, app: ASGIApp, *, https: bool) -> None:
+        self.app = app
+        self.https = https
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path: str = scope["path"]
+        has_session = any(
+            k == b"cookie" and SESSION_COOKIE.encode() in v for k, v in scope.get("headers", [])
+        )
+        https = self.https or scope.get("scheme") == "https"
+        held: dict[str, Any] = {}
+
+        def add(headers: list[tuple[bytes, bytes]], csp: str) -> None:
+            present = {k.lower() for k, _ in headers}
+            extra = [
+                (b"x-content-type-options", b"nosniff"),
+                (b"referrer-policy", b"same-origin"),
+                (b"x-frame-options", b"DENY"),
+                (b"content-security-policy", csp.encode()),
+            ]
+            if https:
+                extra.append((b"strict-transport-security", b"max-age=31536000"))
+            if has_session and b"cache-control" not in present:
+                extra.append((b"cache-control", b"no-store"))
+            headers.extend((k, v) for k, v in extra if k not in present)
+
+        async def wrapped(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                content_type = next((v for k, v in headers if k.lower() == b"content-type"), b"")
+                if content_type.startswith(b"text/html"):
+                    held["start"], held["headers"], held["body"] = message, headers, bytearray()
+                    return
+                add(headers, API_CSP)
+                message["headers"] = headers
+                await send(message)
+                return
+            if message["type"] == "http.response.body" and "start" in held:
+                held["body"].extend(message.get("body", b""))
+                if message.get("more_body", False):
+                    return
+                body = bytes(held["body"])
+                hashes = "".join(" " + h for h in script_hashes(body))
+                template = DOCS_CSP if path.startswith(DOCS_PATHS) else PAGE_CSP
+                headers = held["headers"]
+                add(headers, template.format(scripts=hashes))
+                start = dict(held.pop("start"))
+                start["headers"] = headers
+                await send(start)
+                await send({"type": "http.response.body", "body": body, "more_body": False})
+                return
+            await send(message)
+
+        await self.app(scope, receive, wrapped)
