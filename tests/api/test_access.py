@@ -85,6 +85,11 @@ RULES: dict[tuple[str, str], Any] = {
     ("GET", "/account"): ("page", V),
     ("POST", "/account/password"): ("page", V),
     ("GET", "/api/me"): ("role", V),
+    ("GET", "/api/oncall"): ("role", V),
+    ("GET", "/api/oncall/preview"): ("role", V),
+    ("GET", "/api/oncall/config"): ("role", A),
+    ("PUT", "/api/oncall/config"): ("role", A),
+    ("PATCH", "/api/oncall/config"): ("role", A),
     ("GET", "/api/admin/users"): ("role", A),
     ("POST", "/api/admin/users"): ("role", A),
     ("PATCH", "/api/admin/users/{user_id}"): ("role", A),
@@ -103,7 +108,7 @@ DOCS = {"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
 data, and people read them before they have a token. Swagger's Authorize button takes one."""
 
 PATH_VALUES = {
-    "incident_id": "9000000000001", "run": "1", "step": "1", "runbook_id": "scale-up", "number": "999999",
+    "incident_id": "2000000001", "run": "1", "step": "1", "runbook_id": "scale-up", "number": "999999",
     "document:path": "status.json", "window_id": "999999", "user_id": "nobody", "token_id": "wr_000000000000",
     "integration_id": "999999",
 }
@@ -240,17 +245,17 @@ async def test_a_user_token_cannot_deliver_alerts_and_a_secret_cannot_call_the_a
 
 @pytest.mark.parametrize(("path", "body"), [
     ("/api/incidents", {"title": "DNS slow", "severity": "SEV-2", "declared_by": "alice"}),
-    ("/api/incidents/9000000000001/acknowledge", {"person": "alice"}),
-    ("/api/incidents/9000000000001/escalate", {"person": "alice"}),
-    ("/api/incidents/9000000000001/status-updates", {"message": "Investigating.", "author": "alice"}),
-    ("/api/incidents/9000000000001/roles", {"role": "ic", "person": "bob", "by": "alice"}),
-    ("/api/incidents/9000000000001/severity", {"severity": "SEV-1", "by": "alice"}),
-    ("/api/incidents/9000000000001/resolve", {"summary": "Fixed.", "by": "alice"}),
-    ("/api/incidents/9000000000001/postmortem", {"summary": "x", "by": "alice"}),
-    ("/api/incidents/9000000000001/runbook-runs", {"runbook": "scale-up", "params": {"replicas": 3}, "actor": "alice"}),
-    ("/api/incidents/9000000000001/runbook-runs/1/abort", {"actor": "alice"}),
-    ("/api/incidents/9000000000001/runbook-runs/1/steps/1/confirm", {"actor": "alice"}),
-    ("/api/incidents/9000000000001/components", {"component": "dns", "state": "major_outage", "by": "alice"}),
+    ("/api/incidents/2000000001/acknowledge", {"person": "alice"}),
+    ("/api/incidents/2000000001/escalate", {"person": "alice"}),
+    ("/api/incidents/2000000001/status-updates", {"message": "Investigating.", "author": "alice"}),
+    ("/api/incidents/2000000001/roles", {"role": "ic", "person": "bob", "by": "alice"}),
+    ("/api/incidents/2000000001/severity", {"severity": "SEV-1", "by": "alice"}),
+    ("/api/incidents/2000000001/resolve", {"summary": "Fixed.", "by": "alice"}),
+    ("/api/incidents/2000000001/postmortem", {"summary": "x", "by": "alice"}),
+    ("/api/incidents/2000000001/runbook-runs", {"runbook": "scale-up", "params": {"replicas": 3}, "actor": "alice"}),
+    ("/api/incidents/2000000001/runbook-runs/1/abort", {"actor": "alice"}),
+    ("/api/incidents/2000000001/runbook-runs/1/steps/1/confirm", {"actor": "alice"}),
+    ("/api/incidents/2000000001/components", {"component": "dns", "state": "major_outage", "by": "alice"}),
     ("/api/maintenance", {"title": "x", "components": ["dns"], "starts_at": "2099-01-01T00:00:00Z",
                           "ends_at": "2099-01-01T01:00:00Z", "created_by": "alice"}),
 ])

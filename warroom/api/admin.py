@@ -313,7 +313,7 @@ def _filters(
 
 ActorQ = Annotated[str | None, Query(max_length=200, description="user id, or integration:<name>")]
 ActionQ = Annotated[str | None, Query(max_length=100, description="e.g. acknowledge, start_run, login")]
-IncidentQ = Annotated[int | None, Query(ge=1, le=2**63 - 1)]
+IncidentQ = Annotated[int | None, Query(ge=1, le=2**31 - 1)]
 AcceptedQ = Annotated[bool | None, Query(description="true: accepted only; false: refused only")]
 SinceQ = Annotated[datetime | None, Query(description="from this instant (inclusive)")]
 UntilQ = Annotated[datetime | None, Query(description="up to this instant (exclusive)")]

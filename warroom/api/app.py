@@ -117,8 +117,9 @@ def get_runtime(request: Request) -> Runtime:
 
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 
-MAX_INCIDENT_NUMBER = 2**63 - 1
-"""The read model's INTEGER is 64-bit: a larger id is malformed input, not a database error."""
+MAX_INCIDENT_NUMBER = 2**31 - 1
+"""The read model's incident number is an INTEGER column (32 bits on PostgreSQL): a larger
+id is malformed input, not a database error."""
 IncidentId = Annotated[int, FastAPIPath(ge=1, le=MAX_INCIDENT_NUMBER, description="the incident number, e.g. 42")]
 
 

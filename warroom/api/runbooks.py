@@ -179,7 +179,7 @@ def _catalogue(request: Request) -> Catalogue:
 
 RuntimeDep = Annotated[Any, Depends(_rt)]
 CatalogueDep = Annotated[Catalogue, Depends(_catalogue)]
-IncidentId = Annotated[int, Path(ge=1)]
+IncidentId = Annotated[int, Path(ge=1, le=2**31 - 1)]
 RunId = Annotated[int, Path(ge=1)]
 
 
