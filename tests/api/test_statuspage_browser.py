@@ -15,7 +15,6 @@ from pathlib import Path
 import httpx
 import pytest
 import uvicorn
-from sqlalchemy import Engine
 
 from tests.access import bearer, token_for
 from tests.api.statuspage_helpers import make_app
@@ -37,8 +36,8 @@ def free_port() -> int:
 
 
 @pytest.fixture
-async def served(harness: Harness, engine: Engine, tmp_path: Path) -> AsyncIterator[str]:
-    app = make_app(tmp_path, engine, client=harness.client, task_queue=harness.task_queue)
+async def served(harness: Harness, tmp_path: Path) -> AsyncIterator[str]:
+    app = make_app(tmp_path, harness.engine, client=harness.client, task_queue=harness.task_queue)
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
     task = asyncio.create_task(server.serve())

@@ -35,6 +35,7 @@ async def message_to(harness: Harness, subscriber_id: int) -> str:
 
 
 async def test_email_double_opt_in_and_one_click_unsubscribe(harness: Harness, engine: Engine, tmp_path: Path) -> None:
+    engine = harness.engine  # the database the worker writes (the primary backend)
     app = make_app(tmp_path, engine, client=harness.client, task_queue=harness.task_queue)
     async with api(app) as http:
         answer = await http.post("/status/subscribe", data={"channel": "email", "contact": " Ann@Example.COM ",
@@ -78,6 +79,7 @@ async def test_email_double_opt_in_and_one_click_unsubscribe(harness: Harness, e
 async def test_sms_double_opt_in_with_a_code_and_a_limit_on_guesses(
     harness: Harness, engine: Engine, tmp_path: Path
 ) -> None:
+    engine = harness.engine  # the database the worker writes (the primary backend)
     app = make_app(tmp_path, engine, client=harness.client, task_queue=harness.task_queue)
     async with api(app) as http:
         form = await http.post("/status/subscribe", data={"channel": "sms", "contact": "+44 20 7946 0000"})

@@ -55,6 +55,7 @@ async def declare(h: Harness, severity: Severity, components: list[str]) -> tupl
 async def test_component_states_follow_incidents_and_subscribers_hear_each_public_event_once(
     harness: Harness, engine: Engine
 ) -> None:
+    engine = harness.engine  # the database the worker writes (the primary backend)
     with Session(engine) as session, session.begin():
         session.execute(insert(SubscriberRow), [
             {"channel": "email", "contact": "all@example.com", "components": [], "status": "confirmed",

@@ -215,8 +215,10 @@ class IncidentWorkflow:
         self._flusher_task = asyncio.ensure_future(self._flusher())
         if inp.carried is None:
             self._publish(PublicEventKind.NEW_INCIDENT, "declared", self._s.summary)
-        for event in list(self._s.pending_public_events):
-            self._fanouts.append(asyncio.ensure_future(self._start_fanout(event)))
+        else:
+            # Fan-outs the previous run had no time to start.
+            for event in list(self._s.pending_public_events):
+                self._fanouts.append(asyncio.ensure_future(self._start_fanout(event)))
         while True:
             self._process_due(workflow.now())
             if self._s.status == IncidentStatus.CLOSED:
