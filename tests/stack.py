@@ -148,11 +148,12 @@ def _seed_access(data_dir: Path) -> tuple[dict[str, str], str]:
     """Users with a token each, and an Alertmanager integration, in the stack's read model
     (as ``warroom admin`` would write them), before any process opens it."""
     from tests.access import PEOPLE_ROLES, integration_secret, token_for
-    from warroom.models.tables import create_schema, make_engine
+    from warroom import migrations
+    from warroom.models.tables import make_engine
 
     engine = make_engine(f"sqlite:///{(data_dir / 'warroom.db').resolve()}")
     try:
-        create_schema(engine)
+        migrations.upgrade(engine)  # as the processes would: they then find it current
         tokens = {user: token_for(engine, user) for user in PEOPLE_ROLES}
         return tokens, integration_secret(engine, "stack-alertmanager")
     finally:

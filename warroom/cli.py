@@ -72,7 +72,10 @@ JsonOut = Annotated[bool, typer.Option("--json", help="Print the API's answer as
 IncidentId = Annotated[
     int, typer.Argument(metavar="ID", help="The incident number, e.g. 42 for #42.", min=1, show_default=False)
 ]
-Actor = Annotated[str, typer.Option("--as", metavar="PERSON", help="Who is doing this (a person id of the policy).")]
+Actor = Annotated[str | None, typer.Option(
+    "--as", metavar="PERSON",
+    help="Who is doing this; default: the token's own user (the API refuses anyone else).", show_default=False,
+)]
 
 
 def fail(code: int, message: str) -> NoReturn:
@@ -108,6 +111,9 @@ class Api:
              headers: dict[str, str] | None = None) -> Any:
         try:
             with httpx.Client(base_url=self.base, headers=self.headers, timeout=self.timeout) as http:
+                if isinstance(body, dict):
+                    # An actor left out is the token's own user: the API names it.
+                    body = {k: v for k, v in body.items() if v is not None}
                 resp = http.request(method, path, json=body, params=params, headers=headers)
         except httpx.InvalidURL as err:
             fail(EXIT_USAGE, f"bad API URL {self.base!r}: {err}")
@@ -220,7 +226,7 @@ def declare(
                                                         help="An affected component; repeat for several.")] = None,
     impact_started_at: Annotated[str | None, typer.Option(
         metavar="TIME", help="When users were first hurt (ISO 8601 with a zone).", show_default=False)] = None,
-    actor: Annotated[str, typer.Option("--as", metavar="PERSON", help="Who declares it.")] = "cli",
+    actor: Actor = None,
     idempotency_key: Annotated[str | None, typer.Option(
         metavar="KEY", help="Run the command again with the same key and get the same incident, not a second one.",
         show_default=False)] = None,
@@ -288,8 +294,7 @@ def show(incident: IncidentId, as_json: JsonOut = False, api_url: ApiUrl = None,
 @app.command()
 def ack(
     incident: IncidentId,
-    actor: Annotated[str, typer.Option("--as", metavar="PERSON", help="Who acknowledges (a person id of the policy).",
-                                       show_default=False)],
+    actor: Actor = None,
     as_json: JsonOut = False,
     api_url: ApiUrl = None,
     token: Token = None,
@@ -303,7 +308,7 @@ def ack(
 def update(
     incident: IncidentId,
     message: Annotated[str, typer.Argument(metavar="MESSAGE", help="The public status update.", show_default=False)],
-    actor: Actor = "cli",
+    actor: Actor = None,
     as_json: JsonOut = False,
     api_url: ApiUrl = None,
     token: Token = None,
@@ -318,7 +323,7 @@ def severity(
     incident: IncidentId,
     level: Annotated[str, typer.Argument(metavar="SEV", help="The new severity, SEV-1 to SEV-4.", show_default=False)],
     reason: Annotated[str, typer.Option(metavar="TEXT", help="Why it changes.")] = "",
-    actor: Actor = "cli",
+    actor: Actor = None,
     as_json: JsonOut = False,
     api_url: ApiUrl = None,
     token: Token = None,
@@ -336,7 +341,7 @@ def role(
         show_default=False)],
     person: Annotated[str, typer.Argument(metavar="PERSON", help="Who takes the role (a person id of the policy).",
                                           show_default=False)],
-    actor: Actor = "cli",
+    actor: Actor = None,
     as_json: JsonOut = False,
     api_url: ApiUrl = None,
     token: Token = None,
@@ -352,7 +357,7 @@ def resolve(
     summary: Annotated[str, typer.Option(metavar="TEXT", help="What happened and what restored service.",
                                          show_default=False)],
     impact: Annotated[str, typer.Option(metavar="TEXT", help="Who was affected, and how.")] = "",
-    actor: Actor = "cli",
+    actor: Actor = None,
     as_json: JsonOut = False,
     api_url: ApiUrl = None,
     token: Token = None,
@@ -409,7 +414,8 @@ def postmortem(
 ) -> None:
     """Submit the postmortem of a resolved incident; the API names any missing section."""
     body = read_document(document)
-    body["by"] = actor or body.get("by") or "cli"
+    if actor or body.get("by"):
+        body["by"] = actor or body["by"]
     command_done(Api(api_url, token).call("POST", f"/api/incidents/{incident}/postmortem", body=body), as_json)
 
 

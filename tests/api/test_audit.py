@@ -124,7 +124,7 @@ async def test_the_audit_log_cannot_be_changed(api: Api) -> None:
         with pytest.raises(ValueError, match="append-only"):
             session.flush()
     with api.engine.connect() as conn:
-        for statement in ("UPDATE audit_log SET accepted = 0", "DELETE FROM audit_log"):
+        for statement in ("UPDATE audit_log SET accepted = false", "DELETE FROM audit_log"):
             with pytest.raises(DBAPIError, match="append-only"):
                 conn.execute(text(statement))
             conn.rollback()

@@ -196,7 +196,10 @@ async def test_a_responder_cannot_run_a_destructive_runbook_an_operator_can(api:
     started = await api.as_("bob").post(base, json=body)
     assert started.status_code == 201, started.text
     deadline = time.monotonic() + 15
-    while (await api.http.get(f"{base}/1")).json()["steps"][2]["status"] != "waiting":
+    while True:  # the run's first read-model write may not have landed yet (404)
+        seen = await api.http.get(f"{base}/1")
+        if seen.status_code == 200 and seen.json()["steps"][2]["status"] == "waiting":
+            break
         assert time.monotonic() < deadline, "the manual step never waited"
         await asyncio.sleep(0.1)
     assert api.platform.calls("/service/restart"), "the operator's run reached the platform"

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from temporalio.client import Client
 
 from tests.conftest import TestDatabase
+from tests.access import integration_secret
 from tests.live import LiveApi, live_api
 from warroom.models.tables import IncidentRow, TimelineRow
 
@@ -51,7 +52,8 @@ async def test_an_alert_with_a_nul_character_is_stored_without_it(api: LiveApi) 
         }],
     }
     async with httpx.AsyncClient(base_url=api.url, headers=api.headers) as http:
-        answer = await http.post("/api/webhooks/alertmanager", json=payload)
+        secret = integration_secret(api.engine)
+        answer = await http.post(f"/api/webhooks/alertmanager/{secret}", json=payload)
     assert answer.status_code == 200, answer.text
     number = answer.json()["incident_id"]
     for _ in range(100):  # the worker writes the read model; on PostgreSQL this is where NUL used to fail

@@ -8,7 +8,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.fakes import ACCOUNT_SID, AUTH_TOKEN, FROM_EMAIL, FROM_NUMBER, SENDGRID_KEY, FakeSendGrid, FakeTwilio
+from tests.fakes import (
+    ACCOUNT_SID,
+    AUTH_TOKEN,
+    FROM_EMAIL,
+    FROM_NUMBER,
+    SENDGRID_KEY,
+    FakeSendGrid,
+    FakeTwilio,
+)
 from warroom.settings import Settings
 
 PUBLIC_URL = "https://pager.example.test:8443/warroom"
@@ -64,7 +72,6 @@ import uuid  # noqa: E402
 from collections.abc import AsyncIterator, Callable  # noqa: E402
 from contextlib import asynccontextmanager  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
-from datetime import UTC, datetime  # noqa: E402
 from typing import Any  # noqa: E402
 
 import httpx  # noqa: E402
@@ -74,15 +81,15 @@ from sqlalchemy.orm import Session  # noqa: E402
 from temporalio.client import Client  # noqa: E402
 
 from tests.access import client_as, token_for  # noqa: E402
-from tests.conftest import fast_policy, running_worker  # noqa: E402
+from tests.conftest import fast_policy, running_worker, start_incident_numbers_at  # noqa: E402
 from tests.fakes import inbound_sms, sign  # noqa: E402
 from warroom.api.app import create_app  # noqa: E402
 from warroom.models.ids import incident_workflow_id  # noqa: E402
 from warroom.models.incident import IncidentState  # noqa: E402
 from warroom.models.policy import Policy  # noqa: E402
-from warroom.models.tables import IncidentNumber, NotificationRow  # noqa: E402
-from warroom.workflows import IncidentWorkflow  # noqa: E402
+from warroom.models.tables import NotificationRow  # noqa: E402
 from warroom.worker import build_notifiers  # noqa: E402
+from warroom.workflows import IncidentWorkflow  # noqa: E402
 
 ALICE_SMS, ALICE_PHONE, ALICE_EMAIL = "+15005550006", "+15005550016", "alice@example.com"
 BOB_SMS, BOB_PHONE, BOB_EMAIL = "+15005550007", "+15005550017", "bob@example.com"
@@ -179,9 +186,7 @@ def make_stack(client: Client, engine: Engine, tmp_path: Path, fake_twilio: Fake
         queue = f"paging-{uuid.uuid4().hex[:8]}"
         settings = provider_settings(tmp_path, fake_twilio, fake_sendgrid, policy=policy_file, task_queue=queue,
                                      **settings_overrides)
-        with Session(engine) as session, session.begin():
-            session.add(IncidentNumber(number=next(_numbers), request_key=f"seed-{queue}",
-                                       created_at=datetime.now(UTC)))
+        start_incident_numbers_at(engine, next(_numbers) + 1)
         app = create_app(settings, client=client, engine=engine)
         async with running_worker(client, engine, queue, notifiers=build_notifiers(settings)), \
                 app.router.lifespan_context(app):
