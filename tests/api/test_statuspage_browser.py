@@ -36,7 +36,7 @@ def free_port() -> int:
 
 
 @pytest.fixture
-async def served(harness: Harness, tmp_path: Path) -> AsyncIterator[str]:
+async def served(harness: Harness, tmp_path: Path) -> AsyncIterator[tuple[str, Engine]]:
     app = make_app(tmp_path, harness.engine, client=harness.client, task_queue=harness.task_queue)
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
@@ -44,7 +44,7 @@ async def served(harness: Harness, tmp_path: Path) -> AsyncIterator[str]:
     while not server.started:
         await asyncio.sleep(0.05)
     try:
-        yield f"http://127.0.0.1:{port}"
+        yield f"http://127.0.0.1:{port}", harness.engine
     finally:
         server.should_exit = True
         await task
@@ -57,7 +57,8 @@ UPDATES = [
 ]
 
 
-async def test_open_incident_and_its_updates_in_chromium(served: str, engine: Engine) -> None:
+async def test_open_incident_and_its_updates_in_chromium(served: tuple[str, Engine]) -> None:
+    served, engine = served
     from playwright.async_api import async_playwright
 
     alice = token_for(engine, "alice")

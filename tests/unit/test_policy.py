@@ -74,7 +74,7 @@ def edit(path: str, value: Any) -> dict[str, Any]:
         ("engineering_lead", "eric", "engineering_lead: unknown person 'eric'"),
         ("escalation.levels", [], "escalation.levels: List should have at least 1 item"),
         ("escalation.levels.0.notify", [], "escalation.levels.0.notify: List should have at least 1 item"),
-        ("escalation", None, "escalation: Field required"),
+        ("escalation", None, "escalation: missing"),
         ("people.bob", {"name": "Bob Ruiz"}, "people.bob: no contact method"),
         ("escalation.repeat", -1, "escalation.repeat"),
         ("update_every", {"SEV-7": "5m"}, "update_every.SEV-7"),

@@ -112,6 +112,7 @@ def sent(h: Harness, number: int, kind: NotificationKind | None = None) -> list[
 
 
 async def test_a_level_that_names_a_schedule_pages_whoever_is_on_call_then(harness: Harness, engine: Engine) -> None:
+    engine = harness.engine  # the database the worker reads and writes (the primary backend)
     doc = document()
     version = store(engine, doc)
     number, handle = await declare(harness, doc, Severity.SEV2, "DNS updates delayed")
@@ -128,6 +129,7 @@ async def test_a_level_that_names_a_schedule_pages_whoever_is_on_call_then(harne
 async def test_someone_taken_off_the_rotation_mid_incident_is_not_paged_again_nor_followed_up(
     harness: Harness, engine: Engine
 ) -> None:
+    engine = harness.engine  # the database the worker reads and writes (the primary backend)
     doc = document(postmortem_required_for=["SEV-2"])
     store(engine, doc)
     number, handle = await declare(harness, doc, Severity.SEV2, "Mail delivery stalled")

@@ -36,7 +36,9 @@ with workflow.unsafe.imports_passed_through():
         RESOLVE_TARGETS_ACTIVITY,
         RUNBOOK_EVENT_SIGNAL,
         SEND_NOTIFICATION_ACTIVITY,
+        FANOUT_WORKFLOW_NAME,
         START_FANOUT_ACTIVITY,
+        fanout_workflow_id,
         runbook_run_workflow_id,
     )
     from warroom.models.incident import (
@@ -85,7 +87,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from warroom.models.severity import most_severe
     from warroom.workflows.runbook import RunbookRunWorkflow
-    from warroom.models.subscribers import PublicEvent, PublicEventKind
+    from warroom.models.subscribers import FanoutInput, PublicEvent, PublicEventKind
 
 
 MAX_TEXT = 5000
@@ -112,6 +114,7 @@ PAGING_PATCH = "paging-over-channels"
 """Pages go through per-person contact methods with fallback (histories before it page one channel)."""
 PERSIST_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30))
 FANOUT_PATCH = "statuspage-subscriber-fanout"
+FANOUT_BY_ACTIVITY_PATCH = "statuspage-fanout-by-activity"
 ONCALL_PATCH = "oncall-routing"
 """Routing at declaration; each level's targets resolved at page time against the current
 configuration (an activity); paging rules by time of day; follow-ups only to people still
@@ -1205,12 +1208,24 @@ class IncidentWorkflow:
         one more to wait for): the event stays pending in the state and the next
         run starts it.
         """
-        await workflow.execute_activity(
-            START_FANOUT_ACTIVITY,
-            event,
-            start_to_close_timeout=timedelta(seconds=30),
-            retry_policy=PERSIST_RETRY,
-        )
+        if workflow.patched(FANOUT_BY_ACTIVITY_PATCH):
+            await workflow.execute_activity(
+                START_FANOUT_ACTIVITY,
+                event,
+                start_to_close_timeout=timedelta(seconds=30),
+                retry_policy=PERSIST_RETRY,
+            )
+        else:  # histories recorded while the fan-out was a child workflow
+            try:
+                await workflow.start_child_workflow(
+                    FANOUT_WORKFLOW_NAME,
+                    FanoutInput(event=event),
+                    id=fanout_workflow_id(event.key),
+                    parent_close_policy=workflow.ParentClosePolicy.ABANDON,
+                    id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                )
+            except WorkflowAlreadyStartedError:
+                pass
         pending = self._s.pending_public_events
         pending[:] = [e for e in pending if e.key != event.key]
 
