@@ -37,10 +37,10 @@ async def test_sample_delivered_twice_makes_one_incident(api: Api) -> None:
     assert sorted(a["fingerprint"] for a in inc["alerts"]) == ["5f1d2c9a8b7e6d40", "a3b4c5d6e7f80912"]
     assert [e["kind"] for e in inc["timeline"]].count("alert") == 2
 
-    await eventually("the page", lambda: pages(api, api.first_number))
+    await eventually("the page", lambda: pages(api, number))
     await eventually("the read model row", lambda: incidents(api))
-    assert [i["id"] for i in await incidents(api)] == [api.first_number]
-    assert len(await pages(api, api.first_number)) == 1
+    assert [i["id"] for i in await incidents(api)] == [number]
+    assert len(await pages(api, number)) == 1
 
 
 async def test_concurrent_deliveries_make_one_incident(api: Api) -> None:
@@ -48,15 +48,20 @@ async def test_concurrent_deliveries_make_one_incident(api: Api) -> None:
     assert [a.status_code for a in answers] == [200] * 5, [a.text for a in answers]
     bodies = [a.json() for a in answers]
     assert len({b["incident_id"] for b in bodies}) == 1
-    # The deliveries that lost the race gave their incident numbers back (no gap on SQLite).
-    assert bodies[0]["incident_id"] == api.first_number
+    number = bodies[0]["incident_id"]
+    if api.engine.dialect.name == "sqlite":
+        # The deliveries that lost the race gave their numbers back: no gap. (A
+        # PostgreSQL sequence never gives a value back, so a gap is possible there.)
+        assert number == api.first_number
+    else:
+        assert number >= api.first_number
     assert sorted(b["action"] for b in bodies) == ["declared"] + ["joined"] * 4
     assert sum(b["new_alerts"] for b in bodies) == 2
 
-    await eventually("the page", lambda: pages(api, api.first_number))
+    await eventually("the page", lambda: pages(api, number))
     await eventually("the read model row", lambda: incidents(api))
-    assert [i["id"] for i in await incidents(api)] == [api.first_number]
-    assert len(await pages(api, api.first_number)) == 1
+    assert [i["id"] for i in await incidents(api)] == [number]
+    assert len(await pages(api, number)) == 1
 
 
 async def test_resolved_alerts_go_to_the_timeline_without_resolving(api: Api) -> None:
