@@ -516,6 +516,72 @@ def db_revision(
     typer.echo(f"wrote {path}")
 
 
+
+# --- runbooks ---------------------------------------------------------------------------
+
+runbooks_app = typer.Typer(help="Runbooks: list them, run one on an incident, export them for an outage.",
+                           no_args_is_help=True)
+app.add_typer(runbooks_app, name="runbooks")
+
+
+@runbooks_app.command("list")
+def runbooks_list(as_json: JsonOut = False, api_url: ApiUrl = None, token: Token = None) -> None:
+    """The runbooks the API knows, with their parameters and whether they have destructive steps."""
+    books = Api(api_url, token).call("GET", "/api/runbooks")
+    if as_json:
+        print_json(books)
+        return
+    for book in books:
+        mark = "  (destructive)" if book.get("destructive") else ""
+        typer.echo(f"{book['id']:<32} {book['title']}{mark}")
+
+
+@runbooks_app.command("run")
+def runbooks_run(
+    incident: IncidentId,
+    runbook: Annotated[str, typer.Argument(help="The runbook's id, e.g. deployment-rollback.", show_default=False)],
+    param: Annotated[list[str] | None, typer.Option(
+        "--param", "-p", metavar="NAME=VALUE", help="A parameter of the runbook (repeatable).")] = None,
+    confirm: Annotated[bool, typer.Option(
+        "--confirm-destructive", help="Confirm that its destructive steps may run.")] = False,
+    reason: Annotated[str, typer.Option(help="Why, for the timeline.")] = "",
+    as_json: JsonOut = False,
+    api_url: ApiUrl = None,
+    token: Token = None,
+) -> None:
+    """Run a runbook on an incident; watch it with 'warroom show'."""
+    params: dict[str, str] = {}
+    for item in param or []:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            fail(EXIT_USAGE, f"--param takes NAME=VALUE, got {item!r}")
+        params[name.strip()] = value
+    body = {"runbook": runbook, "params": params, "confirm_destructive": confirm, "reason": reason}
+    result = Api(api_url, token).call("POST", f"/api/incidents/{incident}/runbook-runs", body=body)
+    if as_json:
+        print_json(result)
+    else:
+        typer.echo(result.get("message") or f"run #{result.get('run')} started on #{incident}")
+
+
+@runbooks_app.command("export")
+def runbooks_export(
+    out: Annotated[Path, typer.Argument(help="Folder to write HTML and Markdown into.", show_default=False)],
+    directory: Annotated[Path | None, typer.Option(
+        "--dir", help="Runbook folder. [default: WARROOM_RUNBOOKS_DIR, else the shipped runbooks]")] = None,
+) -> None:
+    """Write every runbook as static HTML and Markdown, to host somewhere the outage cannot reach."""
+    from warroom.runbooks.catalogue import load_catalogue
+    from warroom.runbooks.export import export_runbooks
+
+    try:
+        catalogue = load_catalogue(directory or Settings().runbooks_dir)
+    except Exception as err:  # noqa: BLE001 - a bad file: its message names the file and key
+        fail(EXIT_USAGE, str(err))
+    written = export_runbooks(catalogue, out)
+    typer.echo(f"wrote {len(written)} files to {out}")
+
+
 def main() -> None:
     app()
 

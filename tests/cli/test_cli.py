@@ -235,3 +235,22 @@ async def test_the_installed_entry_point(api: LiveApi) -> None:
         subprocess.run, [str(exe), "show", "424242", "--api-url", api.url, "--token", api.token], capture_output=True, text=True, timeout=60
     )
     assert missing.returncode == cli.EXIT_NOT_FOUND
+
+
+async def test_runbooks_are_listed_run_and_exported_from_the_cli(api: LiveApi, tmp_path: Path) -> None:
+    url = ["--api-url", api.url, "--token", api.token]
+    listed = await run_cli("runbooks", "list", *url)
+    assert listed.exit_code == 0, listed.output
+    assert "deployment-rollback" in listed.output and "(destructive)" in listed.output
+
+    declared = await run_cli("declare", "Checkout slow", "-s", "SEV-3", "--json", *url)
+    number = json.loads(declared.stdout)["id"]
+    unconfirmed = await run_cli("runbooks", "run", str(number), "deployment-rollback", *url)
+    assert unconfirmed.exit_code == cli.EXIT_REFUSED, unconfirmed.output
+    assert "confirm" in unconfirmed.stderr
+    bad = await run_cli("runbooks", "run", str(number), "scale-up", "-p", "replicas", *url)
+    assert bad.exit_code == cli.EXIT_USAGE and "NAME=VALUE" in bad.stderr
+
+    exported = await run_cli("runbooks", "export", str(tmp_path / "out"))
+    assert exported.exit_code == 0, exported.output
+    assert (tmp_path / "out" / "deployment-rollback.md").read_text().strip()
