@@ -99,7 +99,7 @@ async def _ack_at_deadline(harness: Harness, offset: float) -> None:
     assert [p.step for p in s.pages if p.step >= 2] == []
     assert len(level2) <= 1
     to_bob = [r for r in harness.channel.sent if r.incident_number == n and "/step-1/" in r.key]
-    dropped = [t for t in s.timeline if t.kind == "notify" and "dropped" in t.text]
+    dropped = [t for t in s.timeline if t.kind == "notify" and ("dropped" in t.text or "withdrawn" in t.text)]
     if level2:  # escalated first, then acknowledged
         assert s.acknowledged_at is not None and level2[0].at <= s.acknowledged_at
         assert len(to_bob) + len(dropped) == 1
