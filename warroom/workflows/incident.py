@@ -115,6 +115,7 @@ PAGING_PATCH = "paging-over-channels"
 PERSIST_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30))
 FANOUT_PATCH = "statuspage-subscriber-fanout"
 FANOUT_BY_ACTIVITY_PATCH = "statuspage-fanout-by-activity"
+PAGE_CANCEL_WAITS_PATCH = "page-cancel-waits-for-outcome"
 ONCALL_PATCH = "oncall-routing"
 """Routing at declaration; each level's targets resolved at page time against the current
 configuration (an activity); paging rules by time of day; follow-ups only to people still
@@ -1300,6 +1301,13 @@ class IncidentWorkflow:
                 start_to_close_timeout=PAGE_SEND_TIMEOUT + self._policy.page_cap,
                 heartbeat_timeout=PAGE_HEARTBEAT,
                 retry_policy=PAGE_RETRY,
+                # A withdrawn page may already have reached the provider: learn what
+                # really happened instead of assuming it never went out.
+                cancellation_type=(
+                    workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED
+                    if workflow.patched(PAGE_CANCEL_WAITS_PATCH)
+                    else workflow.ActivityCancellationType.TRY_CANCEL
+                ),
             )
         except (asyncio.CancelledError, ActivityError) as err:
             # A withdrawn page surfaces as the cancellation itself or as an activity
