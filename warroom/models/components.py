@@ -26,6 +26,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from warroom.models.policy import format_errors as _format_errors
 from warroom.models.severity import Severity
 
 DEFAULT_STATUSPAGE_PATH = Path(__file__).resolve().parent.parent / "policies" / "statuspage.yaml"
@@ -176,15 +177,6 @@ class Catalog(_Strict):
 
 def _key(name: str) -> str:
     return re.sub(r"[\s_-]+", "", name.strip().lower())
-
-
-def _format_errors(exc: ValidationError) -> str:
-    lines = []
-    for err in exc.errors():
-        loc = ".".join(str(part) for part in err["loc"])
-        msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"].removeprefix("Value error, ")
-        lines.append(f"{loc}: {msg}" if loc else msg)
-    return "; ".join(lines)
 
 
 def parse_catalog(data: Any, source: str = "status page configuration") -> Catalog:

@@ -380,7 +380,8 @@ class Policy(_Strict):
         return True
 
 
-def _format_errors(exc: ValidationError) -> str:
+def format_errors(exc: ValidationError) -> str:
+    """Pydantic's errors as 'key.path: reason; ...', for messages that name the bad key."""
     lines = []
     for err in exc.errors():
         loc = ".".join(str(part) for part in err["loc"])
@@ -399,7 +400,7 @@ def parse_policy(data: Any, source: str = "policy") -> Policy:
     try:
         return Policy.model_validate(data)
     except ValidationError as exc:
-        raise PolicyError(f"{source}: {_format_errors(exc)}") from None
+        raise PolicyError(f"{source}: {format_errors(exc)}") from None
 
 
 def load_policy(path: str | Path) -> Policy:
