@@ -29,7 +29,7 @@ def test_a_token_is_stored_as_a_hash_and_identifies_its_user_until_it_expires(en
                                                           by="t", now=T))
     with Session(engine) as session:
         stored = session.scalars(select(ApiTokenRow)).one()
-        assert value not in (stored.token_hash, stored.prefix) and value.split("_")[2] not in stored.token_hash
+        assert value not in (stored.token_hash, stored.prefix) and value.split("_", 2)[2] not in stored.token_hash
 
     caller = run(engine, lambda s: store.caller_for_token(s, value, T + timedelta(hours=1)))
     assert (caller.user, caller.role, caller.via) == ("bob", Role.OPERATOR, "token")
