@@ -83,7 +83,7 @@ async def test_no_ack_walks_every_level_repeats_then_tells_the_fallback_once(har
 
 
 async def _ack_at_deadline(harness: Harness, offset: float) -> None:
-    handle, n = await start_incident(harness, policy=paging_policy("2s"))
+    handle, n = await start_incident(harness, policy=paging_policy("3s"))
     await eventually(lambda: sent(harness, n, "page"), what="the page to level 1")
     deadline = (await state(handle)).escalation.deadline
     assert deadline is not None
@@ -93,13 +93,17 @@ async def _ack_at_deadline(harness: Harness, offset: float) -> None:
     assert result.status == IncidentStatus.ACKNOWLEDGED
 
     # wait past the level-2 deadline too: a missed stop would page step 2 by then
-    await asyncio.sleep(2.5)
+    await asyncio.sleep(3.5)
     s = await state(handle)
     level2 = [p for p in s.pages if p.step == 1]
-    assert [p.step for p in s.pages if p.step >= 2] == []
+    assert s.acknowledged_at is not None
+    # The one rule: nothing pages after the ack. (On a loaded machine the ack may reach the
+    # workflow after even the level-2 deadline; a step-2 page is then earlier than the ack.)
+    assert [p for p in s.pages if p.at > s.acknowledged_at] == []
     assert len(level2) <= 1
     to_bob = [r for r in harness.channel.sent if r.incident_number == n and "/step-1/" in r.key]
-    dropped = [t for t in s.timeline if t.kind == "notify" and ("dropped" in t.text or "withdrawn" in t.text)]
+    dropped = [t for t in s.timeline if t.kind == "notify" and ("dropped" in t.text or "withdrawn" in t.text)
+               and "to bob" in t.text]
     if level2:  # escalated first, then acknowledged
         assert s.acknowledged_at is not None and level2[0].at <= s.acknowledged_at
         assert len(to_bob) + len(dropped) == 1
@@ -107,7 +111,8 @@ async def _ack_at_deadline(harness: Harness, offset: float) -> None:
         assert to_bob == [] and dropped == []
     # The read model agrees: a level-2 page went out exactly when bob received it
     # (a page withdrawn by the ack may leave a row, but never a sent one).
-    assert len([r for r in sent(harness, n, "escalation") if r.status == "sent"]) == len(to_bob)
+    escalated = [r for r in harness.channel.sent if r.incident_number == n and r.step >= 1]
+    assert len([r for r in sent(harness, n, "escalation") if r.status == "sent"]) == len(escalated)
 
 
 async def test_ack_racing_the_escalation_deadline_has_exactly_one_outcome(harness: Harness) -> None:
