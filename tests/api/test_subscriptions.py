@@ -34,7 +34,7 @@ async def message_to(harness: Harness, subscriber_id: int) -> str:
     raise AssertionError("no confirmation message was sent")
 
 
-async def test_email_double_opt_in_and_one_click_unsubscribe(harness: Harness, engine: Engine, tmp_path: Path) -> None:
+async def test_email_double_opt_in_and_one_click_unsubscribe(harness: Harness, tmp_path: Path) -> None:
     engine = harness.engine  # the database the worker writes (the primary backend)
     app = make_app(tmp_path, engine, client=harness.client, task_queue=harness.task_queue)
     async with api(app) as http:

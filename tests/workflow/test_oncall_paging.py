@@ -111,7 +111,7 @@ def sent(h: Harness, number: int, kind: NotificationKind | None = None) -> list[
     return [r for r in h.channel.sent if r.incident_number == number and (kind is None or r.kind == kind)]
 
 
-async def test_a_level_that_names_a_schedule_pages_whoever_is_on_call_then(harness: Harness, engine: Engine) -> None:
+async def test_a_level_that_names_a_schedule_pages_whoever_is_on_call_then(harness: Harness) -> None:
     engine = harness.engine  # the database the worker reads and writes (the primary backend)
     doc = document()
     version = store(engine, doc)
@@ -127,7 +127,7 @@ async def test_a_level_that_names_a_schedule_pages_whoever_is_on_call_then(harne
 
 
 async def test_someone_taken_off_the_rotation_mid_incident_is_not_paged_again_nor_followed_up(
-    harness: Harness, engine: Engine
+    harness: Harness
 ) -> None:
     engine = harness.engine  # the database the worker reads and writes (the primary backend)
     doc = document(postmortem_required_for=["SEV-2"])
