@@ -184,6 +184,10 @@ def create_app(
     app.include_router(oncall_routes.router)
     access.install(app)
     app.include_router(admin.router)
+    # Imported here: the console calls this module's command functions, so it imports it.
+    from warroom.api import console
+
+    console.install(app)
     app.add_middleware(AuditMiddleware)
     https = (settings.public_base_url or "").startswith("https://")
     app.add_middleware(SecurityHeadersMiddleware, https=https)  # outermost: headers on every answer
