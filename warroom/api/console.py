@@ -5,7 +5,8 @@
 - ``GET /console/incidents/{incident_id}``: one incident: deadlines, roles, pages and acks,
   status updates, runbook runs, the timeline, a link to its workflow in the Temporal UI, and
   forms for every command the caller's role allows.
-- ``POST /console/...``: one route per form. Each builds the JSON API's request body from the
+- ``POST /console/...``: one route per form, named like the JSON route it mirrors (the audit
+  log's ``action``; its path tells the console from the API). Each builds the JSON API's request body from the
   form and calls the very function behind the JSON route (``warroom.api.app`` and
   ``warroom.api.runbooks``), so validation, authorisation, the workflow's validators and the
   audit log are the same. A refusal is shown on the page with its reason and the status code
@@ -269,7 +270,7 @@ async def acknowledge(request: Request, incident_id: IncidentId, caller: Actor) 
     return _done(request, incident_id, out.message)
 
 
-@router.post("/console/incidents/{incident_id}/status-updates", response_class=HTMLResponse)
+@router.post("/console/incidents/{incident_id}/status-updates", response_class=HTMLResponse, name="post_status")
 async def status_update(request: Request, incident_id: IncidentId, caller: Actor) -> Response:
     rt: api.Runtime = request.app.state.runtime
     form = await _form(request)
@@ -280,7 +281,7 @@ async def status_update(request: Request, incident_id: IncidentId, caller: Actor
     return _done(request, incident_id, out.message)
 
 
-@router.post("/console/incidents/{incident_id}/severity", response_class=HTMLResponse)
+@router.post("/console/incidents/{incident_id}/severity", response_class=HTMLResponse, name="change_severity")
 async def severity(request: Request, incident_id: IncidentId, caller: Actor) -> Response:
     rt: api.Runtime = request.app.state.runtime
     form = await _form(request)
@@ -327,7 +328,7 @@ def _params(text: str) -> dict[str, str]:
     return params
 
 
-@router.post("/console/incidents/{incident_id}/runbook-runs", response_class=HTMLResponse)
+@router.post("/console/incidents/{incident_id}/runbook-runs", response_class=HTMLResponse, name="start_run")
 async def run_runbook(request: Request, incident_id: IncidentId, caller: Actor) -> Response:
     rt: api.Runtime = request.app.state.runtime
     form = await _form(request)
