@@ -183,6 +183,7 @@ async def test_bad_input_shows_the_reason_on_the_page(api: Api, sessions: dict[s
          "name=value"),
         (f"/console/incidents/{number}/runbook-runs", {"runbook": "no-such-runbook"}, 404, "no runbook"),
         ("/console/incidents", {"title": "", "severity": "SEV-2"}, 422, "title"),
+        ("/console/incidents", {"title": "DNS slow", "severity": ""}, 422, "severity: Field required"),
         ("/console/incidents", {"title": "DNS slow", "severity": "SEV-2", "impact_started_at": "yesterday"}, 422,
          "impact_started_at"),
         ("/console/incidents/2000000001/acknowledge", {}, 404, "not found"),
