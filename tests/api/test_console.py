@@ -10,14 +10,17 @@ from __future__ import annotations
 import html
 import re
 from collections.abc import AsyncIterator
+from pathlib import Path
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import Engine
+from temporalio.client import Client
 
 from tests.access import ensure_user
-from tests.api.support import Api
+from tests.api.support import Api, eventually, serving
 from warroom.models.access import Role
 
 PASSWORD = "correct horse battery"
@@ -35,32 +38,29 @@ class Browser:
         return await self.http.post(path, data={"csrf_token": self.csrf, **form})
 
 
+async def sign_in(api: Api, user: str, role: Role) -> Browser:
+    """``user`` signed in through /login, with the CSRF token of the console's forms."""
+    ensure_user(api.engine, user, role, password=PASSWORD)
+    http = await api._exits.enter_async_context(httpx.AsyncClient(transport=api.transport,
+                                                                   base_url="http://warroom.test"))
+    login = await http.get("/login")
+    token = CSRF.search(login.text)
+    assert token, login.text
+    signed = await http.post("/login", data={"username": user, "password": PASSWORD,
+                                             "csrf_token": token.group(1), "next": "/console"})
+    assert signed.status_code == 303, signed.text
+    console = await http.get("/console")
+    assert console.status_code == 200, console.text
+    csrf = CSRF.search(console.text)
+    assert csrf, "the console carries the session's CSRF token in its forms"
+    return Browser(http, csrf.group(1))
+
+
 @pytest.fixture
-async def sessions(api: Api) -> AsyncIterator[dict[str, Browser]]:
+async def sessions(api: Api) -> dict[str, Browser]:
     """erin (responder), vera (viewer) and bob (operator), each signed in through /login."""
     people = {"erin": Role.RESPONDER, "vera": Role.VIEWER, "bob": Role.OPERATOR}
-    out: dict[str, Browser] = {}
-    clients = []
-    for user, role in people.items():
-        ensure_user(api.engine, user, role, password=PASSWORD)
-        http = httpx.AsyncClient(transport=api.transport, base_url="http://warroom.test")
-        clients.append(http)
-        login = await http.get("/login")
-        token = CSRF.search(login.text)
-        assert token, login.text
-        signed = await http.post("/login", data={"username": user, "password": PASSWORD,
-                                                 "csrf_token": token.group(1), "next": "/console"})
-        assert signed.status_code == 303, signed.text
-        console = await http.get("/console")
-        assert console.status_code == 200, console.text
-        csrf = CSRF.search(console.text)
-        assert csrf, "the console carries the session's CSRF token in its forms"
-        out[user] = Browser(http, csrf.group(1))
-    try:
-        yield out
-    finally:
-        for http in clients:
-            await http.aclose()
+    return {user: await sign_in(api, user, role) for user, role in people.items()}
 
 
 def number_of(response: httpx.Response) -> int:
@@ -159,6 +159,10 @@ async def test_a_responder_may_not_run_a_destructive_runbook_and_a_viewer_may_no
     declared = await vera.post("/console/incidents", title="x", severity="SEV-4")
     assert declared.status_code == 403 and "needs the responder role" in declared.text
 
+    step = (await api.incident(number))["escalation"]["step"]
+    assert number_of(await erin.post(f"/console/incidents/{number}/escalate")) == number
+    assert (await api.incident(number))["escalation"]["step"] == step + 1, "escalated to the next level"
+
 
 async def test_a_form_without_the_sessions_csrf_token_is_refused(api: Api, sessions: dict[str, Browser]) -> None:
     number = (await api.declare())["id"]
@@ -197,3 +201,62 @@ async def test_bad_input_shows_the_reason_on_the_page(api: Api, sessions: dict[s
     assert (await api.incident(number))["status"] == "triggered"
     unknown = await erin.http.get("/console/incidents/2000000001")
     assert unknown.status_code == 404 and "not found" in unknown.text
+
+
+RUNBOOK = """\
+title: Drain the stuck mail queue
+when_to_use: Outbound mail piles up on one relay.
+steps:
+  - name: Pause the relay in the load balancer
+    kind: manual
+    instruction: Take relay-2 out of the pool and say so here.
+  - name: Second operator agrees to purge the queue
+    kind: approval
+    instruction: Check that the queued mail is spam before approving.
+"""
+
+
+@pytest.fixture
+async def runbook_api(client: Client, engine: Engine, tmp_path: Path) -> AsyncIterator[Api]:
+    """The API with a one-runbook catalogue: a manual step, then an approval."""
+    catalogue = tmp_path / "runbooks"
+    catalogue.mkdir()
+    (catalogue / "drain-mail-queue.yaml").write_text(RUNBOOK, encoding="utf-8")
+    async with serving(client, engine, tmp_path, runbooks_dir=catalogue) as a:
+        yield a
+
+
+async def test_run_a_runbook_confirm_its_manual_step_and_only_an_operator_approves(runbook_api: Api) -> None:
+    api = runbook_api
+    erin, bob = await sign_in(api, "erin", Role.RESPONDER), await sign_in(api, "bob", Role.OPERATOR)
+    number = (await api.declare(title="Outbound mail is stuck", severity="SEV-3"))["id"]
+    base = f"/console/incidents/{number}"
+
+    assert number_of(await erin.post(f"{base}/runbook-runs", runbook="drain-mail-queue",
+                                     reason="relay-2 queue at 40k")) == number
+
+    async def step(index: int, status: str) -> bool:
+        r = await api.http.get(f"/api/incidents/{number}/runbook-runs/1")
+        return r.status_code == 200 and r.json()["steps"][index - 1]["status"] == status
+
+    await eventually("the manual step waits", lambda: step(1, "waiting"))
+    page = (await erin.http.get(base)).text
+    assert f"{base}/runbook-runs/1/steps/1/confirm" in page, "the waiting manual step offers its confirm form"
+    assert number_of(await erin.post(f"{base}/runbook-runs/1/steps/1/confirm", note="relay-2 is out")) == number
+    await eventually("the approval waits", lambda: step(2, "waiting"))
+
+    erin_page = (await erin.http.get(base)).text
+    assert "waits for an operator's approval" in erin_page and "/steps/2/approve" not in erin_page
+    refused = await erin.post(f"{base}/runbook-runs/1/steps/2/approve", decision="approve")
+    assert refused.status_code == 403 and "needs the operator role" in refused.text
+    assert await step(2, "waiting"), "a responder's approval changed nothing"
+
+    assert "/steps/2/approve" in (await bob.http.get(base)).text
+    assert number_of(await bob.post(f"{base}/runbook-runs/1/steps/2/approve", decision="approve")) == number
+
+    async def finished() -> dict[str, Any] | None:
+        r = await api.http.get(f"/api/incidents/{number}/runbook-runs/1")
+        return r.json() if r.json()["status"] == "succeeded" else None
+
+    run = await eventually("the run succeeds", finished)
+    assert [(s["status"], s["actor"]) for s in run["steps"]] == [("succeeded", "erin"), ("succeeded", "bob")]

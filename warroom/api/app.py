@@ -321,6 +321,11 @@ async def acknowledge_incident(rt: Runtime, caller: Caller, number: int, body: A
     return await _command(rt, number, IncidentWorkflow.acknowledge, AckInput(person=person, via=via))
 
 
+async def escalate_incident(rt: Runtime, caller: Caller, number: int, body: EscalateIn, via: str = "api") -> CommandOut:
+    by = acting_as(caller, body.person, "person")
+    return await _command(rt, number, IncidentWorkflow.escalate, EscalateInput(by=by, via=via))
+
+
 async def post_status_update(rt: Runtime, caller: Caller, number: int, body: StatusUpdateIn) -> CommandOut:
     arg = StatusUpdateInput(message=body.message, author=acting_as(caller, body.author, "author"))
     return await _command(rt, number, IncidentWorkflow.post_status_update, arg)
@@ -421,8 +426,7 @@ def _routes(app: FastAPI) -> None:  # noqa: C901 - one place that lists every ro
 
     @app.post("/api/incidents/{incident_id}/escalate", response_model=CommandOut, tags=["commands"])
     async def escalate(incident_id: IncidentId, body: EscalateIn, rt: RuntimeDep, caller: Responder) -> Any:
-        by = acting_as(caller, body.person, "person")
-        return await _command(rt, incident_id, IncidentWorkflow.escalate, EscalateInput(by=by, via="api"))
+        return await escalate_incident(rt, caller, incident_id, body)
 
     @app.post("/api/incidents/{incident_id}/status-updates", response_model=CommandOut, tags=["commands"])
     async def post_status(incident_id: IncidentId, body: StatusUpdateIn, rt: RuntimeDep, caller: Responder) -> Any:

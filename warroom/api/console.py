@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 from urllib.parse import quote, unquote
 
-from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Path, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import BaseModel, ValidationError
 from sqlalchemy import select
@@ -35,7 +35,7 @@ from warroom.api import app as api
 from warroom.api import commands
 from warroom.api import runbooks as runbook_routes
 from warroom.api.auth import CSRF_FIELD, note_for_audit, page, read_form
-from warroom.api.schemas import AckIn, DeclareIn, ResolveIn, RoleIn, SeverityIn, StatusUpdateIn
+from warroom.api.schemas import AckIn, DeclareIn, EscalateIn, ResolveIn, RoleIn, SeverityIn, StatusUpdateIn
 from warroom.models.access import Caller, Role
 from warroom.models.console import countdowns, stored_deadlines, urgency
 from warroom.models.ids import incident_workflow_id
@@ -51,8 +51,10 @@ IncidentId = api.IncidentId
 
 Reader = Annotated[Caller, Depends(page(Role.VIEWER))]
 Actor = Annotated[Caller, Depends(page(Role.RESPONDER))]
-"""Every console command needs the responder role, as the JSON API's do; what more a command
-needs (an operator for a destructive runbook) the shared command function decides."""
+Approver = Annotated[Caller, Depends(page(Role.OPERATOR))]
+"""Every console command needs the role its JSON route needs: the responder role, the operator
+role to approve a runbook step; what more a command needs (an operator for a destructive
+runbook) the shared command function decides."""
 
 
 def install(app: FastAPI) -> None:
@@ -270,6 +272,17 @@ async def acknowledge(request: Request, incident_id: IncidentId, caller: Actor) 
     return _done(request, incident_id, out.message)
 
 
+@router.post("/console/incidents/{incident_id}/escalate", response_class=HTMLResponse)
+async def escalate(request: Request, incident_id: IncidentId, caller: Actor) -> Response:
+    rt: api.Runtime = request.app.state.runtime
+    form = await _form(request)
+    try:
+        out = await api.escalate_incident(rt, caller, incident_id, EscalateIn(), via="web")
+    except HTTPException as err:
+        return await _refused(request, caller, incident_id, err, form)
+    return _done(request, incident_id, out.message)
+
+
 @router.post("/console/incidents/{incident_id}/status-updates", response_class=HTMLResponse, name="post_status")
 async def status_update(request: Request, incident_id: IncidentId, caller: Actor) -> Response:
     rt: api.Runtime = request.app.state.runtime
@@ -357,3 +370,36 @@ async def abort_run(request: Request, incident_id: IncidentId, run: runbook_rout
         return await _refused(request, caller, incident_id, err, form)
     return _done(request, incident_id, f"Runbook run #{run}: {out.message}")
 
+
+
+StepNumber = Annotated[int, Path(ge=1, le=1000)]
+
+
+@router.post("/console/incidents/{incident_id}/runbook-runs/{run}/steps/{step}/confirm", response_class=HTMLResponse)
+async def confirm_step(request: Request, incident_id: IncidentId, run: runbook_routes.RunId, step: StepNumber,
+                       caller: Actor) -> Response:
+    rt: api.Runtime = request.app.state.runtime
+    form = await _form(request)
+    try:
+        body = _body(runbook_routes.ConfirmIn, form, ("note",))
+        out = await runbook_routes.confirm_step(incident_id, run, step, body, rt, caller)
+    except HTTPException as err:
+        return await _refused(request, caller, incident_id, err, form)
+    return _done(request, incident_id, f"Runbook run #{run}: {out.message}")
+
+
+@router.post("/console/incidents/{incident_id}/runbook-runs/{run}/steps/{step}/approve", response_class=HTMLResponse)
+async def approve_step(request: Request, incident_id: IncidentId, run: runbook_routes.RunId, step: StepNumber,
+                       caller: Approver) -> Response:
+    rt: api.Runtime = request.app.state.runtime
+    form = await _form(request)
+    try:
+        data = {"note": form.get("note", ""), "approve": form.get("decision", "approve") != "refuse"}
+        try:
+            body = runbook_routes.ApproveIn.model_validate(data)
+        except ValidationError as err:
+            raise HTTPException(status_code=422, detail=_reasons(err)) from None
+        out = await runbook_routes.approve_step(incident_id, run, step, body, rt, caller)
+    except HTTPException as err:
+        return await _refused(request, caller, incident_id, err, form)
+    return _done(request, incident_id, f"Runbook run #{run}: {out.message}")
