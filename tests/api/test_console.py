@@ -106,14 +106,16 @@ async def test_declare_acknowledge_update_and_resolve_through_the_forms(
     assert twice.status_code == 409 and "already acknowledged" in shown_error(twice).lower()
 
     assert number_of(await erin.post(f"/console/incidents/{number}/status-updates",
-                                     message="We are rolling back the deploy.")) == number
+                                     message="We are rolling back the deploy <script>x()</script>.")) == number
+    shown = (await erin.http.get(f"/console/incidents/{number}")).text
+    assert "rolling back the deploy &lt;script&gt;x()&lt;/script&gt;." in shown and "<script>x()" not in shown
     assert number_of(await erin.post(f"/console/incidents/{number}/severity", severity="SEV-1",
                                      reason="all regions now")) == number
     assert number_of(await erin.post(f"/console/incidents/{number}/roles", role="incident_commander",
                                      person="bob")) == number
     incident = await api.incident(number)
     assert incident["severity"] == "SEV-1" and incident["roles"] == {"incident_commander": "bob"}
-    assert [u["message"] for u in incident["status_updates"]] == ["We are rolling back the deploy."]
+    assert [u["message"] for u in incident["status_updates"]] == ["We are rolling back the deploy <script>x()</script>."]
 
     assert number_of(await erin.post(f"/console/incidents/{number}/resolve", summary="Rolled back 4.2.",
                                      impact="EU sign-ins failed for 20 minutes.")) == number

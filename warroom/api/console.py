@@ -33,6 +33,7 @@ from sqlalchemy.orm import Session
 
 from warroom.api import app as api
 from warroom.api import commands
+from warroom.api import oncall as oncall_routes
 from warroom.api import runbooks as runbook_routes
 from warroom.api.auth import CSRF_FIELD, note_for_audit, page, read_form
 from warroom.api.schemas import AckIn, DeclareIn, EscalateIn, ResolveIn, RoleIn, SeverityIn, StatusUpdateIn
@@ -91,8 +92,11 @@ def _flash(request: Request) -> str | None:
     return unquote(value)[:500] if value else None
 
 
-def _open_incidents(rt: api.Runtime) -> Any:
+async def _open_incidents(rt: api.Runtime) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Open incidents and postmortems due, from the read model, most urgent first. The
+    deadlines follow the policy in force (the one new incidents are declared with)."""
     now = rt.clock()
+    policy = await oncall_routes.current_policy(rt)
 
     def load(session: Session) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         rows = session.scalars(
@@ -105,13 +109,13 @@ def _open_incidents(rt: api.Runtime) -> Any:
         open_rows, postmortems = [], []
         for row in rows:
             state = IncidentState.model_validate(row.state)
-            due = countdowns(stored_deadlines(state, rt.policy), now)
+            due = countdowns(stored_deadlines(state, policy), now)
             item = {"state": state, "deadlines": due, "ic": state.roles.get(IncidentRole.INCIDENT_COMMANDER)}
             key = urgency(due, state.severity.rank, state.declared_at)
             (open_rows if row.status in OPEN else postmortems).append((key, item))
         return [i for _, i in sorted(open_rows, key=lambda p: p[0])], [i for _, i in sorted(postmortems, key=lambda p: p[0])]
 
-    return api.db(rt, load)
+    return await api.db(rt, load)
 
 
 @router.get("/console", response_class=HTMLResponse)
@@ -129,6 +133,7 @@ async def _incident_context(request: Request, number: int) -> dict[str, Any]:
     """Everything the incident page shows; 404 (as a page) when there is no such incident."""
     rt: api.Runtime = request.app.state.runtime
     now = rt.clock()
+    policy = await oncall_routes.current_policy(rt)
     live = True
     try:
         view = await api._view(rt, number, min(5.0, rt.settings.command_timeout_seconds))
@@ -139,7 +144,7 @@ async def _incident_context(request: Request, number: int) -> dict[str, Any]:
         stored = await api._stored_state(rt, number)
         if stored is None:
             raise HTTPException(status_code=404, detail=f"incident #{number} not found") from None
-        state, deadlines = stored, countdowns(stored_deadlines(stored, rt.policy), now)
+        state, deadlines = stored, countdowns(stored_deadlines(stored, policy), now)
         live = isinstance(err, commands.IncidentGone)  # a finished workflow: the stored state is final
 
     def load(session: Session) -> list[NotificationRow]:
@@ -161,7 +166,7 @@ async def _incident_context(request: Request, number: int) -> dict[str, Any]:
         "notifications": notifications,
         "runs": runs,
         "runbooks": list(request.app.state.runbooks),
-        "people": sorted(rt.policy.people),
+        "people": sorted(policy.people),
         "incident_roles": list(IncidentRole),
         "severities": list(Severity),
         "temporal_ui": rt.ui_link(wid),
