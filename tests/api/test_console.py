@@ -262,3 +262,35 @@ async def test_run_a_runbook_confirm_its_manual_step_and_only_an_operator_approv
 
     run = await eventually("the run succeeds", finished)
     assert [(s["status"], s["actor"]) for s in run["steps"]] == [("succeeded", "erin"), ("succeeded", "bob")]
+
+
+async def test_without_temporal_the_pages_show_the_stored_state_and_commands_say_why(api: Api) -> None:
+    """Temporal unreachable: the incident page falls back to the read model with a warning, and a
+    command is refused with the reason (503), not a server error."""
+    from asgi_lifespan import LifespanManager
+
+    from tests.access import client_as, token_for
+    from warroom.api.app import create_app
+    from warroom.settings import Settings
+    from warroom.temporal import DATA_CONVERTER
+
+    number = (await api.declare(title="Billing page is blank"))["id"]
+
+    async def stored() -> bool:
+        r = await api.http.get("/console")
+        return f'data-incident="{number}"' in r.text
+
+    await eventually("the read model has the incident", stored)
+    nowhere = await Client.connect("127.0.0.1:1", data_converter=DATA_CONVERTER, lazy=True)
+    settings = api.settings.model_copy(update={"command_timeout_seconds": 1.0})
+    assert isinstance(settings, Settings)
+    app = create_app(settings, client=nowhere, engine=api.engine)
+    async with LifespanManager(app) as manager:
+        async with client_as(httpx.ASGITransport(app=manager.app), token_for(api.engine, "erin")) as erin:
+            page = await erin.get(f"/console/incidents/{number}")
+            assert page.status_code == 200, page.text[:500]
+            assert "Billing page is blank" in page.text and "did not answer in time" in page.text
+            assert "<time data-due" in page.text, "the deadlines come from the stored state"
+            ack = await erin.post(f"/console/incidents/{number}/acknowledge")
+            assert ack.status_code == 503 and "Temporal is unreachable" in shown_error(ack)
+    assert (await api.incident(number))["status"] == "triggered"
