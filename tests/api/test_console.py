@@ -132,6 +132,8 @@ async def test_declare_acknowledge_update_and_resolve_through_the_forms(
         assert (action, path, True, "erin") in entries, f"{action} is not in the audit log: {entries}"
     assert ("acknowledge", f"/console/incidents/{number}/acknowledge", False, "erin") in entries, \
         "a refused command is audited too"
+    update = next(e for e in audit.json() if e["action"] == "post_status")
+    assert "rolling back the deploy" in update["detail"] and erin.csrf not in update["detail"]
     refused = next(e for e in audit.json() if not e["accepted"])
     assert "already acknowledged" in refused["reason"].lower()
 

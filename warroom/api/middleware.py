@@ -42,9 +42,10 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 KEEP = 64 * 1024
 """Bytes of request and response body kept to describe the request (the rest passes through untouched)."""
 FORM_FIELDS_KEPT = ("username", "next", "title", "severity", "summary", "impact", "components", "message", "role",
-                    "person", "reason", "runbook", "params", "confirm_destructive")
+                    "person", "reason", "runbook", "note", "decision", "confirm_destructive")
 """Form fields worth recording: the console's commands, as the JSON API's bodies are (others, like
-passwords, CSRF tokens or an SMS's sender number, are not)."""
+passwords, CSRF tokens, a runbook's parameters (a value may be a secret) or an SMS's sender
+number, are not)."""
 SECRET_PATH_PARAMS = ("token",)
 
 
