@@ -109,9 +109,10 @@ def seed_numbers(engine: Engine, first: int) -> None:
 
 @asynccontextmanager
 async def serving(
-    client: Client, engine: Engine, tmp_path: Path, policy: dict[str, Any] | None = None
+    client: Client, engine: Engine, tmp_path: Path, policy: dict[str, Any] | None = None, **setting: Any
 ) -> AsyncIterator[Api]:
-    """The app from ``create_app`` with its lifespan running, and a worker on its task queue."""
+    """The app from ``create_app`` with its lifespan running, and a worker on its task queue
+    (``setting``: more Settings fields, e.g. ``runbooks_dir``)."""
     policy_file = tmp_path / "policy.yaml"
     write_policy(policy_file, **(policy or {}))
     settings = Settings(
@@ -119,6 +120,7 @@ async def serving(
         policy=policy_file,
         task_queue=f"api-{next(_blocks)}-{tmp_path.name[-12:]}",
         command_timeout_seconds=10,
+        **setting,
     )
     first = next(_blocks) * BLOCK + 1
     seed_numbers(engine, first)

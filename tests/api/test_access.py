@@ -85,6 +85,19 @@ RULES: dict[tuple[str, str], Any] = {
     ("GET", "/account"): ("page", V),
     ("POST", "/account/password"): ("page", V),
     ("GET", "/api/me"): ("role", V),
+    ("GET", "/console"): ("page", V),
+    ("GET", "/console/incidents/{incident_id}"): ("page", V),
+    ("POST", "/console/incidents"): ("page", R),
+    ("POST", "/console/incidents/{incident_id}/acknowledge"): ("page", R),
+    ("POST", "/console/incidents/{incident_id}/status-updates"): ("page", R),
+    ("POST", "/console/incidents/{incident_id}/severity"): ("page", R),
+    ("POST", "/console/incidents/{incident_id}/roles"): ("page", R),
+    ("POST", "/console/incidents/{incident_id}/resolve"): ("page", R),
+    ("POST", "/console/incidents/{incident_id}/runbook-runs"): ("page", R),
+    ("POST", "/console/incidents/{incident_id}/runbook-runs/{run}/abort"): ("page", R),
+    ("POST", "/console/incidents/{incident_id}/runbook-runs/{run}/steps/{step}/confirm"): ("page", R),
+    ("POST", "/console/incidents/{incident_id}/runbook-runs/{run}/steps/{step}/approve"): ("page", O),
+    ("POST", "/console/incidents/{incident_id}/escalate"): ("page", R),
     ("GET", "/api/oncall"): ("role", V),
     ("GET", "/api/oncall/preview"): ("role", V),
     ("GET", "/api/oncall/config"): ("role", A),
@@ -224,7 +237,8 @@ async def test_every_route_with_every_identity(served: Served) -> None:
                     if response.headers.get("www-authenticate", "").split(" ")[0] != "Bearer":
                         problem = "401 without a Bearer challenge"
                 if want == "403" and got == 403 and isinstance(rule, tuple):
-                    if f"needs the {rule[1].value} role" not in response.json()["detail"]:
+                    said = response.text if rule[0] == "page" else response.json()["detail"]
+                    if f"needs the {rule[1].value} role" not in said:
                         problem = f"403 without the reason: {response.text[:200]}"
                 if problem:
                     failures.append(f"{method} {template} as {identity}: {got} ({problem}) {response.text[:120]}")

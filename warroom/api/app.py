@@ -66,7 +66,7 @@ from warroom.models.incident import (
     TimelineEntry,
     StatusUpdate,
 )
-from warroom.models.access import Role
+from warroom.models.access import Caller, Role
 from warroom.models.config_store import CurrentConfig
 from warroom.models.policy import Policy, load_policy
 from warroom.models.tables import (
@@ -184,6 +184,10 @@ def create_app(
     app.include_router(oncall_routes.router)
     access.install(app)
     app.include_router(admin.router)
+    # Imported here: the console calls this module's command functions, so it imports it.
+    from warroom.api import console
+
+    console.install(app)
     app.add_middleware(AuditMiddleware)
     https = (settings.public_base_url or "").startswith("https://")
     app.add_middleware(SecurityHeadersMiddleware, https=https)  # outermost: headers on every answer
@@ -264,6 +268,84 @@ async def _view(rt: Runtime, number: int, timeout: float) -> IncidentView:
     return await commands.call(handle.query(IncidentWorkflow.view), timeout, "reading the incident")
 
 
+# --- commands (the JSON API and the console's forms both go through these) ---------------------
+
+
+async def declare_incident(
+    rt: Runtime, caller: Caller, body: DeclareIn, idempotency_key: str | None, source: str = "api"
+) -> IncidentOut:
+    declared_by = acting_as(caller, body.declared_by, "declared_by")
+    now = rt.clock()
+    key = f"api:{idempotency_key}" if idempotency_key else None
+    number = await db(rt, lambda s: allocate_incident_number(s, now, key))
+    inp = IncidentInput(
+        number=number,
+        title=body.title,
+        severity=body.severity,
+        summary=body.summary,
+        components=body.components,
+        impact_started_at=body.impact_started_at,
+        detected_at=now,
+        declared_by=declared_by,
+        source=source,
+        policy=await oncall_routes.current_policy(rt),
+    )
+    wid = incident_workflow_id(number)
+    try:
+        await commands.call(
+            rt.client.start_workflow(
+                IncidentWorkflow.run,
+                inp,
+                id=wid,
+                task_queue=rt.settings.task_queue,
+                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            ),
+            rt.settings.command_timeout_seconds,
+            "declaring the incident",
+        )
+    except WorkflowAlreadyStartedError:
+        if key is None:
+            raise HTTPException(status_code=409, detail=f"incident #{number} already exists") from None
+        # The same Idempotency-Key again: answer with the incident it created.
+    try:
+        view = await _view(rt, number, min(5.0, rt.settings.command_timeout_seconds))
+        return IncidentOut.from_view(view, wid, rt.ui_link(wid))
+    except HTTPException as err:
+        if err.status_code != 503:
+            raise
+        return IncidentOut.from_state(_placeholder(inp, now), {}, wid, rt.ui_link(wid))
+
+
+async def acknowledge_incident(rt: Runtime, caller: Caller, number: int, body: AckIn, via: str = "api") -> CommandOut:
+    person = acting_as(caller, body.person, "person")
+    return await _command(rt, number, IncidentWorkflow.acknowledge, AckInput(person=person, via=via))
+
+
+async def escalate_incident(rt: Runtime, caller: Caller, number: int, body: EscalateIn, via: str = "api") -> CommandOut:
+    by = acting_as(caller, body.person, "person")
+    return await _command(rt, number, IncidentWorkflow.escalate, EscalateInput(by=by, via=via))
+
+
+async def post_status_update(rt: Runtime, caller: Caller, number: int, body: StatusUpdateIn) -> CommandOut:
+    arg = StatusUpdateInput(message=body.message, author=acting_as(caller, body.author, "author"))
+    return await _command(rt, number, IncidentWorkflow.post_status_update, arg)
+
+
+async def assign_incident_role(rt: Runtime, caller: Caller, number: int, body: RoleIn) -> CommandOut:
+    arg = RoleInput(role=body.role, person=body.person, by=acting_as(caller, body.by, "by"))
+    return await _command(rt, number, IncidentWorkflow.assign_role, arg)
+
+
+async def change_incident_severity(rt: Runtime, caller: Caller, number: int, body: SeverityIn) -> CommandOut:
+    arg = SeverityInput(severity=body.severity, by=acting_as(caller, body.by, "by"), reason=body.reason)
+    return await _command(rt, number, IncidentWorkflow.change_severity, arg)
+
+
+async def resolve_incident(rt: Runtime, caller: Caller, number: int, body: ResolveIn) -> CommandOut:
+    arg = ResolveInput(summary=body.summary, impact=body.impact, by=acting_as(caller, body.by, "by"))
+    return await _command(rt, number, IncidentWorkflow.resolve, arg)
+
+
 # --- routes --------------------------------------------------------------------------
 
 
@@ -287,46 +369,7 @@ def _routes(app: FastAPI) -> None:  # noqa: C901 - one place that lists every ro
         caller: Responder,
         idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
     ) -> Any:
-        declared_by = acting_as(caller, body.declared_by, "declared_by")
-        now = rt.clock()
-        key = f"api:{idempotency_key}" if idempotency_key else None
-        number = await db(rt, lambda s: allocate_incident_number(s, now, key))
-        inp = IncidentInput(
-            number=number,
-            title=body.title,
-            severity=body.severity,
-            summary=body.summary,
-            components=body.components,
-            impact_started_at=body.impact_started_at,
-            detected_at=now,
-            declared_by=declared_by,
-            source="api",
-            policy=await oncall_routes.current_policy(rt),
-        )
-        wid = incident_workflow_id(number)
-        try:
-            await commands.call(
-                rt.client.start_workflow(
-                    IncidentWorkflow.run,
-                    inp,
-                    id=wid,
-                    task_queue=rt.settings.task_queue,
-                    id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-                ),
-                rt.settings.command_timeout_seconds,
-                "declaring the incident",
-            )
-        except WorkflowAlreadyStartedError:
-            if key is None:
-                raise HTTPException(status_code=409, detail=f"incident #{number} already exists") from None
-            # The same Idempotency-Key again: answer with the incident it created.
-        try:
-            view = await _view(rt, number, min(5.0, rt.settings.command_timeout_seconds))
-            return IncidentOut.from_view(view, wid, rt.ui_link(wid))
-        except HTTPException as err:
-            if err.status_code != 503:
-                raise
-            return IncidentOut.from_state(_placeholder(inp, now), {}, wid, rt.ui_link(wid))
+        return await declare_incident(rt, caller, body, idempotency_key)
 
     @app.get("/api/incidents", response_model=list[IncidentSummaryOut], tags=["incidents"], dependencies=read)
     async def list_incidents(
@@ -379,33 +422,27 @@ def _routes(app: FastAPI) -> None:  # noqa: C901 - one place that lists every ro
 
     @app.post("/api/incidents/{incident_id}/acknowledge", response_model=CommandOut, tags=["commands"])
     async def acknowledge(incident_id: IncidentId, body: AckIn, rt: RuntimeDep, caller: Responder) -> Any:
-        person = acting_as(caller, body.person, "person")
-        return await _command(rt, incident_id, IncidentWorkflow.acknowledge, AckInput(person=person, via="api"))
+        return await acknowledge_incident(rt, caller, incident_id, body)
 
     @app.post("/api/incidents/{incident_id}/escalate", response_model=CommandOut, tags=["commands"])
     async def escalate(incident_id: IncidentId, body: EscalateIn, rt: RuntimeDep, caller: Responder) -> Any:
-        by = acting_as(caller, body.person, "person")
-        return await _command(rt, incident_id, IncidentWorkflow.escalate, EscalateInput(by=by, via="api"))
+        return await escalate_incident(rt, caller, incident_id, body)
 
     @app.post("/api/incidents/{incident_id}/status-updates", response_model=CommandOut, tags=["commands"])
     async def post_status(incident_id: IncidentId, body: StatusUpdateIn, rt: RuntimeDep, caller: Responder) -> Any:
-        arg = StatusUpdateInput(message=body.message, author=acting_as(caller, body.author, "author"))
-        return await _command(rt, incident_id, IncidentWorkflow.post_status_update, arg)
+        return await post_status_update(rt, caller, incident_id, body)
 
     @app.post("/api/incidents/{incident_id}/roles", response_model=CommandOut, tags=["commands"])
     async def assign_role(incident_id: IncidentId, body: RoleIn, rt: RuntimeDep, caller: Responder) -> Any:
-        arg = RoleInput(role=body.role, person=body.person, by=acting_as(caller, body.by, "by"))
-        return await _command(rt, incident_id, IncidentWorkflow.assign_role, arg)
+        return await assign_incident_role(rt, caller, incident_id, body)
 
     @app.post("/api/incidents/{incident_id}/severity", response_model=CommandOut, tags=["commands"])
     async def change_severity(incident_id: IncidentId, body: SeverityIn, rt: RuntimeDep, caller: Responder) -> Any:
-        arg = SeverityInput(severity=body.severity, by=acting_as(caller, body.by, "by"), reason=body.reason)
-        return await _command(rt, incident_id, IncidentWorkflow.change_severity, arg)
+        return await change_incident_severity(rt, caller, incident_id, body)
 
     @app.post("/api/incidents/{incident_id}/resolve", response_model=CommandOut, tags=["commands"])
     async def resolve(incident_id: IncidentId, body: ResolveIn, rt: RuntimeDep, caller: Responder) -> Any:
-        arg = ResolveInput(summary=body.summary, impact=body.impact, by=acting_as(caller, body.by, "by"))
-        return await _command(rt, incident_id, IncidentWorkflow.resolve, arg)
+        return await resolve_incident(rt, caller, incident_id, body)
 
     @app.post("/api/incidents/{incident_id}/postmortem", response_model=CommandOut, tags=["commands"])
     async def submit_postmortem(incident_id: IncidentId, body: PostmortemIn, rt: RuntimeDep, caller: Responder) -> Any:

@@ -125,9 +125,11 @@ and test harnesses share that dict between requests, and a note must never outli
 
 
 def note_for_audit(request: Request, *, actor: str | None = None, credential: str | None = None,
-                   reason: str | None = None) -> None:
-    """What a route that authenticates by other means (Twilio's signature) learned about who acted."""
-    notes = {"audit_actor": actor, "audit_credential": credential, "audit_reason": reason}
+                   reason: str | None = None, incident: int | None = None) -> None:
+    """What a route learned for the audit log that its answer does not say in JSON: who acted (Twilio's
+    signature), why it was accepted or refused, which incident (a web form's answer is a page)."""
+    notes = {"audit_actor": actor, "audit_credential": credential, "audit_reason": reason,
+             "audit_incident": incident}
     _state(request, **{k: v for k, v in notes.items() if v is not None})
 
 

@@ -41,8 +41,11 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 KEEP = 64 * 1024
 """Bytes of request and response body kept to describe the request (the rest passes through untouched)."""
-FORM_FIELDS_KEPT = ("username", "next")
-"""Form fields worth recording (others, like passwords or an SMS's sender number, are not)."""
+FORM_FIELDS_KEPT = ("username", "next", "title", "severity", "summary", "impact", "components", "message", "role",
+                    "person", "reason", "runbook", "note", "decision", "confirm_destructive")
+"""Form fields worth recording: the console's commands, as the JSON API's bodies are (others, like
+passwords, CSRF tokens, a runbook's parameters (a value may be a secret) or an SMS's sender
+number, are not)."""
 SECRET_PATH_PARAMS = ("token",)
 
 
@@ -122,7 +125,7 @@ class AuditMiddleware:
                 "audit_credential", "twilio signature" if any(m.kind == "twilio" for m in markers) else "none"),
             method=scope["method"],
             path=path,
-            incident_number=_incident(params, answer_json, getattr(route, "name", "")),
+            incident_number=_incident(params, answer_json, getattr(route, "name", "")) or state.get("audit_incident"),
             target=", ".join(f"{k}={v}" for k, v in params.items() if k != "incident_id") or None,
             client_ip=(scope.get("client") or (None,))[0],
             user_agent=_header(scope, b"user-agent"),
