@@ -366,7 +366,7 @@ async def test_sign_in_session_cookie_csrf_and_sign_out(served: Served) -> None:
         wrong = await _sign_in(browser, "erin", "not the password at all")
         assert wrong.status_code == 401 and "Wrong user name or password" in wrong.text
         signed_in = await _sign_in(browser, "erin", next_path="https://evil.example/")
-        assert signed_in.status_code == 303 and signed_in.headers["location"] == "/account"
+        assert signed_in.status_code == 303 and signed_in.headers["location"] == "/console"
         cookie = signed_in.headers["set-cookie"]
         assert "warroom_session=" in cookie and "HttpOnly" in cookie and "SameSite=lax" in cookie
         assert "Secure" not in cookie  # plain http here; see the https test below

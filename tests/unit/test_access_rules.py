@@ -81,9 +81,9 @@ def test_why_a_credential_no_longer_counts(
 
 
 @pytest.mark.parametrize(("target", "goes_to"), [
-    ("/incidents/4", "/incidents/4"), ("/account?tab=tokens", "/account?tab=tokens"), (None, "/account"),
-    ("", "/account"), ("https://evil.example/", "/account"), ("//evil.example/", "/account"),
-    ("/\\evil.example", "/account"), ("incidents", "/account"), ("/ok\r\nSet-Cookie: x=1", "/account"),
+    ("/incidents/4", "/incidents/4"), ("/account?tab=tokens", "/account?tab=tokens"), (None, "/console"),
+    ("", "/console"), ("https://evil.example/", "/console"), ("//evil.example/", "/console"),
+    ("/\\evil.example", "/console"), ("incidents", "/console"), ("/ok\r\nSet-Cookie: x=1", "/console"),
 ])
 def test_after_sign_in_only_paths_on_this_site(target: str | None, goes_to: str) -> None:
     assert safe_next(target) == goes_to

@@ -364,7 +364,7 @@ def page(role: Role) -> Callable[..., Any]:
             if err.status_code == 401:
                 target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
                 if request.method not in SAFE_METHODS:
-                    target = "/account"
+                    target = "/console"
                 raise LoginRequired(target, str(err.detail)) from None
             raise PageForbidden(str(err.detail)) from None
         if not caller.role.at_least(role):

@@ -136,7 +136,7 @@ def needs_touch(last: datetime | None, now: datetime, every: timedelta = timedel
 # --- web pages --------------------------------------------------------------------------------
 
 
-def safe_next(target: str | None, default: str = "/account") -> str:
+def safe_next(target: str | None, default: str = "/console") -> str:
     """Where to go after signing in: only a path on this site (never ``//evil.example`` or a URL)."""
     if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
         return default
