@@ -96,14 +96,14 @@ async def test_a_postmortem_from_prefilled_draft_to_submission_and_tracked_actio
 
     items = await eventually("the action item tracked", tracked)
     assert [(i["index"], i["owner"], i["priority"], i["state"]) for i in items] == [(1, "bob", "high", "open")]
-    ok = await erin.post(f"/api/incidents/{n}/action-items/1/complete")
+    ok = await erin.post(f"/api/incidents/{n}/action-items/1/complete", json={})
     assert ok.status_code == 200 and ok.json()["message"] == f"action item 1 of #{n} is done"
 
     async def done_row() -> list[dict[str, Any]]:
         return [i for i in await tracked() if i["state"] == "done"]
 
     assert (await eventually("the item done", done_row))[0]["done_by"] == "erin"
-    twice = await erin.post(f"/api/incidents/{n}/action-items/1/complete")
+    twice = await erin.post(f"/api/incidents/{n}/action-items/1/complete", json={})
     assert twice.status_code == 409 and "already done by erin" in twice.json()["detail"]
 
 
@@ -134,7 +134,7 @@ async def test_who_may_and_what_is_refused(api: Api) -> None:
     naive = complete(action_items=[{"title": "x", "owner": "bob", "due": "2099-01-01T00:00:00"}])
     assert (await api.http.put(f"/api/incidents/{n}/postmortem/draft", json=naive)).status_code == 422
     assert (await api.http.post(f"/api/incidents/{n}/postmortem/submit", json={})).status_code == 409  # no draft
-    assert (await api.http.post(f"/api/incidents/{n}/action-items/1/complete")).status_code == 404
+    assert (await api.http.post(f"/api/incidents/{n}/action-items/1/complete", json={})).status_code == 404
 
 
 async def test_metrics_json_and_prometheus(api: Api) -> None:

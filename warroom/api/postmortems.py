@@ -34,7 +34,7 @@ from sqlalchemy.orm import Session
 
 from warroom.api import commands
 from warroom.api import oncall as oncall_routes
-from warroom.api.auth import MAX_SIGNED_IN_FORM, Responder, Viewer, page
+from warroom.api.auth import MAX_SIGNED_IN_FORM, Responder, Viewer, acting_as, page
 from warroom.models import metrics as metric_rules
 from warroom.models import postmortem as rules
 from warroom.models.access import Caller, Role
@@ -446,9 +446,16 @@ async def complete_item(request: Request, number: int, index: int, caller: Calle
                             f"{by}") from None
 
 
+class CompleteIn(_In):
+    by: str | None = Field(default=None, min_length=1, max_length=100,
+                           description="Who acts: always the caller; leave it out (if given, it must be you)")
+
+
 @router.post("/api/incidents/{incident_id}/action-items/{index}/complete")
-async def complete(incident_id: IncidentId, index: ItemIndex, request: Request, caller: Responder) -> Any:
+async def complete(incident_id: IncidentId, index: ItemIndex, body: CompleteIn, request: Request,
+                   caller: Responder) -> Any:
     """Mark an action item done (once: a second time is a 409 naming who did it)."""
+    acting_as(caller, body.by, "by")
     return {"incident_id": incident_id, "index": index, "message": await complete_item(request, incident_id, index,
                                                                                         caller)}
 
