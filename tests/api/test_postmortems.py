@@ -45,14 +45,17 @@ async def test_a_postmortem_from_prefilled_draft_to_submission_and_tracked_actio
     assert "Declared SEV-2 by alice" in fresh["document"]["timeline"]
     assert "Components affected: dns." in fresh["document"]["impact"]
     assert "root cause is empty" in fresh["problems"] and "systems" in fresh["prompts"]["root_cause"]
+    assert fresh["hints"] == []
     assert fresh["due"]["state"] == "due"
 
     due = (await api.http.get("/api/postmortems/due")).json()
     assert [(d["incident_id"], d["state"], d["draft"]) for d in due] == [(n, "due", "not started")]
 
     # A partial draft saves; its author is the first to save, and the incident learns who it is.
-    saved = await erin.put(f"/api/incidents/{n}/postmortem/draft", json={**fresh["document"], "root_cause": "WIP"})
+    saved = await erin.put(f"/api/incidents/{n}/postmortem/draft",
+                           json={**fresh["document"], "root_cause": "bob ran the migration by hand."})
     assert saved.status_code == 200, saved.text
+    assert saved.json()["hints"] and saved.json()["hints"][0].startswith("root cause names bob")
     assert (saved.json()["author"], saved.json()["revision"], saved.json()["status"]) == ("erin", 1, "draft")
 
     async def author_known() -> bool:
@@ -119,6 +122,9 @@ async def test_who_may_and_what_is_refused(api: Api) -> None:
 
     assert (await api.http.get("/api/incidents/2147483647/postmortem")).status_code == 404
     assert (await api.http.get("/api/incidents/2147483648/postmortem")).status_code == 422
+    missing_page = await api.http.get("/incidents/2147483647/postmortem")
+    assert missing_page.status_code == 404 and "incident #2147483647 not found" in missing_page.text
+    assert missing_page.headers["content-type"].startswith("text/html")
     sev3 = await api.declare(severity="SEV-3")
     await api.http.post(f"/api/incidents/{sev3['id']}/resolve", json={"summary": "Fixed."})
     open_ = await api.declare(severity="SEV-1")

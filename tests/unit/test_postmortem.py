@@ -169,3 +169,26 @@ def test_next_wakeup_is_the_earliest_pending_instant_of_any_open_item() -> None:
     assert items.next_wakeup([tracked(reminders_sent=2, overdue_notified=True), later], POLICY) == \
         later.due - timedelta(hours=72)
     assert items.next_wakeup([tracked(done_at=DUE)], POLICY) is None
+
+
+NAMES = {"alice": "Alice Ng", "bob": "Bob Ruiz"}
+
+
+@pytest.mark.parametrize(
+    ("changes", "hints"),
+    [
+        pytest.param({}, [], id="systems only"),
+        pytest.param({"root_cause": "Bob pushed a config that halved the pool."},
+                     ["root cause names bob: describe what the system let happen and why it made sense at the time, "
+                      "rather than who did it"], id="a person id"),
+        pytest.param({"what_could_improve": "Alice Ng should have checked the dashboard."},
+                     ["what could improve names alice: describe what the system let happen and why it made sense at "
+                      "the time, rather than who did it"], id="a display name"),
+        pytest.param({"summary": "alice and bob restored service."}, [], id="the summary may name people"),
+        pytest.param({"root_cause": "The alicerc file was ignored by the bobcat scheduler."}, [],
+                     id="a name inside a word is not a name"),
+    ],
+)
+def test_blame_hints_never_refuse_but_point_at_names_in_the_analysis(changes: dict[str, str],
+                                                                     hints: list[str]) -> None:
+    assert postmortem.blame_hints(doc(**changes), NAMES) == hints

@@ -226,6 +226,7 @@ def _out(rec: Record, now: datetime, people: dict[str, Any] | None) -> dict[str,
         "submitted_at": rec.submitted_at,
         "document": doc.model_dump(mode="json"),
         "problems": [] if rec.submitted_at else rules.submission_problems(doc, now, people),
+        "hints": rules.blame_hints(doc, {pid: getattr(p, "name", "") or "" for pid, p in (people or {}).items()}),
         "prompts": {f: p for f, _h, p in rules.SECTIONS} | {"action_items": rules.ACTION_ITEMS_PROMPT},
     }
 
@@ -615,7 +616,12 @@ async def _editor(request: Request, caller: Caller, number: int, status: int = 2
 @pages.get("/incidents/{incident_id}/postmortem", response_class=HTMLResponse)
 async def editor_page(incident_id: IncidentId, request: Request,
                       caller: Annotated[Caller, Depends(page(Role.VIEWER))]) -> HTMLResponse:
-    return await _editor(request, caller, incident_id)
+    try:
+        return await _editor(request, caller, incident_id)
+    except HTTPException as err:
+        if err.status_code >= 500:
+            raise
+        return _render(request, "postmortem_problem.html", err.status_code, caller=caller, reason=str(err.detail))
 
 
 def _parse_editor_form(body: bytes) -> tuple[dict[str, Any], list[dict[str, str]], list[str]]:

@@ -9,6 +9,7 @@ problem at once.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 
@@ -104,6 +105,26 @@ def submission_problems(
             problems.append(f"action item {i}: owner '{owner}' is not a person warroom knows, so nobody "
                             "could be reminded")
     return problems
+
+
+BLAME_CHECKED = ("root_cause", "what_could_improve")
+"""The sections where a person's name usually means the text is looking for someone to blame."""
+
+
+def blame_hints(doc: PostmortemDocument, people: Mapping[str, str]) -> list[str]:
+    """Gentle notes (never a refusal) where the analysis names a person: ``people`` maps
+    person ids to display names. Action-item owners are fine: someone has to drive the fix."""
+    hints = []
+    for field in BLAME_CHECKED:
+        words = {w.lower() for w in re.findall(r"[\w.-]+", getattr(doc, field))}
+        text = getattr(doc, field).lower()
+        named = sorted(pid for pid, name in people.items()
+                       if pid.lower() in words or (name and len(name) > 2 and name.lower() in text))
+        if named:
+            heading = dict((f, h) for f, h, _p in SECTIONS)[field].lower()
+            hints.append(f"{heading} names {', '.join(named)}: describe what the system let happen and why it "
+                         "made sense at the time, rather than who did it")
+    return hints
 
 
 def to_markdown(number: int, title: str, doc: PostmortemDocument, *, status: str, author: str | None,
