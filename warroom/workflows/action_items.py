@@ -60,6 +60,7 @@ class ActionItemsWorkflow:
     async def run(self, inp: ActionItemsInput) -> ActionItemsState:
         self._s.version += 1  # a new run writes its state again (writes are idempotent)
         while True:
+            self._dirty = False
             self._process(workflow.now())
             await self._persist()
             if rules.all_done(self._s.items):
@@ -73,7 +74,8 @@ class ActionItemsWorkflow:
                                      contacts=inp.contacts, carried=self._s,
                                      force_continue_after=inp.force_continue_after)
                 )
-            self._dirty = False
+            if self._dirty:
+                continue  # a command arrived while the state was being written
             wake = rules.next_wakeup(self._s.items, self._policy)
             if wake is None:
                 await workflow.wait_condition(lambda: self._dirty)
