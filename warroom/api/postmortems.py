@@ -38,7 +38,7 @@ from warroom.api.auth import MAX_SIGNED_IN_FORM, Responder, Viewer, acting_as, p
 from warroom.models import metrics as metric_rules
 from warroom.models import postmortem as rules
 from warroom.models.access import Caller, Role
-from warroom.models.action_items import ActionItemsState, CompleteItemInput
+from warroom.models.action_items import CompleteItemInput
 from warroom.models.durations import format_duration
 from warroom.models.ids import action_items_workflow_id
 from warroom.models.incident import (
