@@ -109,6 +109,22 @@ async def test_a_postmortem_from_prefilled_draft_to_submission_and_tracked_actio
     twice = await erin.post(f"/api/incidents/{n}/action-items/1/complete", json={})
     assert twice.status_code == 409 and "already done by erin" in twice.json()["detail"]
 
+    audit = (await api.http.get("/api/audit", params={"incident_id": n})).json()
+    got = [(e["action"], e["actor"], e["accepted"], e["status_code"]) for e in reversed(audit)][2:]
+    assert got == [
+        ("save_postmortem_draft", "erin", True, 200),
+        ("save_postmortem_draft", "alice", False, 409),
+        ("submit_postmortem_draft", "erin", False, 422),
+        ("save_postmortem_draft", "erin", True, 200),
+        ("submit_postmortem_draft", "erin", False, 422),
+        ("save_postmortem_draft", "erin", True, 200),
+        ("submit_postmortem_draft", "erin", True, 200),
+        ("submit_postmortem_draft", "erin", False, 409),
+        ("save_postmortem_draft", "erin", False, 409),
+        ("complete_action_item", "erin", True, 200),
+        ("complete_action_item", "erin", False, 409),
+    ], got
+
 
 async def test_who_may_and_what_is_refused(api: Api) -> None:
     n = await resolved(api)

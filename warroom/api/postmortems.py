@@ -341,14 +341,14 @@ async def get_postmortem(incident_id: IncidentId, request: Request, _caller: Vie
 
 
 @router.put("/api/incidents/{incident_id}/postmortem/draft")
-async def put_draft(incident_id: IncidentId, body: DraftIn, request: Request, caller: Responder) -> Any:
+async def save_postmortem_draft(incident_id: IncidentId, body: DraftIn, request: Request, caller: Responder) -> Any:
     """Save the draft (every section and the action items, as a whole)."""
     rec = await save_draft(request, incident_id, body, caller)
     return _out(rec, _rt(request).clock(), await _people(request))
 
 
 @router.post("/api/incidents/{incident_id}/postmortem/submit")
-async def post_submit(incident_id: IncidentId, body: SubmitIn, request: Request, caller: Responder) -> Any:
+async def submit_postmortem_draft(incident_id: IncidentId, body: SubmitIn, request: Request, caller: Responder) -> Any:
     """Submit the saved draft: checked here (422 naming every problem), then by the incident's
     workflow, which closes the incident and starts tracking the action items."""
     rec = await submit(request, incident_id, caller, body.revision)
@@ -453,7 +453,7 @@ class CompleteIn(_In):
 
 
 @router.post("/api/incidents/{incident_id}/action-items/{index}/complete")
-async def complete(incident_id: IncidentId, index: ItemIndex, body: CompleteIn, request: Request,
+async def complete_action_item(incident_id: IncidentId, index: ItemIndex, body: CompleteIn, request: Request,
                    caller: Responder) -> Any:
     """Mark an action item done (once: a second time is a 409 naming who did it)."""
     acting_as(caller, body.by, "by")
@@ -655,7 +655,7 @@ def _parse_editor_form(body: bytes) -> tuple[dict[str, Any], list[dict[str, str]
 
 
 @pages.post("/incidents/{incident_id}/postmortem", response_class=HTMLResponse)
-async def editor_post(incident_id: IncidentId, request: Request,
+async def postmortem_form(incident_id: IncidentId, request: Request,
                       caller: Annotated[Caller, Depends(page(Role.RESPONDER))]) -> Response:
     body = await request.body()
     if len(body) > MAX_SIGNED_IN_FORM:
@@ -695,7 +695,7 @@ async def due_page(request: Request, caller: Annotated[Caller, Depends(page(Role
 
 
 @pages.post("/incidents/{incident_id}/action-items/{index}/complete", response_class=HTMLResponse)
-async def complete_page(incident_id: IncidentId, index: ItemIndex, request: Request,
+async def complete_action_item_form(incident_id: IncidentId, index: ItemIndex, request: Request,
                         caller: Annotated[Caller, Depends(page(Role.RESPONDER))]) -> Response:
     await complete_item(request, incident_id, index, caller)
     return RedirectResponse("/postmortems", status_code=303)
