@@ -142,3 +142,31 @@ def test_by_period_splits_by_week_and_severity_and_keeps_empty_weeks() -> None:
 def test_months_roll_over_the_year() -> None:
     starts = metrics.periods_between(datetime(2026, 11, 15, tzinfo=UTC), datetime(2027, 2, 1, tzinfo=UTC), "month")
     assert [metrics.period_label(s, "month") for s in starts] == ["2026-11", "2026-12", "2027-01", "2027-02"]
+
+
+def test_prometheus_exposition_parses_and_says_the_numbers() -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from warroom.api.postmortems import prometheus_text
+
+    now = T0 + timedelta(days=3)
+    incidents = [
+        inc(1, "SEV-1", impact=-2, ack=3, resolve=30, pm_deadline=now - timedelta(hours=1)),  # postmortem overdue
+        inc(2, "SEV-2"),  # open, never acknowledged
+        inc(3, "SEV-1", detect=-60 * 24 * 10, ack=-60 * 24 * 10 + 1, resolve=-60 * 24 * 10 + 5),  # 10 days ago
+    ]
+    items = [ActionItemFacts(1, "SEV-1", due=now - timedelta(days=1)), ActionItemFacts(1, "SEV-1", due=now + timedelta(days=1))]
+    families = {f.name: f for f in text_string_to_metric_families(prometheus_text(incidents, items, now))}
+    value = {(f.name, tuple(sorted(s.labels.items()))): s.value for f in families.values() for s in f.samples}
+    assert value[("warroom_incidents", (("severity", "all"), ("window", "7d")))] == 2
+    assert value[("warroom_incidents", (("severity", "SEV-1"), ("window", "30d")))] == 2
+    assert value[("warroom_mtta_seconds", (("severity", "SEV-1"), ("window", "7d")))] == 180
+    assert value[("warroom_mttd_seconds", (("severity", "all"), ("window", "7d")))] == 120
+    assert value[("warroom_incidents_unacknowledged", (("severity", "SEV-2"), ("window", "7d")))] == 1
+    assert ("warroom_mttr_seconds", (("severity", "SEV-2"), ("window", "7d"))) not in value  # nothing resolved: no sample
+    assert value[("warroom_postmortems_pending", (("state", "overdue"),))] == 1
+    assert value[("warroom_action_items_open", (("state", "overdue"),))] == 1
+    assert value[("warroom_action_items_open", (("state", "open"),))] == 1
+    assert value[("warroom_action_items_on_time_ratio", (("severity", "all"), ("window", "7d")))] == 0
+    assert families["warroom_mtta_seconds"].type == "gauge" and "never-acknowledged" in families[
+        "warroom_mtta_seconds"].documentation
