@@ -135,6 +135,10 @@ async def test_write_and_submit_a_postmortem_then_read_the_dashboard(served: tup
                 await asyncio.sleep(0.2)
                 await page.reload()
             assert "bob" in await page.locator("tr", has_text="Index the zone table").inner_text()
+            await page.screenshot(path=str(ARTIFACTS / "action-items-open.png"), full_page=True)
+            await page.locator("tr", has_text="Index the zone table").locator("text=Mark done").click()
+            await page.wait_for_url(f"{base}/postmortems")
+            assert "No open action items" in await page.inner_text("main")
 
             await page.goto(f"{base}/dashboard")
             assert await page.locator("svg[role=img]").count() == 6

@@ -691,7 +691,8 @@ async def due_page(request: Request, caller: Annotated[Caller, Depends(page(Role
     now = _rt(request).clock()
     due = await _db(request, lambda s: _due_list(s, now))
     items = await _db(request, lambda s: _items(s, now, "open", None, None))
-    return _render(request, "postmortems_due.html", caller=caller, due=due, items=items, now=now)
+    return _render(request, "postmortems_due.html", caller=caller, due=due, items=items, now=now,
+                   can_act=caller.role.at_least(Role.RESPONDER))
 
 
 @pages.post("/incidents/{incident_id}/action-items/{index}/complete", response_class=HTMLResponse)

@@ -54,7 +54,7 @@ class ActionItemsWorkflow:
         self._dirty = False
         self._tasks: list[asyncio.Task[None]] = []
         self._persisted = -1
-        self._writing = False
+        self._write_lock = asyncio.Lock()
 
     @workflow.run
     async def run(self, inp: ActionItemsInput) -> ActionItemsState:
@@ -120,7 +120,8 @@ class ActionItemsWorkflow:
     # --- commands and reads --------------------------------------------------------------
 
     @workflow.update
-    def complete(self, cmd: CompleteItemInput) -> str:
+    async def complete(self, cmd: CompleteItemInput) -> str:
+        """Mark an item done; answers once the read model says so too."""
         uid = workflow.current_update_info().id if workflow.current_update_info() else None
         if uid and uid in self._s.command_results:
             return self._s.command_results[uid]
@@ -136,6 +137,7 @@ class ActionItemsWorkflow:
                 self._s.command_results.pop(next(iter(self._s.command_results)))
         self._s.version += 1
         self._dirty = True
+        await self._persist()
         return answer
 
     @complete.validator
@@ -159,16 +161,17 @@ class ActionItemsWorkflow:
     # --- side effects --------------------------------------------------------------------
 
     async def _persist(self) -> None:
-        if self._persisted == self._s.version:
-            return
-        version = self._s.version
-        await workflow.execute_activity(
-            PERSIST_ACTION_ITEMS_ACTIVITY,
-            ActionItemsPersist(state=self._s.model_copy(deep=True)),
-            start_to_close_timeout=timedelta(seconds=30),
-            retry_policy=PERSIST_RETRY,
-        )
-        self._persisted = version
+        async with self._write_lock:  # the main loop and a command may both want to write
+            if self._persisted >= self._s.version:
+                return
+            version = self._s.version
+            await workflow.execute_activity(
+                PERSIST_ACTION_ITEMS_ACTIVITY,
+                ActionItemsPersist(state=self._s.model_copy(deep=True)),
+                start_to_close_timeout=timedelta(seconds=30),
+                retry_policy=PERSIST_RETRY,
+            )
+            self._persisted = version
 
     def _person(self, person_id: str) -> Person | None:
         return self._policy.people.get(person_id) or self._inp.contacts.get(person_id)
