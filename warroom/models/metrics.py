@@ -36,7 +36,7 @@ DEFINITIONS = {
     "mttr": "Mean time to resolve: from detection to resolution. Open incidents are left out and shown as 'open'.",
     "incidents": "Incidents detected in the period.",
     "postmortems_on_time": "Postmortems submitted by their deadline, out of those submitted or already past "
-                           "their deadline. Those still within their deadline are 'pending'.",
+                           "their deadline (counted with their incident). Those still within their deadline are 'pending'.",
     "action_items_on_time": "Action items done by their due date, out of those done or already past due "
                             "(counted in the period of their due date).",
 }
