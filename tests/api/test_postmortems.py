@@ -183,3 +183,22 @@ async def test_metrics_json_and_prometheus(api: Api) -> None:
     assert 'warroom_incidents_unacknowledged{severity="SEV-1",window="7d"} 1' in prom.text
     assert (await api.http.get("/api/metrics", params={"since": "2020-01-01T00:00:00Z"})).status_code == 422
     assert (await api.http.get("/api/metrics", params={"period": "year"})).status_code == 422
+
+
+async def test_the_due_list_says_how_late_an_overdue_postmortem_is(client: Any, engine: Any, tmp_path: Any) -> None:
+    from tests.api.support import serving
+
+    async with serving(client, engine, tmp_path, policy={"postmortem_within": "1s",
+                                                         "postmortem_reminders_before": []}) as api:
+        inc = await api.declare(severity="SEV-1")
+        n = int(inc["id"])
+        assert (await api.http.post(f"/api/incidents/{n}/resolve", json={"summary": "Fixed."})).status_code == 200
+
+        async def overdue() -> list[dict[str, Any]]:
+            rows = (await api.http.get("/api/postmortems/due")).json()
+            return [r for r in rows if r["incident_id"] == n and r["state"] == "overdue" and r["seconds"] >= 0]
+
+        row = (await eventually("the postmortem overdue", overdue))[0]
+        assert (row["severity"], row["author"], row["draft"]) == ("SEV-1", None, "not started")
+        page = await api.http.get("/postmortems")
+        assert page.status_code == 200 and "overdue" in page.text and f"#{n} " in page.text
