@@ -114,6 +114,20 @@ RULES: dict[tuple[str, str], Any] = {
     ("DELETE", "/api/admin/integrations/{integration_id}"): ("role", A),
     ("GET", "/api/audit"): ("role", A),
     ("GET", "/api/audit/export"): ("role", A),
+    ("GET", "/api/incidents/{incident_id}/postmortem"): ("role", V),
+    ("PUT", "/api/incidents/{incident_id}/postmortem/draft"): ("role", R),
+    ("POST", "/api/incidents/{incident_id}/postmortem/submit"): ("role", R),
+    ("GET", "/api/incidents/{incident_id}/postmortem.md"): ("role", V),
+    ("GET", "/api/postmortems/due"): ("role", V),
+    ("GET", "/api/action-items"): ("role", V),
+    ("POST", "/api/incidents/{incident_id}/action-items/{index}/complete"): ("role", R),
+    ("GET", "/api/metrics"): ("role", V),
+    ("GET", "/metrics"): ("role", V),
+    ("GET", "/incidents/{incident_id}/postmortem"): ("page", V),
+    ("POST", "/incidents/{incident_id}/postmortem"): ("page", R),
+    ("GET", "/postmortems"): ("page", V),
+    ("POST", "/incidents/{incident_id}/action-items/{index}/complete"): ("page", R),
+    ("GET", "/dashboard"): ("page", V),
 }
 
 DOCS = {"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
@@ -123,7 +137,7 @@ data, and people read them before they have a token. Swagger's Authorize button 
 PATH_VALUES = {
     "incident_id": "2000000001", "run": "1", "step": "1", "runbook_id": "scale-up", "number": "999999",
     "document:path": "status.json", "window_id": "999999", "user_id": "nobody", "token_id": "wr_000000000000",
-    "integration_id": "999999",
+    "integration_id": "999999", "index": "1",
 }
 PROBE = {"__probe__": True}
 """A body no route accepts (every request model forbids unknown fields)."""
@@ -237,7 +251,7 @@ async def test_every_route_with_every_identity(served: Served) -> None:
                     if response.headers.get("www-authenticate", "").split(" ")[0] != "Bearer":
                         problem = "401 without a Bearer challenge"
                 if want == "403" and got == 403 and isinstance(rule, tuple):
-                    said = response.text if rule[0] == "page" else response.json()["detail"]
+                    said = response.text if rule[0] == "page" else response.json()["detail"]  # a page says it in HTML
                     if f"needs the {rule[1].value} role" not in said:
                         problem = f"403 without the reason: {response.text[:200]}"
                 if problem:

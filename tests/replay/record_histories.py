@@ -26,12 +26,15 @@ from temporalio.client import Client, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
 from tests.conftest import Harness, fast_policy, running_worker, temporal_binary
+from warroom.models.action_items import CompleteItemInput
+from warroom.models.ids import action_items_workflow_id
 from warroom.models.incident import (
     AckInput,
     ActionItem,
     AlertBatch,
     AlertEvent,
     IncidentInput,
+    PostmortemAuthorInput,
     PostmortemDocument,
     PostmortemInput,
     ResolveInput,
@@ -43,7 +46,7 @@ from warroom.models.incident import (
 from warroom.models.severity import Severity
 from warroom.models.tables import create_schema, make_engine
 from warroom.temporal import DATA_CONVERTER
-from warroom.workflows import IncidentWorkflow
+from warroom.workflows import ActionItemsWorkflow, IncidentWorkflow
 
 HISTORIES = Path(__file__).resolve().parent / "histories"
 
@@ -172,12 +175,40 @@ async def continued_as_new(h: Harness) -> Handle:
     return handle
 
 
+async def postmortem_author_and_action_items(h: Harness) -> Handle:
+    """SEV-2 resolved; an author named, reminded with the responder; the postmortem starts the tracker."""
+    handle = await start(h, "postmortem_author_and_action_items", 7, Severity.SEV2, ack_timeout="1h",
+                         first_status_within="1h", postmortem_within="2s", postmortem_reminders_before=["1s"])
+    await until(lambda: sent(h, 7, "step-0/"))
+    await handle.execute_update(IncidentWorkflow.acknowledge, AckInput(person="alice"))
+    await handle.execute_update(IncidentWorkflow.resolve, ResolveInput(summary="Rolled back.", by="alice"))
+    await handle.execute_update(IncidentWorkflow.set_postmortem_author, PostmortemAuthorInput(person="bob", by="bob"))
+    await until(lambda: sent(h, 7, "pm-reminder-1/bob"))
+    await handle.execute_update(IncidentWorkflow.submit_postmortem, postmortem())
+    return handle
+
+
+async def action_item_tracker(h: Harness) -> Handle:
+    """The tracker the scenario above started: its one item completed by its owner."""
+    tracker = h.client.get_workflow_handle(action_items_workflow_id(7))
+    for _ in range(300):
+        try:
+            await tracker.query(ActionItemsWorkflow.view)
+            break
+        except Exception:  # noqa: BLE001 - not started yet
+            await asyncio.sleep(0.1)
+    await tracker.execute_update(ActionItemsWorkflow.complete, CompleteItemInput(index=1, by="bob"))
+    return tracker
+
+
 SCENARIOS: list[Callable[[Harness], Awaitable[Handle]]] = [
     ack_path,
     full_escalation,
     resolve_and_postmortem,
     severity_and_updates,
     continued_as_new,
+    postmortem_author_and_action_items,
+    action_item_tracker,
 ]
 
 
@@ -205,8 +236,10 @@ async def main() -> None:
             engine = make_engine(f"sqlite:///{tmp}/read.db")
             create_schema(engine)
             async with running_worker(env.client, engine) as h:
-                handles = await asyncio.gather(*(scenario(h) for scenario in SCENARIOS))
-                for scenario, handle in zip(SCENARIOS, handles):
+                # Names on the command line record only those scenarios (the others stay as recorded).
+                chosen = [sc for sc in SCENARIOS if not sys.argv[1:] or sc.__name__ in sys.argv[1:]]
+                handles = await asyncio.gather(*(scenario(h) for scenario in chosen))
+                for scenario, handle in zip(chosen, handles):
                     for path in await save_runs(env.client, scenario.__name__, handle):
                         print(f"{path.relative_to(Path.cwd()) if path.is_relative_to(Path.cwd()) else path}: "
                               f"{path.stat().st_size // 1024} KiB", file=sys.stderr)

@@ -65,6 +65,8 @@ from warroom.models.tables import (
     upsert_newer,
 )
 
+from warroom.activities.action_items import ActionItemActivities
+
 log = logging.getLogger("warroom.activities")
 
 Clock = Callable[[], datetime]
@@ -471,7 +473,8 @@ class IncidentActivities:
                 row.detail = detail[:1000]
 
     def all(self) -> list[Callable[..., object]]:
-        return [self.persist_incident, self.send_notification]
+        # The action-item tracker's writes share this engine (and every worker that runs incidents).
+        return [self.persist_incident, self.send_notification, *ActionItemActivities(self._engine).all()]
 
 
 @dataclass(frozen=True)

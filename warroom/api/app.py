@@ -28,6 +28,7 @@ from temporalio.service import RPCError
 from warroom.api import admin, alerts, commands, statuspage, twilio_webhooks
 from warroom.api import auth as access
 from warroom.api import oncall as oncall_routes
+from warroom.api import postmortems as postmortem_routes
 from warroom.api import runbooks as runbook_routes
 from warroom.api.auth import Responder, acting_as, integration, public, require
 from warroom.api.middleware import AuditMiddleware, SecurityHeadersMiddleware
@@ -179,6 +180,7 @@ def create_app(
 
     _routes(app)
     runbook_routes.install(app, settings)
+    postmortem_routes.install(app)
     app.include_router(statuspage.router)
     app.include_router(twilio_webhooks.router)
     app.include_router(oncall_routes.router)

@@ -51,6 +51,8 @@ CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "X-CSRF-Token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 MAX_FORM = 10_000
+MAX_SIGNED_IN_FORM = 200_000
+"""A form from a known session (the postmortem editor) may be long; it is read only once the session is known."""
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 
 ACCESS_ATTR = "warroom_access"
@@ -159,10 +161,10 @@ def webhook_bucket(settings: Settings) -> Bucket:
     return Bucket(capacity=settings.webhook_rate_burst, per_minute=settings.webhook_rate_per_minute)
 
 
-async def read_form(request: Request) -> dict[str, str]:
+async def read_form(request: Request, limit: int = MAX_FORM) -> dict[str, str]:
     """A small urlencoded form (first value of each field). The body stays readable for the route."""
     body = await request.body()
-    if len(body) > MAX_FORM:
+    if len(body) > limit:
         raise HTTPException(status_code=413, detail="form too large")
     try:
         parsed = parse_qs(body.decode("utf-8"), keep_blank_values=True, max_num_fields=50)
@@ -224,7 +226,7 @@ async def identify(
 async def check_csrf(request: Request, expected: str | None) -> None:
     given = request.headers.get(CSRF_HEADER)
     if not given and request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
-        given = (await read_form(request)).get(CSRF_FIELD)
+        given = (await read_form(request, MAX_SIGNED_IN_FORM)).get(CSRF_FIELD)
     if not expected or not given or not secrets.compare_digest(given.encode(), expected.encode()):
         _state(request, audit_reason="CSRF token missing or wrong")
         raise HTTPException(

@@ -138,6 +138,7 @@ class ActionItemIn(_In):
     title: str = Field(min_length=1, max_length=500)
     owner: str = Field(min_length=1, max_length=100)
     due: datetime
+    priority: str = Field(default="medium", pattern="^(high|medium|low)$")
 
     @field_validator("due")
     @classmethod
@@ -160,7 +161,7 @@ class PostmortemIn(_In):
     by: str | None = Field(default=None, min_length=1, max_length=100, description=ACTOR)
 
     def items(self) -> list[ActionItem]:
-        return [ActionItem(title=i.title, owner=i.owner, due=i.due) for i in self.action_items]
+        return [ActionItem(title=i.title, owner=i.owner, due=i.due, priority=i.priority) for i in self.action_items]
 
 
 class CommandOut(BaseModel):

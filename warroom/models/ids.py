@@ -50,3 +50,9 @@ def fanout_workflow_id(event_key: str) -> str:
 PAGE_WANTED_QUERY = "page_wanted"
 # On-call: an escalation level's targets resolved against the configuration in force.
 RESOLVE_TARGETS_ACTIVITY = "resolve_targets"
+# Action items of a submitted postmortem: one tracker workflow per incident.
+PERSIST_ACTION_ITEMS_ACTIVITY = "persist_action_items"
+
+
+def action_items_workflow_id(number: int) -> str:
+    return f"{incident_workflow_id(number)}-action-items"

@@ -187,6 +187,8 @@ class ActionItem(BaseModel):
     title: str = Field(min_length=1)
     owner: str = Field(min_length=1)
     due: datetime
+    priority: str = "medium"
+    """high | medium | low (``warroom.models.postmortem.PRIORITIES``)."""
 
 
 class PostmortemDocument(BaseModel):
@@ -207,6 +209,8 @@ class PostmortemState(BaseModel):
     submitted_at: datetime | None = None
     submitted_by: str | None = None
     document: PostmortemDocument | None = None
+    author: str | None = None
+    """Who writes it (set when a draft is first saved); reminded along with the IC."""
 
 
 class StatusPlan(BaseModel):
@@ -312,6 +316,11 @@ class ResolveInput(BaseModel):
     summary: str
     by: str = "api"
     impact: str = ""
+
+
+class PostmortemAuthorInput(BaseModel):
+    person: str
+    by: str = "api"
 
 
 class PostmortemInput(BaseModel):

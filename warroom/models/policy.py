@@ -227,6 +227,12 @@ class Policy(_Strict):
         default_factory=lambda: [timedelta(hours=24), timedelta(hours=4)]
     )
     postmortem_overdue_repeat: Duration = timedelta(hours=24)
+    action_item_reminders_before: list[Duration] = Field(
+        default_factory=lambda: [timedelta(hours=72), timedelta(hours=24)]
+    )
+    """When an action item's owner is reminded, counted back from its due date."""
+    action_item_history_limit: int = Field(default=2000, ge=20)
+    """An incident's action-item tracker continues as new past this many history events."""
     engineering_lead: str | None = None
     people: dict[str, Person] = Field(min_length=1)
     escalation: Escalation

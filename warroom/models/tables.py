@@ -239,6 +239,43 @@ class RunbookStepClaim(Base):
     """How often an interrupted attempt of an idempotent step was started again."""
     claimed_at: Mapped[datetime]
     finished_at: Mapped[datetime | None]
+# --- postmortems and action items ---------------------------------------------------------
+# Drafts are the API's own record (people write them; there is no workflow to rebuild
+# them from). Action items are read model, written by their tracker workflow's activity.
+
+
+class PostmortemDraftRow(Base):
+    """The postmortem being written for one incident: saved drafts, then the submitted text."""
+
+    __tablename__ = "postmortem_drafts"
+    incident_number: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    author: Mapped[str] = mapped_column(String(100))
+    document: Mapped[dict[str, Any]] = mapped_column(JSON)
+    revision: Mapped[int] = mapped_column(Integer, default=1)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    updated_by: Mapped[str] = mapped_column(String(100))
+    submitted_at: Mapped[datetime | None]
+    submitted_by: Mapped[str | None] = mapped_column(String(100))
+
+
+class ActionItemRow(Base):
+    """One action item of a submitted postmortem, as its tracker last reported it."""
+
+    __tablename__ = "action_items"
+    incident_number: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    idx: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    title: Mapped[str] = mapped_column(Text)
+    owner: Mapped[str] = mapped_column(String(100), index=True)
+    due: Mapped[datetime] = mapped_column(index=True)
+    priority: Mapped[str] = mapped_column(String(16))
+    severity: Mapped[str] = mapped_column(String(8))
+    done_at: Mapped[datetime | None]
+    done_by: Mapped[str | None] = mapped_column(String(100))
+    overdue_notified: Mapped[bool] = mapped_column(Boolean, default=False)
+    version: Mapped[int] = mapped_column(Integer)
+
+
 # --- the status page --------------------------------------------------------------------
 # component_impacts is read model (written by the persist activity from the
 # incident's state). Maintenance windows, subscribers, deliveries and held

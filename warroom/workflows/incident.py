@@ -29,6 +29,8 @@ from temporalio.exceptions import (
 with workflow.unsafe.imports_passed_through():
     from warroom.models import components as component_rules
     from warroom.models import lifecycle, messages, paging, routing
+    from warroom.models import postmortem as postmortem_rules
+    from warroom.models.action_items import ActionItemsInput
     from warroom.models.components import ComponentState, ComponentStateInput
     from warroom.models.ids import (
         PAGE_WANTED_QUERY,
@@ -38,6 +40,7 @@ with workflow.unsafe.imports_passed_through():
         SEND_NOTIFICATION_ACTIVITY,
         FANOUT_WORKFLOW_NAME,
         START_FANOUT_ACTIVITY,
+        action_items_workflow_id,
         fanout_workflow_id,
         runbook_run_workflow_id,
     )
@@ -62,6 +65,7 @@ with workflow.unsafe.imports_passed_through():
         PageRecord,
         PageRun,
         PersistInput,
+        PostmortemAuthorInput,
         PostmortemInput,
         ResolveInput,
         Role,
@@ -87,6 +91,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from warroom.models.severity import most_severe
     from warroom.workflows.runbook import RunbookRunWorkflow
+    from warroom.workflows.action_items import ActionItemsWorkflow
     from warroom.models.subscribers import FanoutInput, PublicEvent, PublicEventKind
 
 
@@ -120,6 +125,10 @@ ONCALL_PATCH = "oncall-routing"
 """Routing at declaration; each level's targets resolved at page time against the current
 configuration (an activity); paging rules by time of day; follow-ups only to people still
 part of what paged them. Histories before it page the flat levels of the incident's copy."""
+POSTMORTEM_AUTHOR_PATCH = "postmortem-author"
+"""A postmortem may name its author, who then gets the reminders along with the IC."""
+ACTION_ITEMS_PATCH = "postmortem-action-item-tracker"
+"""An accepted postmortem starts the tracker of its action items (workflows.action_items)."""
 RESOLVE_TIMEOUT = timedelta(seconds=10)
 RESOLVE_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=2),
                             maximum_attempts=3)
@@ -551,7 +560,7 @@ class IncidentWorkflow:
             # of the worker, one reminder beats three at once.
             while pm.reminders_sent < len(reminders) and now >= reminders[pm.reminders_sent]:
                 pm.reminders_sent += 1
-            people = self._ic_or_responders()
+            people = postmortem_rules.reminder_people(self._ic_or_responders(), pm.author)
             subject, text = messages.postmortem_reminder(s.number, s.title, pm.deadline - now)
             self._notify(people, NotificationKind.POSTMORTEM, f"pm-reminder-{pm.reminders_sent}", subject, text)
             self._log("reminder", f"Reminded {self._names(people)} that the postmortem is due")
@@ -880,8 +889,53 @@ class IncidentWorkflow:
             actor=cmd.by,
         )
         s.status = IncidentStatus.CLOSED
+        if cmd.document.action_items and workflow.patched(ACTION_ITEMS_PATCH):
+            self._log("postmortem", f"Tracking {len(cmd.document.action_items)} action item(s) until each is done")
+            self._spawn(self._start_action_items(cmd))
         self._touch()
         return self._result(f"postmortem for #{s.number} accepted")
+
+    async def _start_action_items(self, cmd: PostmortemInput) -> None:
+        """The tracker outlives this workflow (abandoned, not cancelled, when the incident closes)."""
+        s = self._s
+        owners = {i.owner for i in cmd.document.action_items}
+        if self._policy.engineering_lead:
+            owners.add(self._policy.engineering_lead)
+        contacts = {p: person for p in sorted(owners) if (person := self._person(p)) is not None}
+        inp = ActionItemsInput(number=s.number, title=s.title, severity=s.max_severity.value,
+                               items=list(cmd.document.action_items), policy=self._policy, contacts=contacts)
+        try:
+            await workflow.start_child_workflow(
+                ActionItemsWorkflow.run, inp, id=action_items_workflow_id(s.number),
+                parent_close_policy=workflow.ParentClosePolicy.ABANDON,
+            )
+        except WorkflowAlreadyStartedError:
+            pass
+
+    @workflow.update
+    def set_postmortem_author(self, cmd: PostmortemAuthorInput) -> CommandResult:
+        if (earlier := self._earlier_answer()) is not None:
+            return earlier
+        pm = self._s.postmortem
+        if pm.author == cmd.person or not workflow.patched(POSTMORTEM_AUTHOR_PATCH):
+            result = self._result(f"{cmd.person} is writing the postmortem of #{self._s.number}")
+            result.changed = False
+            return result
+        pm.author = cmd.person
+        self._log("postmortem", f"{cmd.person} is writing the postmortem", actor=cmd.by)
+        self._touch()
+        return self._result(f"{cmd.person} is writing the postmortem of #{self._s.number}")
+
+    @set_postmortem_author.validator
+    def _validate_postmortem_author(self, cmd: PostmortemAuthorInput) -> None:
+        if self._earlier_answer() is not None:
+            return
+        s = self._s
+        if s.status in (IncidentStatus.TRIGGERED, IncidentStatus.ACKNOWLEDGED):
+            _reject(f"incident #{s.number} is not resolved yet; the postmortem comes after resolution")
+        if not s.postmortem.required or s.postmortem.submitted_at is not None:
+            _reject(f"incident #{s.number} has no postmortem left to write")
+        self._require_person(cmd.person, "a person in the policy, so the author cannot be reminded")
 
     @submit_postmortem.validator
     def _validate_postmortem(self, cmd: PostmortemInput) -> None:

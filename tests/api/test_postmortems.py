@@ -1,0 +1,204 @@
+"""Postmortem drafts, submission, export, the due list, action items and metrics over HTTP."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from tests.api.support import Api, eventually
+from tests.access import token_for, client_as
+from warroom.models.access import Role
+
+
+async def resolved(api: Api, severity: str = "SEV-2") -> int:
+    inc = await api.declare(severity=severity, summary="Zone updates queue up.", components=["dns"])
+    number = int(inc["id"])
+    resp = await api.http.post(f"/api/incidents/{number}/resolve",
+                               json={"summary": "Rolled back the publisher.", "impact": "DNS changes were late."})
+    assert resp.status_code == 200, resp.text
+
+    async def ready() -> bool:
+        r = await api.http.get(f"/api/incidents/{number}/postmortem")
+        return r.status_code == 200
+
+    await eventually("the resolved incident in the read model", ready)
+    return number
+
+
+def complete(**changes: Any) -> dict[str, Any]:
+    due = (datetime.now(UTC) + timedelta(days=14)).isoformat()
+    body = {
+        "summary": "DNS publishing lagged.", "timeline": "02:41 lag starts", "root_cause": "The publisher scanned "
+        "every zone after a schema change.", "impact": "Changes delayed 44 min.", "what_went_well": "Paged at once.",
+        "what_could_improve": "Alert on publish lag sooner.",
+        "action_items": [{"title": "Index the zone table", "owner": "bob", "due": due, "priority": "high"}],
+    }
+    return body | changes
+
+
+async def test_a_postmortem_from_prefilled_draft_to_submission_and_tracked_action_items(api: Api) -> None:
+    n = await resolved(api)
+    erin = await api.as_("erin")  # a responder
+    fresh = (await erin.get(f"/api/incidents/{n}/postmortem")).json()
+    assert (fresh["status"], fresh["saved"], fresh["revision"], fresh["severity"]) == ("not started", False, 0, "SEV-2")
+    assert "Rolled back the publisher." in fresh["document"]["summary"]
+    assert "Declared SEV-2 by alice" in fresh["document"]["timeline"]
+    assert "Components affected: dns." in fresh["document"]["impact"]
+    assert "root cause is empty" in fresh["problems"] and "systems" in fresh["prompts"]["root_cause"]
+    assert fresh["hints"] == []
+    assert fresh["due"]["state"] == "due"
+
+    due = (await api.http.get("/api/postmortems/due")).json()
+    assert [(d["incident_id"], d["state"], d["draft"]) for d in due] == [(n, "due", "not started")]
+
+    # A partial draft saves; its author is the first to save, and the incident learns who it is.
+    saved = await erin.put(f"/api/incidents/{n}/postmortem/draft",
+                           json={**fresh["document"], "root_cause": "bob ran the migration by hand."})
+    assert saved.status_code == 200, saved.text
+    assert saved.json()["hints"] and saved.json()["hints"][0].startswith("root cause names bob")
+    assert (saved.json()["author"], saved.json()["revision"], saved.json()["status"]) == ("erin", 1, "draft")
+
+    async def author_known() -> bool:
+        return (await api.incident(n))["postmortem"].get("author") == "erin"
+
+    await eventually("the workflow told who writes the postmortem", author_known)
+
+    stale = await api.http.put(f"/api/incidents/{n}/postmortem/draft", json={**complete(), "revision": 7})
+    assert stale.status_code == 409 and "erin saved the draft" in stale.json()["detail"]
+
+    not_ready = await erin.post(f"/api/incidents/{n}/postmortem/submit", json={})
+    assert not_ready.status_code == 422
+    assert "action items" in not_ready.json()["detail"] and "what went well is empty" in not_ready.json()["detail"]
+    assert (await api.incident(n))["status"] == "resolved"
+
+    unknown_owner = complete(action_items=[{**complete()["action_items"][0], "owner": "mallory"}])
+    assert (await erin.put(f"/api/incidents/{n}/postmortem/draft", json=unknown_owner)).status_code == 200
+    refused = await erin.post(f"/api/incidents/{n}/postmortem/submit", json={})
+    assert refused.status_code == 422 and "owner 'mallory' is not a person" in refused.json()["detail"]
+
+    assert (await erin.put(f"/api/incidents/{n}/postmortem/draft", json=complete())).status_code == 200
+    done = await erin.post(f"/api/incidents/{n}/postmortem/submit", json={"revision": 3})
+    assert done.status_code == 200, done.text
+    assert done.json()["status"] == "submitted"
+    assert (await api.incident(n))["status"] == "closed"
+    again = await erin.post(f"/api/incidents/{n}/postmortem/submit", json={})
+    assert again.status_code == 409 and "already submitted" in again.json()["detail"]
+    edit = await erin.put(f"/api/incidents/{n}/postmortem/draft", json=complete())
+    assert edit.status_code == 409 and "can no longer be edited" in edit.json()["detail"]
+    assert (await api.http.get("/api/postmortems/due")).json() == []
+
+    md = await api.http.get(f"/api/incidents/{n}/postmortem.md")
+    assert md.status_code == 200 and md.headers["content-type"].startswith("text/markdown")
+    for heading in ("## Summary", "## Timeline", "## Root cause", "## Impact", "## What went well",
+                    "## What could improve", "## Action items"):
+        assert heading in md.text
+    assert "| 1 | Index the zone table | bob |" in md.text and "- Author: erin" in md.text
+
+    async def tracked() -> list[dict[str, Any]]:
+        return list((await api.http.get("/api/action-items", params={"incident_id": n})).json())
+
+    items = await eventually("the action item tracked", tracked)
+    assert [(i["index"], i["owner"], i["priority"], i["state"]) for i in items] == [(1, "bob", "high", "open")]
+    ok = await erin.post(f"/api/incidents/{n}/action-items/1/complete", json={})
+    assert ok.status_code == 200 and ok.json()["message"] == f"action item 1 of #{n} is done"
+
+    # The answer comes once the read model says so: the list shows it done at once.
+    assert [(i["state"], i["done_by"]) for i in await tracked()] == [("done", "erin")]
+    twice = await erin.post(f"/api/incidents/{n}/action-items/1/complete", json={})
+    assert twice.status_code == 409 and "already done by erin" in twice.json()["detail"]
+
+    audit = (await api.http.get("/api/audit", params={"incident_id": n})).json()
+    got = [(e["action"], e["actor"], e["accepted"], e["status_code"]) for e in reversed(audit)][2:]
+    assert got == [
+        ("save_postmortem_draft", "erin", True, 200),
+        ("save_postmortem_draft", "alice", False, 409),
+        ("submit_postmortem_draft", "erin", False, 422),
+        ("save_postmortem_draft", "erin", True, 200),
+        ("submit_postmortem_draft", "erin", False, 422),
+        ("save_postmortem_draft", "erin", True, 200),
+        ("submit_postmortem_draft", "erin", True, 200),
+        ("submit_postmortem_draft", "erin", False, 409),
+        ("save_postmortem_draft", "erin", False, 409),
+        ("complete_action_item", "erin", True, 200),
+        ("complete_action_item", "erin", False, 409),
+    ], got
+
+
+async def test_who_may_and_what_is_refused(api: Api) -> None:
+    n = await resolved(api)
+    viewer = client_as(api.transport, token_for(api.engine, "vera", Role.VIEWER))
+    async with viewer:
+        assert (await viewer.get(f"/api/incidents/{n}/postmortem")).status_code == 200
+        assert (await viewer.put(f"/api/incidents/{n}/postmortem/draft", json=complete())).status_code == 403
+        assert (await viewer.get("/metrics")).status_code == 200
+    assert (await api.anonymous.get("/metrics")).status_code == 401
+    assert (await api.anonymous.get(f"/api/incidents/{n}/postmortem")).status_code == 401
+
+    assert (await api.http.get("/api/incidents/2147483647/postmortem")).status_code == 404
+    assert (await api.http.get("/api/incidents/2147483648/postmortem")).status_code == 422
+    missing_page = await api.http.get("/incidents/2147483647/postmortem")
+    assert missing_page.status_code == 404 and "incident #2147483647 not found" in missing_page.text
+    assert missing_page.headers["content-type"].startswith("text/html")
+    sev3 = await api.declare(severity="SEV-3")
+    await api.http.post(f"/api/incidents/{sev3['id']}/resolve", json={"summary": "Fixed."})
+    open_ = await api.declare(severity="SEV-1")
+    assert "not resolved yet" in (await api.http.get(f"/api/incidents/{open_['id']}/postmortem")).json()["detail"]
+
+    async def sev3_refused() -> str | None:
+        r = await api.http.get(f"/api/incidents/{sev3['id']}/postmortem")
+        return r.json()["detail"] if r.status_code == 409 and "needs no" in r.text else None
+
+    await eventually("SEV-3 refused", sev3_refused)
+    bad = await api.http.put(f"/api/incidents/{n}/postmortem/draft", json={**complete(), "author": "mallory"})
+    assert bad.status_code == 422 and "mallory" in bad.json()["detail"]
+    naive = complete(action_items=[{"title": "x", "owner": "bob", "due": "2099-01-01T00:00:00"}])
+    assert (await api.http.put(f"/api/incidents/{n}/postmortem/draft", json=naive)).status_code == 422
+    assert (await api.http.post(f"/api/incidents/{n}/postmortem/submit", json={})).status_code == 409  # no draft
+    assert (await api.http.post(f"/api/incidents/{n}/action-items/1/complete", json={})).status_code == 404
+
+
+async def test_metrics_json_and_prometheus(api: Api) -> None:
+    inc = await api.declare(severity="SEV-1")
+    n = int(inc["id"])
+    await api.http.post(f"/api/incidents/{n}/acknowledge", json={})
+    await api.http.post(f"/api/incidents/{n}/resolve", json={"summary": "Fixed."})
+    open_one = await api.declare(severity="SEV-1")  # never acknowledged, still open
+
+    async def both_recorded() -> dict[str, Any] | None:
+        body = (await api.http.get("/api/metrics", params={"period": "month"})).json()
+        row = next(r for r in body["rows"] if r["severity"] == "SEV-1" and r["incidents"])
+        return body if row["incidents"] == 2 and row["resolved"] == 1 else None
+
+    body = await eventually("both incidents in the metrics", both_recorded)
+    row = [r for r in body["rows"] if r["severity"] == "SEV-1" and r["incidents"]][-1]
+    assert (row["acknowledged"], row["never_acknowledged"], row["open"]) == (1, 1, 1)
+    assert row["mtta_seconds"] is not None and row["mttr_seconds"] >= row["mtta_seconds"]
+    assert "never acknowledged" in body["definitions"]["mtta"].lower()
+    assert open_one["id"] != n
+
+    prom = await api.http.get("/metrics")
+    assert prom.status_code == 200 and prom.headers["content-type"].startswith("text/plain; version=0.0.4")
+    assert "# TYPE warroom_mtta_seconds gauge" in prom.text
+    assert 'warroom_incidents{severity="SEV-1",window="7d"} 2' in prom.text
+    assert 'warroom_incidents_unacknowledged{severity="SEV-1",window="7d"} 1' in prom.text
+    assert (await api.http.get("/api/metrics", params={"since": "2020-01-01T00:00:00Z"})).status_code == 422
+    assert (await api.http.get("/api/metrics", params={"period": "year"})).status_code == 422
+
+
+async def test_the_due_list_says_how_late_an_overdue_postmortem_is(client: Any, engine: Any, tmp_path: Any) -> None:
+    from tests.api.support import serving
+
+    async with serving(client, engine, tmp_path, policy={"postmortem_within": "1s",
+                                                         "postmortem_reminders_before": []}) as api:
+        inc = await api.declare(severity="SEV-1")
+        n = int(inc["id"])
+        assert (await api.http.post(f"/api/incidents/{n}/resolve", json={"summary": "Fixed."})).status_code == 200
+
+        async def overdue() -> list[dict[str, Any]]:
+            rows = (await api.http.get("/api/postmortems/due")).json()
+            return [r for r in rows if r["incident_id"] == n and r["state"] == "overdue" and r["seconds"] >= 0]
+
+        row = (await eventually("the postmortem overdue", overdue))[0]
+        assert (row["severity"], row["author"], row["draft"]) == ("SEV-1", None, "not started")
+        page = await api.http.get("/postmortems")
+        assert page.status_code == 200 and "overdue" in page.text and f"#{n} " in page.text

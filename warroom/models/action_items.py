@@ -1,0 +1,127 @@
+"""Action items after a postmortem: workflow payloads and the rules of their reminders.
+
+One tracker workflow per incident (``workflows.action_items``) holds the items until
+each is done. Its owner is reminded before the due date (``Policy.action_item_reminders_before``);
+once an item is overdue the engineering lead is told, exactly once per item.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, Field
+
+from warroom.models.durations import format_duration
+from warroom.models.incident import ActionItem
+from warroom.models.policy import Person, Policy
+
+
+class TrackedItem(BaseModel):
+    index: int
+    """1-based position in the submitted postmortem; the item's id within its incident."""
+    title: str
+    owner: str
+    due: datetime
+    priority: str = "medium"
+    done_at: datetime | None = None
+    done_by: str | None = None
+    reminders_sent: int = 0
+    overdue_notified: bool = False
+
+    @property
+    def open(self) -> bool:
+        return self.done_at is None
+
+
+class ActionItemsState(BaseModel):
+    number: int
+    title: str
+    severity: str = ""
+    """The worst severity the incident reached (metrics group items by it)."""
+    items: list[TrackedItem]
+    version: int = 0
+    command_results: dict[str, str] = Field(default_factory=dict)
+    """Answers to the latest commands by update id (a retried update answers the same)."""
+
+
+class ActionItemsInput(BaseModel):
+    number: int
+    title: str = ""
+    severity: str = ""
+    items: list[ActionItem] = Field(default_factory=list)
+    policy: Policy
+    contacts: dict[str, Person] = Field(default_factory=dict)
+    """How to reach owners the policy may no longer list (copied from the incident)."""
+    carried: ActionItemsState | None = None
+    """Set only when the workflow continues as new."""
+    force_continue_after: int | None = None
+    """Test knob: continue as new once the history has this many events."""
+
+
+class CompleteItemInput(BaseModel):
+    index: int
+    by: str
+
+
+class ActionItemsPersist(BaseModel):
+    state: ActionItemsState
+
+
+def tracked(items: list[ActionItem]) -> list[TrackedItem]:
+    return [
+        TrackedItem(index=i, title=it.title, owner=it.owner, due=it.due, priority=it.priority)
+        for i, it in enumerate(items, start=1)
+    ]
+
+
+def reminder_times(item: TrackedItem, policy: Policy) -> list[datetime]:
+    """The instants the owner is reminded before the due date, earliest first."""
+    return sorted({item.due - before for before in policy.action_item_reminders_before})
+
+
+def reminder_due(item: TrackedItem, policy: Policy, now: datetime) -> bool:
+    """A reminder is owed: the next one fell due and the item is neither done nor overdue.
+    After a long outage of the workers only one reminder goes out, not all those missed."""
+    times = reminder_times(item, policy)
+    return item.open and now < item.due and item.reminders_sent < len(times) and now >= times[item.reminders_sent]
+
+
+def reminders_passed(item: TrackedItem, policy: Policy, now: datetime) -> int:
+    return sum(1 for t in reminder_times(item, policy) if t <= now)
+
+
+def escalation_due(item: TrackedItem, now: datetime) -> bool:
+    """The engineering lead is told once: the item is open, past due, and not yet reported."""
+    return item.open and now >= item.due and not item.overdue_notified
+
+
+def next_wakeup(items: list[TrackedItem], policy: Policy) -> datetime | None:
+    """The earliest instant something falls due for any open item (None: nothing left)."""
+    times: list[datetime] = []
+    for it in items:
+        if not it.open:
+            continue
+        if not it.overdue_notified:
+            times.append(it.due)
+        pending = reminder_times(it, policy)[it.reminders_sent:]
+        times.extend(t for t in pending if t < it.due)
+    return min(times) if times else None
+
+
+def all_done(items: list[TrackedItem]) -> bool:
+    return all(not it.open for it in items)
+
+
+def reminder_message(number: int, item: TrackedItem, now: datetime) -> tuple[str, str]:
+    left = format_duration(item.due - now)
+    subject = f"#{number}: action item due in {left}"
+    text = (f"warroom #{number}: the action item '{item.title}' ({item.priority} priority) is due in {left}. "
+            "Mark it done in warroom when it is finished.")
+    return subject, text
+
+
+def overdue_message(number: int, item: TrackedItem, now: datetime) -> tuple[str, str]:
+    subject = f"#{number}: action item overdue"
+    text = (f"warroom #{number}: the action item '{item.title}' ({item.priority} priority, owner {item.owner}) "
+            f"is {format_duration(now - item.due)} past its due date and not done.")
+    return subject, text
