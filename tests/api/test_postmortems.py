@@ -142,6 +142,11 @@ async def test_who_may_and_what_is_refused(api: Api) -> None:
     sev3 = await api.declare(severity="SEV-3")
     await api.http.post(f"/api/incidents/{sev3['id']}/resolve", json={"summary": "Fixed."})
     open_ = await api.declare(severity="SEV-1")
+
+    async def stored() -> bool:  # the read model is written by an activity, a moment after the declaration
+        return (await api.http.get(f"/api/incidents/{open_['id']}/postmortem")).status_code != 404
+
+    await eventually("the open incident in the read model", stored)
     assert "not resolved yet" in (await api.http.get(f"/api/incidents/{open_['id']}/postmortem")).json()["detail"]
 
     async def sev3_refused() -> str | None:
