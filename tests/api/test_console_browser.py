@@ -142,6 +142,9 @@ async def test_sign_in_declare_acknowledge_and_resolve_by_clicking(served: str) 
                                "Postmortems due")
             assert await page.locator(f'#open-incidents tr[data-incident="{number}"]').count() == 0
             await page.screenshot(path=str(ARTIFACTS / "6-console-postmortem-due.png"), full_page=True)
+            await page.click(f'#postmortems-due a[href="/incidents/{number}/postmortem"]')
+            await page.wait_for_url(f"{served}/incidents/{number}/postmortem")
+            assert "Rolled back the 02:30 deploy." in await page.content(), "the editor starts from the record"
             assert not failed, failed
             assert not [e for e in errors if "Failed to load resource" not in e], errors
         finally:
