@@ -50,3 +50,6 @@ def fanout_workflow_id(event_key: str) -> str:
 PAGE_WANTED_QUERY = "page_wanted"
 # On-call: an escalation level's targets resolved against the configuration in force.
 RESOLVE_TARGETS_ACTIVITY = "resolve_targets"
+# The incident channel (workflows.relay, activities.chat).
+RELAY_SLACK_ACTIVITY = "relay_to_slack"
+RELAY_WEBHOOKS_ACTIVITY = "relay_to_webhooks"
