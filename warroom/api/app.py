@@ -25,7 +25,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.service import RPCError
 
-from warroom.api import admin, alerts, commands, statuspage, twilio_webhooks
+from warroom.api import admin, alerts, commands, slack, statuspage, twilio_webhooks
 from warroom.api import auth as access
 from warroom.api import oncall as oncall_routes
 from warroom.api import runbooks as runbook_routes
@@ -181,6 +181,7 @@ def create_app(
     runbook_routes.install(app, settings)
     app.include_router(statuspage.router)
     app.include_router(twilio_webhooks.router)
+    app.include_router(slack.router)
     app.include_router(oncall_routes.router)
     access.install(app)
     app.include_router(admin.router)
@@ -302,6 +303,7 @@ def _routes(app: FastAPI) -> None:  # noqa: C901 - one place that lists every ro
             declared_by=declared_by,
             source="api",
             policy=await oncall_routes.current_policy(rt),
+            relay=rt.settings.relay_targets,
         )
         wid = incident_workflow_id(number)
         try:
@@ -536,6 +538,7 @@ async def _ingest_alertmanager(rt: Runtime, payload: alerts.AlertmanagerPayload)
             source="alertmanager",
             group_key=payload.groupKey,
             policy=policy,
+            relay=rt.settings.relay_targets,
             **details,
         )
         start = WithStartWorkflowOperation(
