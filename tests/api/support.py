@@ -32,6 +32,7 @@ from tests.conftest import Harness, running_worker, start_incident_numbers_at
 from tests.stack import case, write_policy
 from warroom.api.app import create_app
 from warroom.settings import Settings
+from warroom.worker import build_chat
 
 T = TypeVar("T")
 _blocks = itertools.count(1)
@@ -109,7 +110,8 @@ def seed_numbers(engine: Engine, first: int) -> None:
 
 @asynccontextmanager
 async def serving(
-    client: Client, engine: Engine, tmp_path: Path, policy: dict[str, Any] | None = None
+    client: Client, engine: Engine, tmp_path: Path, policy: dict[str, Any] | None = None,
+    **more_settings: Any,
 ) -> AsyncIterator[Api]:
     """The app from ``create_app`` with its lifespan running, and a worker on its task queue."""
     policy_file = tmp_path / "policy.yaml"
@@ -119,12 +121,14 @@ async def serving(
         policy=policy_file,
         task_queue=f"api-{next(_blocks)}-{tmp_path.name[-12:]}",
         command_timeout_seconds=10,
+        **more_settings,
     )
     first = next(_blocks) * BLOCK + 1
     seed_numbers(engine, first)
     app = create_app(settings, client=client, engine=engine)
     alice, secret = token_for(engine, "alice"), integration_secret(engine)
-    async with running_worker(client, engine, settings.task_queue) as worker:
+    chat = build_chat(engine, settings).all() if settings.relay_targets else ()
+    async with running_worker(client, engine, settings.task_queue, extra=chat) as worker:
         async with LifespanManager(app) as manager, AsyncExitStack() as exits:
             transport = httpx.ASGITransport(app=manager.app)
             http = await exits.enter_async_context(client_as(transport, alice))

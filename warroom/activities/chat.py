@@ -180,8 +180,9 @@ class ChatActivities:
                 name = numbered_name(base, attempt + 1)
         channel = data.get("channel") or {}
         assert isinstance(channel, dict)
+        created = str(channel.get("name", name))
         row = ChatChannelRow(incident_number=snap.number, channel_id=str(channel.get("id", "")),
-                             name=str(channel.get("name", name)), status_ts=None, status_digest="",
+                             name=created, status_ts=None, status_digest="",
                              posted_seq=0, invited=[], created_at=self._clock())
         try:
             with Session(self._engine) as session, session.begin():
@@ -190,9 +191,11 @@ class ChatActivities:
             found = self._channel(snap.number)
             assert found is not None
             return found
-        notes.append(f"Slack channel #{row.name} created for the response")
-        log.info("Slack channel %s created", row.name, extra={"incident": snap.number})
-        return self._channel(snap.number) or row
+        notes.append(f"Slack channel #{created} created for the response")
+        log.info("Slack channel %s created", created, extra={"incident": snap.number})
+        found = self._channel(snap.number)
+        assert found is not None
+        return found
 
     def _invite(self, client: WebClient, cfg: SlackConfig, row: ChatChannelRow, snap: RelaySnapshot,
                 notes: list[str]) -> None:

@@ -209,7 +209,7 @@ class CommandProblem(ValueError):
 
 
 _MENTION = re.compile(r"^<@([UW][A-Z0-9]+)(?:\|[^>]*)?>$")
-_NUMBER = re.compile(r"^#?(\d{1,10})$")
+_NUMBER = re.compile(r"^#?(\d{1,30})$")
 
 
 def parse_command(text: str) -> SlashCommand:
