@@ -1008,6 +1008,7 @@ class IncidentWorkflow:
                 result.changed = False
                 return result
             s.relay.noted.append(cmd.ref)
+            del s.relay.noted[:-MAX_REMEMBERED_COMMANDS]
         self._log("note", f"Note from {cmd.by} via {cmd.source}: {cmd.text.strip()}", actor=cmd.by)
         return self._result(f"noted on the timeline of #{s.number}")
 
