@@ -55,6 +55,9 @@ class FakeSlack:
     # --- life cycle ------------------------------------------------------------------------
 
     def start(self) -> str:
+        return self.start_on(0)
+
+    def start_on(self, port: int) -> str:
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -85,7 +88,7 @@ class FakeSlack:
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self._server.daemon_threads = True
         self._server.block_on_close = False
         server = self._server
@@ -201,3 +204,100 @@ class FakeSlack:
             text = channel.messages.get(ts)
             return {"ok": True, "messages": [{"type": "message", "ts": ts, "text": text}] if text else []}
         return {"ok": False, "error": "unknown_method"}
+
+
+# --- by hand (README, "The incident channel in Slack") -------------------------------------------
+
+
+def _serve(port: int) -> None:
+    fake = FakeSlack()
+    server_url = fake.start_on(port)
+    print(f"fake Slack Web API on {server_url} (bot token {BOT_TOKEN}); Ctrl-C to stop", flush=True)
+    seen = 0
+    try:
+        while True:
+            time.sleep(0.2)
+            with fake._lock:
+                new, seen = fake.calls[seen:], len(fake.calls)
+            for call in new:
+                shown = {k: v for k, v in call.params.items() if k != "blocks"}
+                print(f"{call.method} -> {call.status} {json.dumps(shown)[:300]}", flush=True)
+    except KeyboardInterrupt:
+        fake.stop()
+
+
+def _receive(port: int, secret: str) -> None:
+    """A webhook receiver that verifies each delivery the way the README describes."""
+    from warroom.models.chat import verify_webhook
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802
+            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            ok = verify_webhook(secret, self.headers.get("X-Warroom-Timestamp", ""),
+                                self.headers.get("X-Warroom-Signature", ""), body, now=time.time())
+            self.send_response(204 if ok else 401)
+            self.end_headers()
+            event = json.loads(body) if ok else {}
+            print(f"{'verified' if ok else 'REFUSED (bad signature)'} {event.get('type', '')} "
+                  f"{event.get('entry', {}).get('text', '')}", flush=True)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    print(f"webhook receiver on http://127.0.0.1:{port}/", flush=True)
+    ThreadingHTTPServer(("127.0.0.1", port), Handler).serve_forever()
+
+
+def _post(api: str, path: str, body: bytes, kind: str) -> None:
+    import os
+
+    import httpx
+
+    from warroom.models.chat import slack_signature
+
+    secret = os.environ.get("WARROOM_SLACK_SIGNING_SECRET", SIGNING_SECRET)
+    ts = str(int(time.time()))
+    headers = {"X-Slack-Request-Timestamp": ts, "X-Slack-Signature": slack_signature(secret, ts, body),
+               "Content-Type": kind}
+    answer = httpx.post(api.rstrip("/") + path, content=body, headers=headers, timeout=15)
+    print(answer.status_code, answer.text)
+
+
+def main(argv: list[str] | None = None) -> None:
+    import argparse
+    from urllib.parse import urlencode
+
+    parser = argparse.ArgumentParser(prog="python -m tests.fake_slack")
+    sub = parser.add_subparsers(dest="what", required=True)
+    serve = sub.add_parser("serve", help="a fake Slack Web API that prints every call")
+    serve.add_argument("--port", type=int, default=8703)
+    receive = sub.add_parser("receive", help="an outgoing-webhook receiver that verifies signatures")
+    receive.add_argument("--port", type=int, default=8704)
+    receive.add_argument("--secret", required=True)
+    command = sub.add_parser("command", help="a signed /warroom slash command, as Slack would post it")
+    command.add_argument("text")
+    command.add_argument("--user", required=True, help="the Slack member id, e.g. U0ALICE")
+    command.add_argument("--channel", default="", help="the channel id (an incident's channel)")
+    command.add_argument("--api", default="http://127.0.0.1:8000")
+    react = sub.add_parser("pin", help="a signed :pushpin: reaction_added event on a message")
+    react.add_argument("channel")
+    react.add_argument("ts")
+    react.add_argument("--user", required=True)
+    react.add_argument("--api", default="http://127.0.0.1:8000")
+    args = parser.parse_args(argv)
+    if args.what == "serve":
+        _serve(args.port)
+    elif args.what == "receive":
+        _receive(args.port, args.secret)
+    elif args.what == "command":
+        body = urlencode({"command": "/warroom", "text": args.text, "user_id": args.user,
+                          "channel_id": args.channel}).encode()
+        _post(args.api, "/api/slack/commands", body, "application/x-www-form-urlencoded")
+    else:
+        event = {"type": "event_callback", "event": {"type": "reaction_added", "user": args.user,
+                 "reaction": "pushpin", "item": {"type": "message", "channel": args.channel, "ts": args.ts}}}
+        _post(args.api, "/api/slack/events", json.dumps(event).encode(), "application/json")
+
+
+if __name__ == "__main__":
+    main()

@@ -231,17 +231,22 @@ class ChatActivities:
         links = self.links(snap.number)
         text, blocks = status_text(snap, links), status_blocks(snap, links)
         wanted = digest(text, blocks)
+        posted = ""
         if row.status_ts is None:
             data = self._call(client, "chat.postMessage", channel=row.channel_id, text=text, blocks=blocks)
             row.status_ts = str(data.get("ts"))
-            row.status_digest = ""
+            row.status_digest = ""  # posted, not pinned yet: a retry pins it
             self._save(row)
+            posted = wanted
         if not row.status_digest:
             try:
                 self._call(client, "pins.add", channel=row.channel_id, timestamp=row.status_ts)
             except SlackRefused as err:
                 if err.error != "already_pinned":
                     log.warning("status message of #%s not pinned: %s", snap.number, err.error)
+            if posted:
+                row.status_digest = posted
+                self._save(row)
         if row.status_digest != wanted:
             self._call(client, "chat.update", channel=row.channel_id, ts=row.status_ts, text=text, blocks=blocks)
             row.status_digest = wanted
