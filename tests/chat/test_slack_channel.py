@@ -137,3 +137,28 @@ async def test_a_refused_bot_token_is_reported_once_and_the_incident_goes_on(
         # Non-retryable: one call per try, not three.
         calls = len(slack.calls)
         assert calls >= 1 and all(c.method == "conversations.create" for c in slack.calls)
+
+
+async def test_the_channel_keeps_following_after_a_continue_as_new(
+    client: Client, primary_engine: Engine, slack: FakeSlack
+) -> None:
+    small = fast_policy(people=PEOPLE, ack_timeout="1h", first_status_within="1h", chat_retry_every="1s",
+                        history_event_limit=120)
+    async with running_worker(client, primary_engine, extra=chat(primary_engine, slack).all()) as h:
+        handle, number = await start_incident(h, policy=small, relay=["slack"])
+        channel = await slack.wait(slack.only_channel, what="the channel")
+        first_run = (await handle.describe()).run_id
+        for i in range(12):
+            await handle.execute_update(IncidentWorkflow.post_status_update,
+                                        StatusUpdateInput(message=f"Update number {i}", author="alice"))
+        await eventually(lambda: _run_changed(handle, first_run), timeout=20, what="a continue-as-new")
+        await handle.execute_update(IncidentWorkflow.assign_role,
+                                    RoleInput(role=Role.SCRIBE, person="erin", by="alice"))
+        await slack.wait(lambda: "Scribe: erin" in slack.pinned_text(channel), what="the pin after the new run")
+        await slack.wait(lambda: sum("Public update by alice: Update number" in t for t in slack.texts(channel)) == 12,
+                         what="every update mirrored once")
+        assert len(slack.called("conversations.create")) == 1 and len(channel.pinned) == 1
+
+
+async def _run_changed(handle: Any, first: str) -> bool:
+    return (await handle.describe()).run_id != first

@@ -28,6 +28,7 @@ from datetime import UTC, datetime
 import httpx
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
+from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 from sqlalchemy import Engine, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -127,6 +128,7 @@ class ChatActivities:
         if cfg is None:
             return RelayResult(enabled=False)
         client = WebClient(token=cfg.token, base_url=cfg.api_url, timeout=int(max(1, cfg.timeout)))
+        client.retry_handlers.append(RateLimitErrorRetryHandler(max_retry_count=2))  # honours Retry-After
         snap, notes = inp.snapshot, []
         row = self._channel(snap.number)
         if row is None:
