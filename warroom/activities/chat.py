@@ -150,10 +150,10 @@ class ChatActivities:
                     type="ChatConfigError", non_retryable=True,
                 ) from None
             if status == 429 or status >= 500 or error in TRANSIENT_SLACK_ERRORS or not error:
-                raise ChatUnavailable(f"Slack {method} failed: {error or f'HTTP {status}'}") from None
+                raise ChatUnavailable(f"{method} answered {error or f'HTTP {status}'}") from None
             raise SlackRefused(error) from None
         except (SlackClientError, OSError) as err:
-            raise ChatUnavailable(f"Slack is unreachable ({type(err).__name__})") from None
+            raise ChatUnavailable(f"unreachable ({type(err).__name__})") from None
         return dict(response.data) if isinstance(response.data, dict) else {}
 
     def _channel(self, number: int) -> ChatChannelRow | None:

@@ -160,7 +160,7 @@ class Relay:
                 t.failing = True
                 cause = err.cause
                 why = getattr(cause, "message", None) or str(cause or err)
-                self._log(name, f"{LABELS[name]} failed ({why}); the response goes on without it, "
+                self._log(name, f"{LABELS[name]} is failing ({why}); the response goes on without it, "
                                 f"and it catches up when it answers again")
                 t.tried_seq = self._last_seq()
             return
