@@ -21,9 +21,9 @@ from temporalio.client import Client
 
 from tests.conftest import fast_policy, running_worker
 from tests.fake_slack import BOT_TOKEN, FakeSlack
-from tests.workflow.helpers import eventually, sent, start_incident, state
+from tests.workflow.helpers import eventually, refused, sent, start_incident, state
 from warroom.activities.chat import ChatActivities, SlackConfig
-from warroom.models.incident import Role, RoleInput, SeverityInput, StatusUpdateInput
+from warroom.models.incident import NoteInput, Role, RoleInput, SeverityInput, StatusUpdateInput
 from warroom.models.severity import Severity
 from warroom.workflows import IncidentWorkflow
 
@@ -171,3 +171,20 @@ async def test_the_channel_keeps_following_after_a_continue_as_new(
 
 async def _run_changed(handle: Any, first: str) -> bool:
     return (await handle.describe()).run_id != first
+
+
+async def test_a_marked_message_is_noted_once_and_only_for_known_people(harness: Any) -> None:
+    handle, _ = await start_incident(harness, policy=policy())
+    note = NoteInput(text="The resolver cache was flushed at 02:31", by="alice", source="Slack reaction",
+                     ref="C1/1800000001.000100")
+    first = await handle.execute_update(IncidentWorkflow.add_note, note)
+    again = await handle.execute_update(IncidentWorkflow.add_note, note)
+    assert first.changed and not again.changed
+    assert "empty" in await refused(handle.execute_update(IncidentWorkflow.add_note, note.model_copy(
+        update={"text": "  ", "ref": None})))
+    assert "'mallory' is not a known person" in await refused(handle.execute_update(
+        IncidentWorkflow.add_note, note.model_copy(update={"by": "mallory", "ref": None})))
+    s = await state(handle)
+    notes = [e for e in s.timeline if e.kind == "note"]
+    assert [(e.text, e.actor) for e in notes] == [
+        ("Note from alice via Slack reaction: The resolver cache was flushed at 02:31", "alice")]

@@ -1018,6 +1018,7 @@ class IncidentWorkflow:
             return
         if self._s.status == IncidentStatus.CLOSED:
             _reject(f"incident #{self._s.number} is closed")
+        self._require_person(cmd.by, "a known person")
         if not cmd.text.strip():
             _reject("the note is empty")
         if len(cmd.text) > MAX_TEXT:
