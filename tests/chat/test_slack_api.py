@@ -159,11 +159,19 @@ async def test_the_acknowledge_button_and_a_pushpin_reaction(api: Api, slack: Fa
     ch = slack.channels[channel]
     await slack.wait(lambda: "Acknowledge" in json.dumps(slack.called("chat.postMessage")[0].params["blocks"]))
 
-    payload = {"type": "block_actions", "user": {"id": "U0ERIN"}, "channel": {"id": channel},
-               "actions": [{"action_id": "warroom_ack", "value": str(number)}]}
-    body = urlencode({"payload": json.dumps(payload)}).encode()
-    resp = await api.anonymous.post("/api/slack/interactions", content=body, headers=signed(body))
-    assert resp.status_code == 200 and resp.json()["text"].startswith("Done:")
+    async def press(action: str, user: str = "U0ERIN") -> str:
+        payload = {"type": "block_actions", "user": {"id": user}, "channel": {"id": channel},
+                   "actions": [{"action_id": action, "value": str(number)}]}
+        body = urlencode({"payload": json.dumps(payload)}).encode()
+        resp = await api.anonymous.post("/api/slack/interactions", content=body, headers=signed(body))
+        assert resp.status_code == 200, resp.text
+        return str(resp.json()["text"])
+
+    assert "not linked" in await press("warroom_ack", "U0NOBODY")
+    assert await press("warroom_escalate") == f"Done: #{number} escalated."
+    assert await press("warroom_ack") == f"Done: #{number} acknowledged by erin."
+    assert "already acknowledged by erin" in await press("warroom_escalate")
+    assert [r.accepted for r in audit(api, "interaction")] == [False, True, True, False]
     assert (await api.incident(number))["acknowledged_by"] == "erin"
     await slack.wait(lambda: "Acknowledged by:* erin" in slack.pinned_text(ch), what="the pinned ack")
 
