@@ -17,7 +17,7 @@ import os
 import shutil
 import sys
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
@@ -284,6 +284,7 @@ async def running_worker(
     task_queue: str | None = None,
     runbook_config: RunbookConfig | None = None,
     notifiers: NotifierRegistry | None = None,
+    extra: Sequence[Callable[..., object]] = (),
 ) -> AsyncIterator[Harness]:
     """A worker with every workflow and activity; pages go to a RecordingChannel unless
     ``notifiers`` says otherwise (e.g. the real Twilio/SendGrid adapters on local fakes)."""
@@ -302,7 +303,8 @@ async def running_worker(
             client,
             task_queue=queue,
             workflows=WORKFLOWS,
-            activities=[*activities.all(), *runbooks.all(), *subscribers.all(), *OnCallActivities(config).all()],
+            activities=[*activities.all(), *runbooks.all(), *subscribers.all(), *OnCallActivities(config).all(),
+                        *extra],
             activity_executor=executor,
             max_heartbeat_throttle_interval=HEARTBEAT_THROTTLE,
         ):

@@ -12,6 +12,7 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from warroom.models.chat import SLACK, WEBHOOKS, WebhookEndpoint
 from warroom.models.components import DEFAULT_STATUSPAGE_PATH
 from warroom.models.ids import DEFAULT_TASK_QUEUE
 from warroom.models.policy import DEFAULT_POLICY_PATH
@@ -92,7 +93,25 @@ class Settings(BaseSettings):
     webhook_rate_per_minute: float = Field(default=600, gt=0)
     """Alert webhook deliveries per client address: ``burst`` at once, then this many a minute."""
 
-    @field_validator("public_base_url", "twilio_api_base", "sendgrid_api_base")
+    # --- the incident channel (Slack) and outgoing webhooks: off unless configured ----------------
+    slack_bot_token: SecretStr | None = None
+    """The Slack app's bot token (xoxb-...): scopes channels:manage, channels:read, chat:write,
+    pins:write, channels:history, users:read (groups:* too with ``slack_private_channels``)."""
+    slack_signing_secret: SecretStr | None = None
+    """Checks that slash commands, buttons and events really come from Slack."""
+    slack_api_base: str | None = None
+    """Another base URL for the Slack Web API (a local fake); default https://slack.com/api/."""
+    slack_users: dict[str, str] = Field(default_factory=dict)
+    """Person id -> Slack member id (JSON object); the policy's ``slack:`` field of a person also works."""
+    slack_channel_prefix: str = Field(default="inc", pattern=r"^[a-z0-9][a-z0-9_-]{0,20}$")
+    slack_private_channels: bool = False
+    slack_note_reaction: str = Field(default="pushpin", pattern=r"^[a-z0-9_+-]{1,50}$")
+    """A message given this reaction in an incident channel is copied to the incident's timeline."""
+    webhooks: list[WebhookEndpoint] = Field(default_factory=list)
+    """Outgoing webhooks (JSON list of {"name", "url", "secret", "kinds"}): every timeline event, signed."""
+    chat_timeout_seconds: float = Field(default=10.0, gt=0, le=60)
+
+    @field_validator("public_base_url", "twilio_api_base", "sendgrid_api_base", "slack_api_base")
     @classmethod
     def _url(cls, value: str | None) -> str | None:
         if value is None or not value.strip():
@@ -109,6 +128,23 @@ class Settings(BaseSettings):
     @property
     def sendgrid_configured(self) -> bool:
         return bool(self.sendgrid_api_key and self.sendgrid_from_email)
+
+    @property
+    def slack_configured(self) -> bool:
+        return bool(self.slack_bot_token and self.slack_signing_secret)
+
+    @property
+    def relay_targets(self) -> list[str]:
+        """Where a new incident is mirrored: its Slack channel, the outgoing webhooks."""
+        return ([SLACK] if self.slack_configured else []) + ([WEBHOOKS] if self.webhooks else [])
+
+    @property
+    def slack_api_url(self) -> str:
+        return (self.slack_api_base or "https://slack.com/api").rstrip("/") + "/"
+
+    @property
+    def temporal_ui_base(self) -> str:
+        return (self.temporal_ui_url or f"http://127.0.0.1:{self.temporal_ui_port}").rstrip("/")
 
     @property
     def temporal_target(self) -> str:

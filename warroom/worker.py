@@ -18,6 +18,7 @@ from sqlalchemy import Engine, text
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from warroom.activities.chat import ChatActivities, SlackConfig
 from warroom.activities.incident import IncidentActivities, WorkflowPageGuard
 from warroom.activities.notify import Channel, NotifierRegistry
 from warroom.activities.oncall import OnCallActivities
@@ -99,6 +100,25 @@ def build_runbook_config(settings: Settings) -> RunbookConfig:
     )
 
 
+def build_chat(engine: Engine, settings: Settings) -> ChatActivities:
+    """The incident channel and outgoing webhooks; both off unless configured."""
+    slack = None
+    if settings.slack_configured:
+        assert settings.slack_bot_token is not None
+        slack = SlackConfig(
+            token=settings.slack_bot_token.get_secret_value(),
+            api_url=settings.slack_api_url,
+            timeout=settings.chat_timeout_seconds,
+            prefix=settings.slack_channel_prefix,
+            private=settings.slack_private_channels,
+            users=dict(settings.slack_users),
+        )
+    return ChatActivities(
+        engine, slack, settings.webhooks, site_url=settings.site_url, temporal_ui=settings.temporal_ui_base,
+        namespace=settings.temporal_namespace, webhook_timeout=settings.chat_timeout_seconds,
+    )
+
+
 HEALTH_INTERVAL_SECONDS = 10.0
 
 
@@ -140,6 +160,8 @@ async def run(settings: Settings) -> None:
     client = await wait_for_temporal(settings)
     notifiers = build_notifiers(settings)
     log.info("paging: %s", notifiers.describe())
+    log.info("incident channel: %s; outgoing webhooks: %d", "Slack" if settings.slack_configured else "off",
+             len(settings.webhooks))
     activities = build_activities(engine, settings, client, notifiers, config)
     runbook_activities = RunbookActivities(engine, build_runbook_config(settings))
     subscribers = StatusPageActivities(
@@ -152,7 +174,8 @@ async def run(settings: Settings) -> None:
     with ThreadPoolExecutor(max_workers=64) as executor:
         worker = build_worker(
             client, settings, activities, executor,
-            [*runbook_activities.all(), *subscribers.all(), *OnCallActivities(config).all()],
+            [*runbook_activities.all(), *subscribers.all(), *OnCallActivities(config).all(),
+             *build_chat(engine, settings).all()],
         )
         log.info("worker polling task queue %s on %s", settings.task_queue, settings.temporal_target)
         async with worker:

@@ -32,6 +32,7 @@ from tests.conftest import Harness, running_worker, start_incident_numbers_at
 from tests.stack import case, write_policy
 from warroom.api.app import create_app
 from warroom.settings import Settings
+from warroom.worker import build_chat
 
 T = TypeVar("T")
 _blocks = itertools.count(1)
@@ -126,7 +127,8 @@ async def serving(
     seed_numbers(engine, first)
     app = create_app(settings, client=client, engine=engine)
     alice, secret = token_for(engine, "alice"), integration_secret(engine)
-    async with running_worker(client, engine, settings.task_queue) as worker:
+    chat = build_chat(engine, settings).all() if settings.relay_targets else ()
+    async with running_worker(client, engine, settings.task_queue, extra=chat) as worker:
         async with LifespanManager(app) as manager, AsyncExitStack() as exits:
             transport = httpx.ASGITransport(app=manager.app)
             http = await exits.enter_async_context(client_as(transport, alice))

@@ -38,7 +38,8 @@ V, R, O, A = Role.VIEWER, Role.RESPONDER, Role.OPERATOR, Role.ADMIN
 
 # Every route and its rule. A new route fails test_the_table_names_every_route until it is added here.
 #   ("role", X): API route for X and above;   ("page", X): web page for X and above (no identity: to /login)
-#   "public", "integration" (alert webhooks), "twilio" (X-Twilio-Signature), "login" (needs the form's CSRF cookie)
+#   "public", "integration" (alert webhooks), "twilio" (X-Twilio-Signature), "login" (needs the form's CSRF cookie),
+#   "slack" (X-Slack-Signature; refused while Slack is not configured)
 RULES: dict[tuple[str, str], Any] = {
     ("GET", "/healthz"): "public",
     ("POST", "/api/incidents"): ("role", R),
@@ -79,6 +80,9 @@ RULES: dict[tuple[str, str], Any] = {
     ("POST", "/api/webhooks/twilio/sms"): "twilio",
     ("POST", "/api/webhooks/twilio/voice"): "twilio",
     ("POST", "/api/webhooks/twilio/status"): "twilio",
+    ("POST", "/api/slack/commands"): "slack",
+    ("POST", "/api/slack/interactions"): "slack",
+    ("POST", "/api/slack/events"): "slack",
     ("GET", "/login"): "public",
     ("POST", "/login"): "login",
     ("POST", "/logout"): ("page", V),
@@ -211,7 +215,7 @@ def expected(rule: Any, identity: str) -> str:
     """The answer's class: '401', '403', '303' (to the sign-in page) or 'in' (let in: anything else)."""
     if rule == "public":
         return "in"
-    if rule in ("twilio", "login"):
+    if rule in ("twilio", "login", "slack"):
         return "403"
     if rule == "integration":
         return "in" if identity == "integration" else "401"

@@ -25,7 +25,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.service import RPCError
 
-from warroom.api import admin, alerts, commands, statuspage, twilio_webhooks
+from warroom.api import admin, alerts, commands, slack, statuspage, twilio_webhooks
 from warroom.api import auth as access
 from warroom.api import oncall as oncall_routes
 from warroom.api import postmortems as postmortem_routes
@@ -183,6 +183,7 @@ def create_app(
     postmortem_routes.install(app)
     app.include_router(statuspage.router)
     app.include_router(twilio_webhooks.router)
+    app.include_router(slack.router)
     app.include_router(oncall_routes.router)
     access.install(app)
     app.include_router(admin.router)
@@ -291,6 +292,7 @@ async def declare_incident(
         declared_by=declared_by,
         source=source,
         policy=await oncall_routes.current_policy(rt),
+        relay=rt.settings.relay_targets,
     )
     wid = incident_workflow_id(number)
     try:
@@ -575,6 +577,7 @@ async def _ingest_alertmanager(rt: Runtime, payload: alerts.AlertmanagerPayload)
             source="alertmanager",
             group_key=payload.groupKey,
             policy=policy,
+            relay=rt.settings.relay_targets,
             **details,
         )
         start = WithStartWorkflowOperation(

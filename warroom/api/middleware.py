@@ -111,7 +111,7 @@ class AuditMiddleware:
                 path = path.replace(secret, secret[:16] + "...")
         content_type = _header(scope, b"content-type") or ""
         answer_json = _json(answer) if answer else None
-        accepted = 200 <= status < 400
+        accepted = 200 <= status < 400 and state.get("audit_accepted", True)
         reason = state.get("audit_reason") or _answer_text(answer_json, accepted)
         entry = dict(
             at=runtime.clock(),

@@ -56,3 +56,6 @@ PERSIST_ACTION_ITEMS_ACTIVITY = "persist_action_items"
 
 def action_items_workflow_id(number: int) -> str:
     return f"{incident_workflow_id(number)}-action-items"
+# The incident channel (workflows.relay, activities.chat).
+RELAY_SLACK_ACTIVITY = "relay_to_slack"
+RELAY_WEBHOOKS_ACTIVITY = "relay_to_webhooks"

@@ -99,6 +99,8 @@ class IncidentInput(BaseModel):
     policy: Policy
     alerts: list[AlertEvent] = Field(default_factory=list)
     carried: "IncidentState | None" = None
+    relay: list[str] = Field(default_factory=list)
+    """Where to mirror the incident (``slack``, ``webhooks``): the API sets it from its settings."""
     """Set only when the workflow continues as new."""
 
 
@@ -116,6 +118,27 @@ class StatusUpdate(BaseModel):
     kind: StatusKind = StatusKind.UPDATE
     author: str
     message: str
+
+
+class RelayTarget(BaseModel):
+    """How far the incident has been mirrored to one chat target (see workflows.relay)."""
+
+    seq: int = 0
+    """The last timeline entry the target has."""
+    view: str = ""
+    """The status summary it last showed."""
+    failing: bool = False
+    tried_seq: int = 0
+    tried_view: str = ""
+    """What the last failed attempt tried to send: the next try waits for news or the retry timer."""
+    off: bool = False
+    """The worker says this target is not configured: nothing more is sent."""
+
+
+class RelayState(BaseModel):
+    targets: dict[str, RelayTarget] = Field(default_factory=dict)
+    noted: list[str] = Field(default_factory=list)
+    """Chat messages already copied to the timeline (``channel/ts``): a redelivered event acts once."""
 
 
 class PageRecord(BaseModel):
@@ -266,6 +289,8 @@ class IncidentState(BaseModel):
     contacts: dict[str, Person] = Field(default_factory=dict)
     """How to reach the people resolved at page time, as the configuration said then
     (people added after the incident was declared are only known from here)."""
+    relay: RelayState = Field(default_factory=RelayState)
+    """The incident's Slack channel and outgoing webhooks (empty: not mirrored)."""
 
 
 class Deadline(BaseModel):
@@ -326,6 +351,16 @@ class PostmortemAuthorInput(BaseModel):
 class PostmortemInput(BaseModel):
     document: PostmortemDocument
     by: str = "api"
+
+
+class NoteInput(BaseModel):
+    """A message a responder marked in chat (a reaction or ``/warroom note``), for the timeline."""
+
+    text: str
+    by: str
+    source: str = "slack"
+    ref: str | None = None
+    """Where it came from (``channel/ts``): the same message is added once."""
 
 
 class CommandResult(BaseModel):

@@ -60,6 +60,8 @@ class Person(_Strict):
     """The order in which to try this person's methods; default: voice, sms, email (those given)."""
     time_zone: str | None = None
     """Where the person lives (an IANA name); shown next to their shifts."""
+    slack: str | None = Field(default=None, pattern=r"^[UW][A-Z0-9]{2,20}$")
+    """Their Slack member id (U...), for the incident channel and the /warroom command."""
 
     @field_validator("time_zone")
     @classmethod
@@ -253,6 +255,8 @@ class Policy(_Strict):
     page_cap: Duration = timedelta(minutes=1)
     """At most one page per phone number or address and method in this window; pages that
     fall due in between wait for the window and go out together in one message. 0 turns it off."""
+    chat_retry_every: Duration = timedelta(minutes=1)
+    """While Slack or a webhook receiver fails, how often the incident tries again without news."""
     history_event_limit: int = Field(default=8000, ge=50)
     """Continue-as-new once an incident's history grows past this many events."""
 

@@ -627,3 +627,35 @@ def upsert_newer(session: Session, values: dict[str, Any]) -> None:
                 .where(IncidentRow.number == number, IncidentRow.version < version)
                 .values(**values)
             )
+
+
+class ChatChannelRow(Base):
+    """An incident's Slack channel: what was created, pinned, invited and posted (activities.chat)."""
+
+    __tablename__ = "chat_channels"
+    incident_number: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    channel_id: Mapped[str] = mapped_column(String(32), unique=True)
+    name: Mapped[str] = mapped_column(String(80))
+    status_ts: Mapped[str | None] = mapped_column(String(32))
+    """The pinned status message (Slack's message timestamp)."""
+    status_digest: Mapped[str] = mapped_column(String(64), default="")
+    posted_seq: Mapped[int] = mapped_column(Integer, default=0)
+    """The last timeline entry posted to the channel."""
+    invited: Mapped[list[str]] = mapped_column(JSON, default=list)
+    created_at: Mapped[datetime]
+
+
+class WebhookDeliveryRow(Base):
+    """One outgoing webhook event to one endpoint: the unique key makes it go out once."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (UniqueConstraint("endpoint", "event_key", name="uq_webhook_delivery"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    endpoint: Mapped[str] = mapped_column(String(64))
+    event_key: Mapped[str] = mapped_column(String(200), index=True)
+    incident_number: Mapped[int] = mapped_column(Integer, index=True)
+    status: Mapped[str] = mapped_column(String(16))
+    """delivered | refused (the receiver answered 4xx: not sent again)"""
+    http_status: Mapped[int | None] = mapped_column(Integer)
+    detail: Mapped[str] = mapped_column(Text, default="")
+    at: Mapped[datetime]

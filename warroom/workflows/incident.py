@@ -62,11 +62,13 @@ with workflow.unsafe.imports_passed_through():
         NotificationKind,
         NotificationRequest,
         NotificationResult,
+        NoteInput,
         PageRecord,
         PageRun,
         PersistInput,
         PostmortemAuthorInput,
         PostmortemInput,
+        RelayTarget,
         ResolveInput,
         Role,
         RoleInput,
@@ -93,6 +95,7 @@ with workflow.unsafe.imports_passed_through():
     from warroom.workflows.runbook import RunbookRunWorkflow
     from warroom.workflows.action_items import ActionItemsWorkflow
     from warroom.models.subscribers import FanoutInput, PublicEvent, PublicEventKind
+    from warroom.workflows.relay import CHAT_PATCH, Relay
 
 
 MAX_TEXT = 5000
@@ -160,6 +163,8 @@ class IncidentWorkflow:
         self._continuing = False
         self._fanouts: list[asyncio.Task[None]] = []
         """Continue-as-new is due: start no new read-model write."""
+        self._relay = Relay(lambda: self._s, lambda: self._policy, self.deadlines, self._person, self._log,
+                            lambda: self._continuing)
         if inp.carried is not None:
             # The previous run did not wait for its last read-model write (see
             # run()), so write everything again: every write is idempotent.
@@ -192,6 +197,8 @@ class IncidentWorkflow:
             f"Declared {inp.severity.value} by {inp.declared_by} via {inp.source}: {inp.title}",
             actor=inp.declared_by,
         )
+        if inp.relay and workflow.patched(CHAT_PATCH):
+            self._s.relay.targets = {target: RelayTarget() for target in dict.fromkeys(inp.relay)}
         if self._oncall:
             self._route(inp)
         if not lifecycle.pages_for(inp.policy, inp.severity):
@@ -226,6 +233,7 @@ class IncidentWorkflow:
     @workflow.run
     async def run(self, inp: IncidentInput) -> IncidentState:
         self._flusher_task = asyncio.ensure_future(self._flusher())
+        self._relay.start()  # the incident's Slack channel and webhooks, when it has any
         if inp.carried is None:
             self._publish(PublicEventKind.NEW_INCIDENT, "declared", self._s.summary)
         else:
@@ -284,6 +292,7 @@ class IncidentWorkflow:
             and all(t.done() for t in self._fanouts)
             and not self._writing
             and (not read_model or self._persisted_version == self._s.version)
+            and (self._relay.settled() if read_model else not self._relay.in_flight())
         )
 
     # --- what falls due -------------------------------------------------------------
@@ -1040,6 +1049,34 @@ class IncidentWorkflow:
                 ref.status = RunStatus.FAILED
                 ref.finished_at = workflow.now()
                 self._log("runbook", f"Runbook run #{ref.run} ({ref.title}) ended abnormally: {err.message}")
+
+    @workflow.update
+    def add_note(self, cmd: NoteInput) -> CommandResult:
+        """A chat message a responder marked, copied to the timeline for the scribe and the postmortem."""
+        if (earlier := self._earlier_answer()) is not None:
+            return earlier
+        s = self._s
+        if cmd.ref is not None:
+            if cmd.ref in s.relay.noted:
+                result = self._result(f"that message is already on the timeline of #{s.number}")
+                result.changed = False
+                return result
+            s.relay.noted.append(cmd.ref)
+            del s.relay.noted[:-MAX_REMEMBERED_COMMANDS]
+        self._log("note", f"Note from {cmd.by} via {cmd.source}: {cmd.text.strip()}", actor=cmd.by)
+        return self._result(f"noted on the timeline of #{s.number}")
+
+    @add_note.validator
+    def _validate_note(self, cmd: NoteInput) -> None:
+        if self._earlier_answer() is not None:
+            return
+        if self._s.status == IncidentStatus.CLOSED:
+            _reject(f"incident #{self._s.number} is closed")
+        self._require_person(cmd.by, "a known person")
+        if not cmd.text.strip():
+            _reject("the note is empty")
+        if len(cmd.text) > MAX_TEXT:
+            _reject(f"the note is longer than {MAX_TEXT} characters")
 
     @workflow.update
     def set_component_state(self, cmd: ComponentStateInput) -> CommandResult:
