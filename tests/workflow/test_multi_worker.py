@@ -53,8 +53,8 @@ POLICY = parse_policy(
         "reminder_lead": "1m",
         "commander_within": "1h",
         "role_reminder_every": "1h",
-        "postmortem_within": "2s",
-        "postmortem_reminders_before": ["1s"],
+        "postmortem_within": "6s",
+        "postmortem_reminders_before": ["3s"],  # seconds apart, so a loaded machine waking late still sends it
         "postmortem_overdue_repeat": "1h",
         "engineering_lead": "erin",
         "people": {
