@@ -13,6 +13,7 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from warroom.models.components import DEFAULT_STATUSPAGE_PATH
+from warroom.models.detection import DEFAULT_DETECTION_PATH
 from warroom.models.ids import DEFAULT_TASK_QUEUE
 from warroom.models.policy import DEFAULT_POLICY_PATH
 
@@ -57,6 +58,8 @@ class Settings(BaseSettings):
     components: Path = DEFAULT_STATUSPAGE_PATH
     """The status page's YAML: page name and components (WARROOM_COMPONENTS)."""
     statuspage_secret: str | None = None
+    detection: Path = DEFAULT_DETECTION_PATH
+    """Alert rules, grouping window, heartbeats and customer-report thresholds (WARROOM_DETECTION)."""
     """Signs subscription links; defaults to a random one kept in the data directory."""
 
     # --- paging providers (unset: pages go to the console) ---------------------------

@@ -25,7 +25,8 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.service import RPCError
 
-from warroom.api import admin, alerts, commands, statuspage, twilio_webhooks
+from warroom.activities.detection import AlertIntake
+from warroom.api import admin, alerts, commands, detection_routes, statuspage, twilio_webhooks
 from warroom.api import auth as access
 from warroom.api import oncall as oncall_routes
 from warroom.api import runbooks as runbook_routes
@@ -68,6 +69,7 @@ from warroom.models.incident import (
 )
 from warroom.models.access import Role
 from warroom.models.config_store import CurrentConfig
+from warroom.models.detection import load_detection
 from warroom.models.policy import Policy, load_policy
 from warroom.models.tables import (
     AlertGroup,
@@ -105,6 +107,8 @@ class Runtime:
     statuspage: StatusPageConfig | None = None
     config: CurrentConfig | None = None
     """The configuration in force (stored versions); ``policy`` follows its newest version."""
+    intake: AlertIntake | None = None
+    """Rules, grouping and update-with-start for alerts of every source (warroom.activities.detection)."""
 
     def ui_link(self, workflow_id: str) -> str:
         base = self.settings.temporal_ui_url or f"http://127.0.0.1:{self.settings.temporal_ui_port}"
@@ -133,6 +137,7 @@ def create_app(
     """Build the API. ``client`` and ``engine`` may be injected by tests."""
     policy = load_policy(settings.policy)
     status_config = load_config(settings)
+    detection_config = load_detection(settings.detection)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -147,7 +152,8 @@ def create_app(
             lazy=True,
         )
         app.state.runtime = Runtime(
-            settings=settings, policy=policy, engine=eng, client=cli, clock=clock, statuspage=status_config
+            settings=settings, policy=policy, engine=eng, client=cli, clock=clock, statuspage=status_config,
+            intake=AlertIntake(eng, detection_config, status_config.catalog, clock, settings.command_timeout_seconds),
         )
         await run_in_threadpool(oncall_routes.seed, app.state.runtime)
         if not await db(app.state.runtime, lambda s: s.scalar(select(UserRow.id).limit(1))):
@@ -184,6 +190,7 @@ def create_app(
     app.include_router(oncall_routes.router)
     access.install(app)
     app.include_router(admin.router)
+    app.include_router(detection_routes.router)
     app.add_middleware(AuditMiddleware)
     https = (settings.public_base_url or "").startswith("https://")
     app.add_middleware(SecurityHeadersMiddleware, https=https)  # outermost: headers on every answer
@@ -472,97 +479,7 @@ def _routes(app: FastAPI) -> None:  # noqa: C901 - one place that lists every ro
 
 
 async def _ingest_alertmanager(rt: Runtime, payload: alerts.AlertmanagerPayload) -> AlertIngestOut:
-    kept, held = await statuspage.hold_for_maintenance(rt, payload)
-    if kept is None:
-        return AlertIngestOut(incident_id=None, action="held", held_alerts=held)
-    payload = kept
-    events = alerts.to_events(payload)
-    ghash = alerts.group_hash(payload)
-    batch = AlertBatch(group_key=payload.groupKey, alerts=events)
-    firing = any(e.status == "firing" for e in events)
-    timeout = rt.settings.command_timeout_seconds
-
-    def mapped(session: Session) -> int | None:
-        row = session.get(AlertGroup, ghash)
-        return row.incident_number if row is not None else None
-
-    def open_group(session: Session) -> int:
-        row = session.get(AlertGroup, ghash)
-        if row is not None:
-            return row.incident_number
-        now = rt.clock()
-        try:
-            # One savepoint for the number and the mapping: a delivery that loses the
-            # race for the group gives its number back instead of leaving a gap.
-            with session.begin_nested():
-                number = allocate_incident_number(session, now)
-                session.add(AlertGroup(group_hash=ghash, group_key=payload.groupKey, incident_number=number, opened_at=now))
-        except IntegrityError:
-            row = session.get(AlertGroup, ghash)
-            assert row is not None
-            return row.incident_number
-        return number
-
-    def release(number: int) -> Callable[[Session], None]:
-        def run(session: Session) -> None:
-            row = session.get(AlertGroup, ghash)
-            if row is not None and row.incident_number == number:
-                session.delete(row)
-
-        return run
-
-    if not firing:
-        number = await db(rt, mapped)
-        if number is None:
-            return AlertIngestOut(incident_id=None, action="ignored")
-        handle = rt.client.get_workflow_handle(incident_workflow_id(number))
-        try:
-            result: AlertBatchResult = await commands.call(
-                handle.execute_update(IncidentWorkflow.receive_alerts, batch), timeout, "recording alerts"
-            )
-        except commands.IncidentGone:
-            return AlertIngestOut(incident_id=None, action="ignored")
-        return AlertIngestOut(incident_id=number, action="recorded", new_alerts=result.new_alerts)
-
-    details = alerts.declaration(payload)
-    policy = await oncall_routes.current_policy(rt)
-    for _attempt in range(3):
-        number = await db(rt, open_group)
-        wid = incident_workflow_id(number)
-        inp = IncidentInput(
-            number=number,
-            detected_at=rt.clock(),
-            declared_by="alertmanager",
-            source="alertmanager",
-            group_key=payload.groupKey,
-            policy=policy,
-            **details,
-        )
-        start = WithStartWorkflowOperation(
-            IncidentWorkflow.run,
-            inp,
-            id=wid,
-            task_queue=rt.settings.task_queue,
-            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-        )
-        try:
-            result = await commands.call(
-                rt.client.execute_update_with_start_workflow(
-                    IncidentWorkflow.receive_alerts, batch, start_workflow_operation=start
-                ),
-                timeout,
-                "declaring the incident",
-            )
-        except (WorkflowAlreadyStartedError, commands.IncidentGone):
-            # The group's incident finished long ago: open a fresh one.
-            await db(rt, release(number))
-            continue
-        except RPCError as err:  # pragma: no cover - mapped by commands.call
-            raise commands.temporal_unavailable(str(err)) from None
-        if result.accepted:
-            action = "declared" if result.first_batch else "joined"
-            log.info("alert group %s %s incident", payload.groupKey[:80], action, extra={"incident": number})
-            return AlertIngestOut(incident_id=number, action=action, new_alerts=result.new_alerts)
-        await db(rt, release(number))
-    raise HTTPException(status_code=409, detail="the alert group's incident keeps closing; retry the delivery")
+    return await detection_routes.ingest(
+        rt, "alertmanager", payload.model_dump(mode="json"), alerts.to_events(payload), payload.groupKey,
+        payload.receiver,
+    )

@@ -50,3 +50,13 @@ def fanout_workflow_id(event_key: str) -> str:
 PAGE_WANTED_QUERY = "page_wanted"
 # On-call: an escalation level's targets resolved against the configuration in force.
 RESOLVE_TARGETS_ACTIVITY = "resolve_targets"
+# Detection: every alert source reaches incidents through the same update-with-start.
+INCIDENT_WORKFLOW_NAME = "IncidentWorkflow"
+RECEIVE_ALERTS_UPDATE = "receive_alerts"
+RAISE_ALERT_ACTIVITY = "raise_alert"
+"""Alerts of the sources that run in the worker (heartbeats, uptime checks, customer reports)."""
+HEARTBEAT_WORKFLOW_PREFIX = "heartbeat-"
+
+
+def heartbeat_workflow_id(name: str) -> str:
+    return f"{HEARTBEAT_WORKFLOW_PREFIX}{name}"
