@@ -109,16 +109,22 @@ def seed_numbers(engine: Engine, first: int) -> None:
 
 @asynccontextmanager
 async def serving(
-    client: Client, engine: Engine, tmp_path: Path, policy: dict[str, Any] | None = None
+    client: Client, engine: Engine, tmp_path: Path, policy: dict[str, Any] | None = None,
+    detection: dict[str, Any] | None = None, **overrides: Any,
 ) -> AsyncIterator[Api]:
-    """The app from ``create_app`` with its lifespan running, and a worker on its task queue."""
+    """The app from ``create_app`` with its lifespan running, and a worker on its task queue.
+    ``detection``: the detection configuration (alert rules, grouping, ...); ``overrides``: settings."""
     policy_file = tmp_path / "policy.yaml"
     write_policy(policy_file, **(policy or {}))
+    if detection is not None:
+        overrides["detection"] = tmp_path / "detection.yaml"
+        overrides["detection"].write_text(json.dumps(detection))
     settings = Settings(
         data_dir=tmp_path,
         policy=policy_file,
         task_queue=f"api-{next(_blocks)}-{tmp_path.name[-12:]}",
         command_timeout_seconds=10,
+        **overrides,
     )
     first = next(_blocks) * BLOCK + 1
     seed_numbers(engine, first)

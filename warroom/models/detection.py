@@ -40,6 +40,17 @@ SOURCES = ("alertmanager", "grafana", "generic", "heartbeat", "uptime", "reports
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
 
 
+def severity_word(text: str) -> Severity:
+    """``SEV-2``, ``sev2``, ``2`` or a monitoring word (critical, major, warning, ...)."""
+    word = text.strip().lower()
+    if word in SEVERITY_WORDS:
+        return severity_from_labels({"severity": word})
+    return parse_severity(text)
+
+
+SEVERITY_WORDS = ("critical", "major", "high", "error", "minor", "warning", "info", "low")
+
+
 class DetectionError(Exception):
     """A detection configuration that cannot be used; the message names the key."""
 
@@ -82,7 +93,7 @@ class AlertRule(_Strict):
     @field_validator("severity", mode="before")
     @classmethod
     def _severity(cls, value: Any) -> Any:
-        return parse_severity(value) if isinstance(value, str) else value
+        return severity_word(value) if isinstance(value, str) else value
 
     def label(self, index: int) -> str:
         return f"alert rule '{self.name}'" if self.name else f"alert rule {index + 1}"
@@ -117,7 +128,7 @@ class Heartbeat(_Strict):
     @field_validator("severity", mode="before")
     @classmethod
     def _severity(cls, value: Any) -> Any:
-        return parse_severity(value) if isinstance(value, str) else value
+        return severity_word(value) if isinstance(value, str) else value
 
     @model_validator(mode="after")
     def _positive(self) -> "Heartbeat":
@@ -140,7 +151,7 @@ class ReportSurge(_Strict):
     @field_validator("severity", mode="before")
     @classmethod
     def _severity(cls, value: Any) -> Any:
-        return parse_severity(value) if isinstance(value, str) else value
+        return severity_word(value) if isinstance(value, str) else value
 
 
 class DetectionConfig(_Strict):
