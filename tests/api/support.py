@@ -31,6 +31,8 @@ from tests.access import client_as, integration_secret, token_for
 from tests.conftest import Harness, running_worker, start_incident_numbers_at
 from tests.stack import case, write_policy
 from warroom.api.app import create_app
+from warroom.models.detection import load_detection
+from warroom.models.policy import load_policy
 from warroom.settings import Settings
 
 T = TypeVar("T")
@@ -130,7 +132,8 @@ async def serving(
     seed_numbers(engine, first)
     app = create_app(settings, client=client, engine=engine)
     alice, secret = token_for(engine, "alice"), integration_secret(engine)
-    async with running_worker(client, engine, settings.task_queue) as worker:
+    async with running_worker(client, engine, settings.task_queue, policy=load_policy(policy_file),
+                              detection=load_detection(settings.detection)) as worker:
         async with LifespanManager(app) as manager, AsyncExitStack() as exits:
             transport = httpx.ASGITransport(app=manager.app)
             http = await exits.enter_async_context(client_as(transport, alice))

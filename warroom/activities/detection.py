@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from pydantic import BaseModel, Field
 from sqlalchemy import Engine, delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -33,7 +32,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from warroom.models import detection
 from warroom.models.components import Catalog, Maintenance, components_in_maintenance
 from warroom.models.config_store import CurrentConfig
-from warroom.models.detection import DetectionConfig, Routed
+from warroom.models.detection import DetectionConfig, IngestOutcome, RaiseAlertInput, Routed
 from warroom.models.ids import (
     INCIDENT_WORKFLOW_NAME,
     RAISE_ALERT_ACTIVITY,
@@ -59,23 +58,6 @@ CLAIM_ATTEMPTS = 5
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
-
-
-class IngestOutcome(BaseModel):
-    incident_id: int | None = None
-    action: str = "ignored"
-    """declared | joined | recorded | ignored | held | dropped"""
-    new_alerts: int = 0
-    held_alerts: int = 0
-    incidents: list[int] = Field(default_factory=list)
-    """Every incident the delivery declared or joined (a batch may carry several dedup keys)."""
-
-
-class RaiseAlertInput(BaseModel):
-    """An alert from a source that runs in the worker."""
-
-    alert: AlertEvent
-    group_key: str
 
 
 class _Retry(Exception):

@@ -22,8 +22,11 @@ from warroom.api import oncall as oncall_routes
 from warroom.api.auth import Integration, integration, require
 from warroom.api.schemas import AlertIngestOut
 from warroom.models.access import Role
+from warroom.models.detection import HeartbeatInput, Ping
+from warroom.models.ids import heartbeat_workflow_id
 from warroom.models.incident import AlertEvent
 from warroom.models.tables import AlertDeliveryRow
+from warroom.workflows import HeartbeatWorkflow
 
 if TYPE_CHECKING:
     from warroom.api.app import Runtime
@@ -178,3 +181,46 @@ async def get_delivery(delivery_id: Annotated[int, Path(ge=1, le=MAX_ID)], rt: R
     if row is None:
         raise HTTPException(status_code=404, detail=f"no alert delivery {delivery_id}")
     return row
+
+
+# --- heartbeats ------------------------------------------------------------------------------------------
+
+HeartbeatSource = Annotated[Integration, Depends(integration("heartbeat"))]
+HeartbeatName = Annotated[str, Path(min_length=1, max_length=63, description="the heartbeat's name")]
+
+
+class PingOut(BaseModel):
+    heartbeat: str
+    next_call_within_seconds: float
+    """Call again within this long (every + grace), or an alert is raised."""
+
+
+async def _ping(rt: "Runtime", name: str, who: Integration) -> PingOut:
+    assert rt.intake is not None
+    monitor = rt.intake.config.heartbeat(name)
+    if monitor is None:
+        raise HTTPException(status_code=404, detail=f"no heartbeat '{name[:63]}' in the detection configuration")
+    if who.name != name:
+        raise HTTPException(status_code=403, detail=f"this secret belongs to heartbeat '{who.name}', not '{name}'")
+    spec = HeartbeatInput.of(monitor)
+    await commands.call(
+        rt.client.start_workflow(
+            HeartbeatWorkflow.run, spec, id=heartbeat_workflow_id(name), task_queue=rt.settings.task_queue,
+            start_signal="ping", start_signal_args=[Ping(at=rt.clock(), monitor=spec)],
+        ),
+        rt.settings.command_timeout_seconds, "recording the heartbeat",
+    )
+    return PingOut(heartbeat=name, next_call_within_seconds=spec.deadline_seconds)
+
+
+@router.post("/api/heartbeats/{name}", response_model=PingOut, tags=["webhooks"])
+async def heartbeat(name: HeartbeatName, rt: RuntimeDep, who: HeartbeatSource) -> Any:
+    """A job's "I ran" call; the heartbeat's integration secret is the bearer token. The first
+    call starts the monitor; after that a call missing for every + grace raises an alert."""
+    return await _ping(rt, name, who)
+
+
+@router.post("/api/heartbeats/{name}/{token}", response_model=PingOut, tags=["webhooks"])
+async def heartbeat_with_secret(name: HeartbeatName, rt: RuntimeDep, who: HeartbeatSource, token: Secret) -> Any:
+    """The same, with the secret in the URL (for a bare ``curl`` in a crontab)."""
+    return await _ping(rt, name, who)

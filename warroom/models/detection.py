@@ -312,3 +312,72 @@ def with_rule_changes(r: Routed) -> AlertEvent:
     """The alert as the incident records it: the component and severity the rules gave."""
     labels: Mapping[str, str] = r.alert.labels
     return r.alert.model_copy(update={"component": r.component, "severity": r.severity, "labels": dict(labels)})
+
+
+# --- what the intake answers, and alerts raised inside the worker -------------------------------------
+
+
+class IngestOutcome(BaseModel):
+    incident_id: int | None = None
+    action: str = "ignored"
+    """declared | joined | recorded | ignored | held | dropped"""
+    new_alerts: int = 0
+    held_alerts: int = 0
+    incidents: list[int] = Field(default_factory=list)
+    """Every incident the delivery declared or joined (a batch may carry several dedup keys)."""
+
+
+class RaiseAlertInput(BaseModel):
+    """An alert from a source that runs in the worker (a heartbeat, an uptime check, reports)."""
+
+    alert: AlertEvent
+    group_key: str
+
+
+# --- heartbeats ----------------------------------------------------------------------------------------
+
+
+class HeartbeatInput(BaseModel):
+    """One heartbeat monitor as its workflow runs it (from the configuration at the last call)."""
+
+    name: str
+    deadline_seconds: float
+    """every + grace: a call missing this long raises the alert."""
+    component: str | None = None
+    severity: Severity = Severity.SEV2
+    title: str = ""
+    last_ping: datetime | None = None
+    """Carried over continue-as-new."""
+    alerting_since: datetime | None = None
+    """Carried over continue-as-new: the missed deadline whose alert is firing."""
+
+    @classmethod
+    def of(cls, hb: Heartbeat) -> "HeartbeatInput":
+        return cls(name=hb.name, deadline_seconds=hb.deadline.total_seconds(), component=hb.component,
+                   severity=hb.severity, title=hb.title)
+
+
+class Ping(BaseModel):
+    at: datetime
+    monitor: HeartbeatInput
+    """The monitor as configured when the call came (a changed ``every`` applies from then on)."""
+
+
+def heartbeat_alert(monitor: HeartbeatInput, status: str, missed_at: datetime, last_ping: datetime | None) -> AlertEvent:
+    """The alert of one missed heartbeat; each miss is a new firing (its start is the missed
+    deadline), and the next call resolves it."""
+    since = f"; last call {last_ping.isoformat(timespec='seconds')}" if last_ping else ""
+    title = monitor.title or f"Heartbeat '{monitor.name}' missed"
+    return AlertEvent(
+        source="heartbeat",
+        fingerprint=fingerprint("heartbeat", monitor.name),
+        status=status,
+        name=title,
+        summary=title,
+        description=f"no call within {monitor.deadline_seconds:g} s{since}",
+        labels={"heartbeat": monitor.name},
+        starts_at=missed_at,
+        severity=monitor.severity,
+        component=monitor.component,
+        dedup_key=f"heartbeat:{monitor.name}",
+    )

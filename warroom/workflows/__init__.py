@@ -1,9 +1,10 @@
 """Temporal workflows: deterministic orchestration only."""
 
 from warroom.workflows.fanout import SubscriberFanoutWorkflow
+from warroom.workflows.heartbeat import HeartbeatWorkflow
 from warroom.workflows.incident import IncidentWorkflow
 from warroom.workflows.runbook import RunbookRunWorkflow
 
-WORKFLOWS = [IncidentWorkflow, RunbookRunWorkflow, SubscriberFanoutWorkflow]
+WORKFLOWS = [IncidentWorkflow, RunbookRunWorkflow, SubscriberFanoutWorkflow, HeartbeatWorkflow]
 
-__all__ = ["IncidentWorkflow", "RunbookRunWorkflow", "SubscriberFanoutWorkflow", "WORKFLOWS"]
+__all__ = ["HeartbeatWorkflow", "IncidentWorkflow", "RunbookRunWorkflow", "SubscriberFanoutWorkflow", "WORKFLOWS"]
