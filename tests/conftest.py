@@ -34,6 +34,7 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from warroom.activities.detection import AlertIntake, DetectionActivities
+from warroom.activities.uptime import UptimeActivities
 from warroom.activities.incident import IncidentActivities, WorkflowPageGuard
 from warroom.activities.notify import NotifierRegistry
 from warroom.activities.oncall import OnCallActivities
@@ -308,7 +309,8 @@ async def running_worker(
             workflows=WORKFLOWS,
             activities=[*activities.all(), *runbooks.all(), *subscribers.all(), *OnCallActivities(config).all(),
                         *DetectionActivities(AlertIntake(engine, detection or DetectionConfig()),
-                                             policy or fast_policy(), config).all()],
+                                             policy or fast_policy(), config).all(),
+                        *UptimeActivities(engine).all()],
             activity_executor=executor,
             max_heartbeat_throttle_interval=HEARTBEAT_THROTTLE,
         ):

@@ -19,6 +19,8 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from warroom.activities.detection import AlertIntake, DetectionActivities
+from warroom.activities.uptime import UptimeActivities
+from warroom.check_schedules import sync_check_schedules
 from warroom.activities.incident import IncidentActivities, WorkflowPageGuard
 from warroom.activities.notify import Channel, NotifierRegistry
 from warroom.activities.oncall import OnCallActivities
@@ -157,9 +159,12 @@ async def run(settings: Settings) -> None:
             client, settings, activities, executor,
             [*runbook_activities.all(), *subscribers.all(), *OnCallActivities(config).all(),
              *DetectionActivities(AlertIntake(engine, detection, statuspage.catalog),
-                                  load_policy(settings.policy), config).all()],
+                                  load_policy(settings.policy), config).all(),
+             *UptimeActivities(engine).all()],
         )
         log.info("worker polling task queue %s on %s", settings.task_queue, settings.temporal_target)
+        checks = await sync_check_schedules(client, detection.checks, settings.task_queue)
+        log.info("uptime checks: %s", ", ".join(checks) or "none configured")
         async with worker:
             health = (
                 asyncio.create_task(keep_health_file(client, engine, settings.health_file, stop))

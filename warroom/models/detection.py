@@ -29,6 +29,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from warroom.models.checks import CheckSpec
 from warroom.models.durations import Duration
 from warroom.models.incident import AlertEvent
 from warroom.models.policy import format_errors
@@ -159,13 +160,14 @@ class DetectionConfig(_Strict):
     grouping: Grouping = Field(default_factory=Grouping)
     heartbeats: list[Heartbeat] = Field(default_factory=list)
     reports: ReportSurge = Field(default_factory=ReportSurge)
+    checks: list[CheckSpec] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _unique(self) -> "DetectionConfig":
-        names = [h.name for h in self.heartbeats]
-        dup = next((n for n in names if names.count(n) > 1), None)
-        if dup:
-            raise ValueError(f"heartbeat '{dup}' is defined twice")
+        for what, names in (("heartbeat", [h.name for h in self.heartbeats]), ("check", [c.name for c in self.checks])):
+            dup = next((n for n in names if names.count(n) > 1), None)
+            if dup:
+                raise ValueError(f"{what} '{dup}' is defined twice")
         return self
 
     def heartbeat(self, name: str) -> Heartbeat | None:

@@ -60,3 +60,5 @@ HEARTBEAT_WORKFLOW_PREFIX = "heartbeat-"
 
 def heartbeat_workflow_id(name: str) -> str:
     return f"{HEARTBEAT_WORKFLOW_PREFIX}{name}"
+PROBE_ACTIVITY = "probe_uptime_check"
+RECORD_CHECK_ACTIVITY = "record_uptime_check"

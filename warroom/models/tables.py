@@ -368,6 +368,23 @@ class CustomerReportRow(Base):
     handled_at: Mapped[datetime | None]
 
 
+class UptimeCheckRow(Base):
+    """The recorded state of one built-in uptime check: failures in a row, the open alert, the last run."""
+
+    __tablename__ = "uptime_checks"
+    name: Mapped[str] = mapped_column(String(63), primary_key=True)
+    component: Mapped[str] = mapped_column(String(100))
+    kind: Mapped[str] = mapped_column(String(8))
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    alerting_since: Mapped[datetime | None]
+    last_run_id: Mapped[str] = mapped_column(String(64), default="")
+    last_at: Mapped[datetime | None]
+    last_ok: Mapped[bool | None] = mapped_column(Boolean)
+    last_detail: Mapped[str] = mapped_column(Text, default="")
+    last_action: Mapped[str] = mapped_column(String(8), default="none")
+    last_latency: Mapped[float | None] = mapped_column(Float)
+
+
 class OnCallConfigRow(Base):
     """Every version of the policy document (people, teams, schedules, escalation policies,
     routing and paging rules, durations): the newest row is the configuration in force.
