@@ -93,6 +93,9 @@ class Settings(BaseSettings):
     """Sign-in attempts per client address: ``burst`` at once, then this many a minute."""
     webhook_rate_burst: int = Field(default=120, ge=1)
     webhook_rate_per_minute: float = Field(default=600, gt=0)
+    report_rate_burst: int = Field(default=3, ge=1)
+    report_rate_per_minute: float = Field(default=0.5, gt=0)
+    """Customer problem reports per client address: ``burst`` at once, then this many a minute."""
     """Alert webhook deliveries per client address: ``burst`` at once, then this many a minute."""
 
     @field_validator("public_base_url", "twilio_api_base", "sendgrid_api_base")

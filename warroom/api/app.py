@@ -26,7 +26,7 @@ from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.service import RPCError
 
 from warroom.activities.detection import AlertIntake
-from warroom.api import admin, alerts, commands, detection_routes, statuspage, twilio_webhooks
+from warroom.api import admin, alerts, commands, detection_routes, reports, statuspage, twilio_webhooks
 from warroom.api import auth as access
 from warroom.api import oncall as oncall_routes
 from warroom.api import runbooks as runbook_routes
@@ -191,6 +191,7 @@ def create_app(
     access.install(app)
     app.include_router(admin.router)
     app.include_router(detection_routes.router)
+    app.include_router(reports.router)
     app.add_middleware(AuditMiddleware)
     https = (settings.public_base_url or "").startswith("https://")
     app.add_middleware(SecurityHeadersMiddleware, https=https)  # outermost: headers on every answer

@@ -383,3 +383,61 @@ def heartbeat_alert(monitor: HeartbeatInput, status: str, missed_at: datetime, l
         component=monitor.component,
         dedup_key=f"heartbeat:{monitor.name}",
     )
+
+
+# --- customer reports --------------------------------------------------------------------------------
+
+REPORT_MAX_TEXT = 2000
+REPORT_MAX_CONTACT = 200
+_TAG = re.compile(r"<[^>]*>?")
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def plain_text(text: str) -> str:
+    """A customer's words with any markup taken out: tags removed, stray angle brackets
+    dropped, control characters gone. What is left is shown as text, never as HTML."""
+    text = _CONTROL.sub("", text)
+    text = _TAG.sub("", text)
+    return text.replace("<", "").replace(">", "").strip()
+
+
+def surge_crossed(count_in_window: int, threshold: int) -> bool:
+    """True for the report that makes ``threshold`` within the window: the alert is raised
+    once per burst, not once per report after it."""
+    return count_in_window == threshold
+
+
+def report_alert(component: str, count: int, within: timedelta, severity: Severity, first_at: datetime) -> AlertEvent:
+    minutes = within.total_seconds() / 60
+    title = f"{component}: {count} customer reports within {minutes:g} minutes"
+    return AlertEvent(
+        source="reports",
+        fingerprint=fingerprint("reports", component.lower()),
+        status="firing",
+        name=title,
+        summary=title,
+        description="Customers are reporting problems on the status page; see the triage list.",
+        labels={"component": component},
+        starts_at=first_at,
+        severity=severity,
+        component=component,
+        dedup_key=f"reports:{component.lower()}",
+    )
+
+
+def report_event(report_id: int, component: str | None, text: str, severity: Severity | None,
+                 at: datetime) -> AlertEvent:
+    """One customer report as an alert: to attach it to an incident or declare one from it."""
+    first_line = text.splitlines()[0] if text else "customer report"
+    return AlertEvent(
+        source="reports",
+        fingerprint=f"report-{report_id}",
+        status="firing",
+        name=f"Customer report #{report_id}",
+        summary=f"Customer report #{report_id}: {first_line[:200]}",
+        description=text[:REPORT_MAX_TEXT],
+        starts_at=at,
+        severity=severity,
+        component=component,
+        dedup_key=f"report-{report_id}",
+    )
