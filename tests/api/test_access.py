@@ -63,6 +63,7 @@ RULES: dict[tuple[str, str], Any] = {
     ("POST", "/api/heartbeats/{name}/{token}"): ("integration", "heartbeat"),
     ("GET", "/api/alert-deliveries"): ("role", V),
     ("GET", "/api/alert-deliveries/{delivery_id}"): ("role", V),
+    ("GET", "/api/uptime-checks"): ("role", V),
     ("POST", "/api/reports"): "public",
     ("POST", "/status/report"): "public",
     ("GET", "/api/reports"): ("role", R),

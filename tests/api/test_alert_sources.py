@@ -219,3 +219,14 @@ async def test_storm_of_one_cause_per_group_is_one_incident_and_one_page_per_lev
 async def _listed(api: Api, n: int) -> list[dict[str, Any]] | None:
     rows = (await api.http.get("/api/incidents")).json()
     return rows if len(rows) == n else None
+
+
+async def test_uptime_checks_are_listed_with_their_recorded_state(client: Client, engine: Engine,
+                                                                   tmp_path: Path) -> None:
+    check = {"name": "panel", "kind": "http", "component": "control-panel", "url": "https://panel.example.com/",
+             "every": "1m", "timeout": "10s", "fail_after": 3}
+    async with serving(client, engine, tmp_path, detection={"checks": [check]}) as api:
+        [listed] = (await api.http.get("/api/uptime-checks")).json()
+        assert (listed["name"], listed["target"], listed["every_seconds"], listed["fail_after"]) == (
+            "panel", "https://panel.example.com/", 60.0, 3)
+        assert (listed["failures"], listed["last_ok"]) == (0, None)  # configured, not run yet

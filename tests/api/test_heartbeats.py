@@ -77,9 +77,9 @@ async def test_missed_heartbeat_fires_after_a_worker_restart(client: Client, pri
     # incident workflow ids are global on the shared dev server: numbers of our own
     await asyncio.to_thread(start_incident_numbers_at, primary_engine, 1_900_000_000 + uuid.uuid4().int % 10_000_000)
     name = f"restart-{uuid.uuid4().hex[:8]}"
-    monitor = HeartbeatInput.of(parse_detection({"heartbeats": [{"name": name, "every": "1s", "grace": "1s"}]})
-                                .heartbeats[0])
-    async with running_worker(client, primary_engine, queue):
+    config = parse_detection({"heartbeats": [{"name": name, "every": "1s", "grace": "1s"}]})
+    monitor = HeartbeatInput.of(config.heartbeats[0])
+    async with running_worker(client, primary_engine, queue, detection=config):
         await client.start_workflow(
             HeartbeatWorkflow.run, monitor, id=heartbeat_workflow_id(name), task_queue=queue,
             start_signal="ping", start_signal_args=[Ping(at=datetime.now(UTC), monitor=monitor)],
@@ -89,7 +89,7 @@ async def test_missed_heartbeat_fires_after_a_worker_restart(client: Client, pri
     await asyncio.sleep(2.5)
     assert await asyncio.to_thread(_heartbeat_deliveries, primary_engine, name) == []
 
-    async with running_worker(client, primary_engine, queue):
+    async with running_worker(client, primary_engine, queue, detection=config):
         got = await eventually("the alert after the restart",
                                lambda: asyncio.to_thread(_declared, primary_engine, name), timeout=20)
     assert got == ["declared"]

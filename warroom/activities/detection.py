@@ -318,6 +318,10 @@ class DetectionActivities:
     async def raise_alert(self, inp: RaiseAlertInput) -> IngestOutcome:
         """Idempotent: the same alert (fingerprint, status, start) joins its incident once."""
         info = activity.info()
+        name = inp.alert.labels.get("heartbeat")
+        if inp.alert.source == "heartbeat" and name and self.intake.config.heartbeat(name) is None:
+            log.warning("heartbeat %s is no longer configured; its missed call raises nothing", name[:63])
+            return IngestOutcome(action="dropped")
         policy = await asyncio.to_thread(self.current_policy)
         delivery = await self.intake.record(inp.alert.source, None, inp.model_dump(mode="json"))
         outcome = await self.intake.ingest(

@@ -153,7 +153,7 @@ class UptimeActivities:
                 session.add(row)
             elif row.last_run_id == inp.run_id:
                 # This run was recorded already (the activity is being retried): same answer.
-                return self._answer(spec, verdict, row.last_action, row.alerting_since, row.last_detail)
+                return self._answer(spec, verdict, row.last_action, row.last_alert_since, row.last_detail)
             before = CheckState(failures=row.failures, alerting_since=row.alerting_since)
             after, action = advance(before, verdict, seen.at, spec.fail_after)
             since = after.alerting_since or before.alerting_since
@@ -161,6 +161,8 @@ class UptimeActivities:
             row.failures, row.alerting_since = after.failures, after.alerting_since
             row.last_run_id, row.last_at, row.last_ok = inp.run_id, seen.at, verdict.ok
             row.last_detail, row.last_action, row.last_latency = verdict.detail[:2000], action, seen.latency_seconds
+            if action != "none":
+                row.last_alert_since = since
             return self._answer(spec, verdict, action, since, verdict.detail)
 
     @staticmethod

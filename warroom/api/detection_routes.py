@@ -25,7 +25,7 @@ from warroom.models.access import Role
 from warroom.models.detection import HeartbeatInput, Ping
 from warroom.models.ids import heartbeat_workflow_id
 from warroom.models.incident import AlertEvent
-from warroom.models.tables import AlertDeliveryRow
+from warroom.models.tables import AlertDeliveryRow, UptimeCheckRow
 from warroom.workflows import HeartbeatWorkflow
 
 if TYPE_CHECKING:
@@ -224,3 +224,48 @@ async def heartbeat(name: HeartbeatName, rt: RuntimeDep, who: HeartbeatSource) -
 async def heartbeat_with_secret(name: HeartbeatName, rt: RuntimeDep, who: HeartbeatSource, token: Secret) -> Any:
     """The same, with the secret in the URL (for a bare ``curl`` in a crontab)."""
     return await _ping(rt, name, who)
+
+
+# --- uptime checks ------------------------------------------------------------------------------------------
+
+
+class CheckOut(BaseModel):
+    name: str
+    kind: str
+    component: str
+    target: str
+    every_seconds: float
+    fail_after: int
+    failures: int = 0
+    """Failures in a row."""
+    alerting_since: Any = None
+    last_at: Any = None
+    last_ok: bool | None = None
+    last_detail: str = ""
+    last_latency_seconds: float | None = None
+
+
+@router.get("/api/uptime-checks", response_model=list[CheckOut], tags=["alerts"],
+            dependencies=[Depends(require(Role.VIEWER))])
+async def uptime_checks(rt: RuntimeDep) -> Any:
+    """Every configured uptime check with its recorded state (failures in a row, the open
+    alert, the last run's result)."""
+    assert rt.intake is not None
+    checks = rt.intake.config.checks
+
+    def load(session: Session) -> list[CheckOut]:
+        rows = {r.name: r for r in session.scalars(select(UptimeCheckRow))}
+        out = []
+        for c in checks:
+            row = rows.get(c.name)
+            out.append(CheckOut(
+                name=c.name, kind=c.kind, component=c.component, target=c.target(),
+                every_seconds=c.every.total_seconds(), fail_after=c.fail_after,
+                **({} if row is None else {
+                    "failures": row.failures, "alerting_since": row.alerting_since, "last_at": row.last_at,
+                    "last_ok": row.last_ok, "last_detail": row.last_detail, "last_latency_seconds": row.last_latency,
+                }),
+            ))
+        return out
+
+    return await _db(rt, load)

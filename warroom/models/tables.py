@@ -383,6 +383,8 @@ class UptimeCheckRow(Base):
     last_detail: Mapped[str] = mapped_column(Text, default="")
     last_action: Mapped[str] = mapped_column(String(8), default="none")
     last_latency: Mapped[float | None] = mapped_column(Float)
+    last_alert_since: Mapped[datetime | None]
+    """The start of the episode the last fire or resolve was about (a retried run answers with it)."""
 
 
 class OnCallConfigRow(Base):

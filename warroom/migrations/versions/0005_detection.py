@@ -78,6 +78,7 @@ def upgrade() -> None:
     sa.Column('last_detail', sa.Text(), nullable=False),
     sa.Column('last_action', sa.String(length=8), nullable=False),
     sa.Column('last_latency', sa.Float(), nullable=True),
+    sa.Column('last_alert_since', sa.DateTime(), nullable=True),
     sa.PrimaryKeyConstraint('name', name=op.f('pk_uptime_checks'))
     )
     # ### end Alembic commands ###
