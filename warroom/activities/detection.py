@@ -16,8 +16,8 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Engine, delete, select, update
@@ -75,7 +75,6 @@ class AlertIntake:
     catalog: Catalog | None = None
     clock: Clock = utc_now
     timeout: float = 10.0
-    _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     # --- the raw delivery -------------------------------------------------------------------
 

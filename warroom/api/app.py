@@ -18,12 +18,10 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.templating import Jinja2Templates
 from sqlalchemy import Engine, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
-from temporalio.client import Client, WithStartWorkflowOperation
+from temporalio.client import Client
 from temporalio.exceptions import WorkflowAlreadyStartedError
-from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
-from temporalio.service import RPCError
+from temporalio.common import WorkflowIDReusePolicy
 
 from warroom.activities.detection import AlertIntake
 from warroom.api import admin, alerts, commands, detection_routes, reports, statuspage, twilio_webhooks
@@ -50,8 +48,6 @@ from warroom.api.schemas import (
 from warroom.models.ids import incident_workflow_id
 from warroom.models.incident import (
     AckInput,
-    AlertBatch,
-    AlertBatchResult,
     CommandResult,
     EscalateInput,
     IncidentInput,
@@ -72,7 +68,6 @@ from warroom.models.config_store import CurrentConfig
 from warroom.models.detection import load_detection
 from warroom.models.policy import Policy, load_policy
 from warroom.models.tables import (
-    AlertGroup,
     IncidentRow,
     NotificationRow,
     StatusUpdateRow,
@@ -463,24 +458,26 @@ def _routes(app: FastAPI) -> None:  # noqa: C901 - one place that lists every ro
 
     @app.post("/api/webhooks/alertmanager", response_model=AlertIngestOut, tags=["webhooks"],
               dependencies=alertmanager_source)
-    async def alertmanager(payload: alerts.AlertmanagerPayload, rt: RuntimeDep) -> Any:
+    async def alertmanager(request: Request, payload: alerts.AlertmanagerPayload, rt: RuntimeDep) -> Any:
         """An Alertmanager notification; the integration's secret is the bearer token."""
-        return await _ingest_alertmanager(rt, payload)
+        return await _ingest_alertmanager(rt, payload, request)
 
     @app.post("/api/webhooks/alertmanager/{token}", response_model=AlertIngestOut, tags=["webhooks"],
               dependencies=alertmanager_source)
     async def alertmanager_with_secret(
+        request: Request,
         payload: alerts.AlertmanagerPayload,
         rt: RuntimeDep,
         token: Annotated[str, FastAPIPath(max_length=100, description="the integration's secret (wri_...)")],
     ) -> Any:
         """An Alertmanager notification, with the integration's secret in the URL (for senders that
         cannot set a header; prefer the header: URLs end up in logs)."""
-        return await _ingest_alertmanager(rt, payload)
+        return await _ingest_alertmanager(rt, payload, request)
 
 
-async def _ingest_alertmanager(rt: Runtime, payload: alerts.AlertmanagerPayload) -> AlertIngestOut:
+async def _ingest_alertmanager(rt: Runtime, payload: alerts.AlertmanagerPayload, request: Request) -> AlertIngestOut:
+    """Through the one intake (warroom.activities.detection): rules, maintenance, grouping, update-with-start."""
     return await detection_routes.ingest(
-        rt, "alertmanager", payload.model_dump(mode="json"), alerts.to_events(payload), payload.groupKey,
+        rt, "alertmanager", await detection_routes.raw_payload(request), alerts.to_events(payload), payload.groupKey,
         payload.receiver,
     )
