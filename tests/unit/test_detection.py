@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+import yaml
 from pydantic import ValidationError
 
 from tests.stack import case
@@ -141,10 +142,16 @@ def test_bad_configuration_names_the_key(data: Any, reason: str) -> None:
     assert reason in str(err.value)
 
 
-def test_shipped_configuration_loads() -> None:
+def test_shipped_configuration_loads_and_changes_no_alert_by_default() -> None:
     config = detection.load_detection(detection.DEFAULT_DETECTION_PATH)
     assert config.grouping.component_window == timedelta(minutes=10)
-    assert isinstance(config.alert_rules[0], AlertRule)
+    assert config.alert_rules == [] and config.heartbeats == [] and config.checks == []
+    # its commented examples are valid rules
+    text = detection.DEFAULT_DETECTION_PATH.read_text(encoding="utf-8")
+    block = text.split("alert_rules: []\n", 1)[1].split("\n\n", 1)[0]
+    examples = "\n".join(line.replace("#", " ", 1) for line in block.splitlines())
+    rules = [AlertRule.model_validate(r) for r in yaml.safe_load(examples)]
+    assert [r.action for r in rules] == ["record", "incident"]
 
 
 def test_grafana_sample_in_the_common_shape() -> None:
