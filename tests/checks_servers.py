@@ -58,8 +58,13 @@ class LocalServer:
             def log_message(self, *args: object) -> None:
                 pass
 
-        http.server.ThreadingHTTPServer.allow_reuse_address = True
-        server = http.server.ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        class Server(http.server.ThreadingHTTPServer):
+            allow_reuse_address = True
+
+            def handle_error(self, request: object, client_address: object) -> None:
+                pass  # a probe that gave up (timeout) leaves a broken pipe: expected here
+
+        server = Server(("127.0.0.1", self.port), Handler)
         server.daemon_threads = True
         if self.cert:
             ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
