@@ -69,6 +69,7 @@ RULES: dict[tuple[str, str], Any] = {
     ("GET", "/api/reports"): ("role", R),
     ("POST", "/api/reports/{report_id}/attach"): ("role", R),
     ("POST", "/api/reports/{report_id}/declare"): ("role", R),
+    ("POST", "/api/reports/{report_id}/dismiss"): ("role", R),
     ("GET", "/api/runbooks"): ("role", V),
     ("GET", "/api/runbooks/{runbook_id}"): ("role", V),
     ("POST", "/api/incidents/{incident_id}/runbook-runs"): ("role", R),

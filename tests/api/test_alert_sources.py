@@ -128,7 +128,8 @@ async def test_generic_alert_dedup_resolve_and_rules(api: Api) -> None:
     assert unknown["action"] == "ignored"
     outcomes = [d["outcome"] for d in (await api.http.get("/api/alert-deliveries")).json()]
     assert outcomes == ["ignored", "dropped", "recorded", "recorded", "joined", "declared"]
-    assert [i["id"] for i in (await api.http.get("/api/incidents")).json()] == [number]
+    listed = await eventually("the incident in the read model", lambda: _listed(api, 1))
+    assert [i["id"] for i in listed] == [number]
 
 
 async def test_rule_sets_component_severity_and_escalation_policy(api: Api) -> None:

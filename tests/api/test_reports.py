@@ -13,7 +13,7 @@ from sqlalchemy import Engine
 from temporalio.client import Client
 
 from tests.access import client_as, token_for
-from tests.api.support import Api, serving
+from tests.api.support import Api, eventually, serving
 from warroom.models.access import Role
 
 
@@ -94,6 +94,14 @@ async def test_attach_and_declare_from_the_triage_list(api: Api) -> None:
     new = await api.incident(number)
     assert (new["severity"], new["components"], new["source"]) == ("SEV-3", ["email"], "reports")
 
+    third = (await report(api, text="Is the sky falling?")).json()["id"]
+    dismissed = await api.http.post(f"/api/reports/{third}/dismiss")
+    assert (dismissed.json()["status"], dismissed.json()["incident_id"]) == ("dismissed", None)
+    late = await api.http.post(f"/api/reports/{third}/declare", json={})
+    assert late.status_code == 409 and "already dismissed" in late.json()["detail"]
+    assert [r["status"] for r in await triage(api)] == ["dismissed", "declared", "attached"]
+    assert (await api.http.post("/api/reports/2147483648/dismiss")).status_code == 422
+
     vic = await asyncio.to_thread(token_for, api.engine, "vic", Role.VIEWER)
     async with client_as(api.transport, vic) as viewer:
         assert (await viewer.get("/api/reports")).status_code == 403  # reports carry customers' contacts
@@ -106,6 +114,11 @@ async def test_a_burst_of_reports_for_one_component_raises_one_alert(api: Api) -
     assert (await api.http.get("/api/incidents")).json() == []
     assert (await report(api, component="billing", text="Cannot pay")).status_code == 201
     assert (await report(api, component="billing", text="Still cannot pay")).status_code == 201
-    [inc] = (await api.http.get("/api/incidents")).json()
+    [inc] = await eventually("the incident in the read model", lambda: listed(api))
+    assert (await api.http.get("/api/alert-deliveries", params={"source": "reports"})).json()[0]["outcome"] == "declared"
     assert (inc["source"], inc["severity"], inc["components"]) == ("reports", "SEV-2", ["billing"])
     assert "3 customer reports within 10 minutes" in inc["title"]
+
+
+async def listed(api: Api) -> list[dict[str, Any]]:
+    return list((await api.http.get("/api/incidents")).json())

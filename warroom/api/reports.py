@@ -198,7 +198,7 @@ async def _message(rt: "Runtime", title: str, body: str, status: int) -> HTMLRes
             dependencies=[Depends(require(Role.RESPONDER))])
 async def triage(
     rt: RuntimeDep,
-    status: Annotated[str | None, Query(pattern="^(new|attached|declared)$")] = None,
+    status: Annotated[str | None, Query(pattern="^(new|attached|declared|dismissed)$")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> Any:
     """Customer reports, newest first (responders and up: reports may carry a customer's contact)."""
@@ -239,8 +239,8 @@ async def _report(rt: "Runtime", report_id: int) -> ReportOut:
     if row is None:
         raise HTTPException(status_code=404, detail=f"no customer report #{report_id}")
     if row.status != "new":
-        raise HTTPException(status_code=409, detail=f"report #{report_id} is already {row.status} "
-                                                    f"(incident #{row.incident_id})")
+        where = f" (incident #{row.incident_id})" if row.incident_id else ""
+        raise HTTPException(status_code=409, detail=f"report #{report_id} is already {row.status}{where}")
     return row
 
 
@@ -290,4 +290,24 @@ async def declare(report_id: ReportId, body: DeclareFromReportIn, rt: RuntimeDep
         raise HTTPException(status_code=409, detail=f"the alert rules {outcome.action} this report; nothing declared")
     await _mark(rt, report_id, "declared" if outcome.action == "declared" else "attached", outcome.incident_id,
                 caller.user)
+    return await _load(rt, report_id)
+
+
+class DismissIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    reason: str = Field(default="", max_length=300, description="for the audit log")
+
+
+@router.post("/api/reports/{report_id}/dismiss", response_model=ReportOut, tags=["reports"])
+async def dismiss(report_id: ReportId, rt: RuntimeDep, caller: Responder, body: DismissIn | None = None) -> Any:
+    """Take a report off the triage list without an incident (spam, a question, already known)."""
+    await _report(rt, report_id)
+    now = rt.clock()
+
+    def write(session: Session) -> None:
+        row = session.get(CustomerReportRow, report_id)
+        assert row is not None
+        row.status, row.handled_by, row.handled_at = "dismissed", caller.user, now
+
+    await _db(rt, write)
     return await _load(rt, report_id)
