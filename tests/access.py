@@ -56,9 +56,9 @@ def revoked_token(engine: Engine, user: str, role: Role | None = None) -> str:
     return value
 
 
-def integration_secret(engine: Engine, name: str = "test-alertmanager") -> str:
+def integration_secret(engine: Engine, name: str = "test-alertmanager", source: str = "alertmanager") -> str:
     with Session(engine) as session, session.begin():
-        value, _ = store.create_integration(session, name, source="alertmanager", by="tests", now=datetime.now(UTC))
+        value, _ = store.create_integration(session, name, source=source, by="tests", now=datetime.now(UTC))
     return value
 
 

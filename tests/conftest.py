@@ -33,6 +33,8 @@ from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
+from warroom.activities.detection import AlertIntake, DetectionActivities
+from warroom.activities.uptime import UptimeActivities
 from warroom.activities.incident import IncidentActivities, WorkflowPageGuard
 from warroom.activities.notify import NotifierRegistry
 from warroom.activities.oncall import OnCallActivities
@@ -40,6 +42,7 @@ from warroom.activities.runbook import HEARTBEAT_THROTTLE, RunbookActivities
 from warroom.activities.statuspage import StatusPageActivities
 from warroom.models.components import DEFAULT_STATUSPAGE_PATH, load_catalog
 from warroom.models.config_store import CurrentConfig
+from warroom.models.detection import DetectionConfig
 from warroom.models.incident import NotificationRequest
 from warroom.models.policy import Policy, parse_policy
 from warroom.models.tables import IncidentNumber, NotificationRow, create_schema, make_engine
@@ -285,6 +288,8 @@ async def running_worker(
     runbook_config: RunbookConfig | None = None,
     notifiers: NotifierRegistry | None = None,
     extra: Sequence[Callable[..., object]] = (),
+    policy: Policy | None = None,
+    detection: DetectionConfig | None = None,
 ) -> AsyncIterator[Harness]:
     """A worker with every workflow and activity; pages go to a RecordingChannel unless
     ``notifiers`` says otherwise (e.g. the real Twilio/SendGrid adapters on local fakes)."""
@@ -304,7 +309,9 @@ async def running_worker(
             task_queue=queue,
             workflows=WORKFLOWS,
             activities=[*activities.all(), *runbooks.all(), *subscribers.all(), *OnCallActivities(config).all(),
-                        *extra],
+                        *DetectionActivities(AlertIntake(engine, detection or DetectionConfig()),
+                                             policy or fast_policy(), config).all(),
+                        *UptimeActivities(engine).all(), *extra],
             activity_executor=executor,
             max_heartbeat_throttle_interval=HEARTBEAT_THROTTLE,
         ):

@@ -14,6 +14,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from warroom.models.chat import SLACK, WEBHOOKS, WebhookEndpoint
 from warroom.models.components import DEFAULT_STATUSPAGE_PATH
+from warroom.models.detection import DEFAULT_DETECTION_PATH
 from warroom.models.ids import DEFAULT_TASK_QUEUE
 from warroom.models.policy import DEFAULT_POLICY_PATH
 
@@ -58,6 +59,8 @@ class Settings(BaseSettings):
     components: Path = DEFAULT_STATUSPAGE_PATH
     """The status page's YAML: page name and components (WARROOM_COMPONENTS)."""
     statuspage_secret: str | None = None
+    detection: Path = DEFAULT_DETECTION_PATH
+    """Alert rules, grouping window, heartbeats and customer-report thresholds (WARROOM_DETECTION)."""
     """Signs subscription links; defaults to a random one kept in the data directory."""
 
     # --- paging providers (unset: pages go to the console) ---------------------------
@@ -91,6 +94,9 @@ class Settings(BaseSettings):
     """Sign-in attempts per client address: ``burst`` at once, then this many a minute."""
     webhook_rate_burst: int = Field(default=120, ge=1)
     webhook_rate_per_minute: float = Field(default=600, gt=0)
+    report_rate_burst: int = Field(default=3, ge=1)
+    report_rate_per_minute: float = Field(default=0.5, gt=0)
+    """Customer problem reports per client address: ``burst`` at once, then this many a minute."""
     """Alert webhook deliveries per client address: ``burst`` at once, then this many a minute."""
 
     # --- the incident channel (Slack) and outgoing webhooks: off unless configured ----------------

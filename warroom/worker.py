@@ -19,6 +19,9 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from warroom.activities.chat import ChatActivities, SlackConfig
+from warroom.activities.detection import AlertIntake, DetectionActivities
+from warroom.activities.uptime import UptimeActivities
+from warroom.check_schedules import sync_check_schedules
 from warroom.activities.incident import IncidentActivities, WorkflowPageGuard
 from warroom.activities.notify import Channel, NotifierRegistry
 from warroom.activities.oncall import OnCallActivities
@@ -27,6 +30,7 @@ from warroom.activities.statuspage import StatusPageActivities
 from warroom.logs import configure_logging
 from warroom.migrations import SchemaNotCurrent
 from warroom.models.config_store import CurrentConfig, seed_from_file
+from warroom.models.detection import DetectionError, load_detection
 from warroom.models.policy import PolicyError, load_policy
 from warroom.runbooks.steps import RunbookConfig
 from warroom.settings import Settings
@@ -153,6 +157,7 @@ def health_file_fresh(path: Path, now: float | None = None) -> bool:
 async def run(settings: Settings) -> None:
     load_policy(settings.policy)  # refuse to start on a bad policy, naming the key
     statuspage = load_config(settings)  # ...and on a bad components file
+    detection = load_detection(settings.detection)  # ...and on bad alert rules
     engine = await asyncio.to_thread(open_read_model, settings)
     version, seeded = seed_from_file(engine, settings.policy, datetime.now(UTC))
     log.info("on-call configuration: version %d%s", version, f" (seeded from {settings.policy})" if seeded else "")
@@ -175,9 +180,14 @@ async def run(settings: Settings) -> None:
         worker = build_worker(
             client, settings, activities, executor,
             [*runbook_activities.all(), *subscribers.all(), *OnCallActivities(config).all(),
-             *build_chat(engine, settings).all()],
+             *build_chat(engine, settings).all(),
+             *DetectionActivities(AlertIntake(engine, detection, statuspage.catalog, relay=settings.relay_targets),
+                                  load_policy(settings.policy), config).all(),
+             *UptimeActivities(engine).all()],
         )
         log.info("worker polling task queue %s on %s", settings.task_queue, settings.temporal_target)
+        checks = await sync_check_schedules(client, detection.checks, settings.task_queue)
+        log.info("uptime checks: %s", ", ".join(checks) or "none configured")
         async with worker:
             health = (
                 asyncio.create_task(keep_health_file(client, engine, settings.health_file, stop))
@@ -207,7 +217,7 @@ def main(argv: list[str] | None = None) -> None:
     configure_logging(settings.log_level, settings.log_format)
     try:
         asyncio.run(run(settings))
-    except (DependencyUnavailable, SchemaNotCurrent, PolicyError) as err:
+    except (DependencyUnavailable, SchemaNotCurrent, PolicyError, DetectionError) as err:
         log.error("cannot start: %s", err)
         sys.exit(1)
 

@@ -31,6 +31,8 @@ from tests.access import client_as, integration_secret, token_for
 from tests.conftest import Harness, running_worker, start_incident_numbers_at
 from tests.stack import case, write_policy
 from warroom.api.app import create_app
+from warroom.models.detection import load_detection
+from warroom.models.policy import load_policy
 from warroom.settings import Settings
 from warroom.worker import build_chat
 
@@ -110,25 +112,30 @@ def seed_numbers(engine: Engine, first: int) -> None:
 
 @asynccontextmanager
 async def serving(
-    client: Client, engine: Engine, tmp_path: Path, policy: dict[str, Any] | None = None, **setting: Any
+    client: Client, engine: Engine, tmp_path: Path, policy: dict[str, Any] | None = None,
+    detection: dict[str, Any] | None = None, **overrides: Any,
 ) -> AsyncIterator[Api]:
-    """The app from ``create_app`` with its lifespan running, and a worker on its task queue
-    (``setting``: more Settings fields, e.g. ``runbooks_dir``)."""
+    """The app from ``create_app`` with its lifespan running, and a worker on its task queue.
+    ``detection``: the detection configuration (alert rules, grouping, ...); ``overrides``: settings."""
     policy_file = tmp_path / "policy.yaml"
     write_policy(policy_file, **(policy or {}))
+    if detection is not None:
+        overrides["detection"] = tmp_path / "detection.yaml"
+        overrides["detection"].write_text(json.dumps(detection))
     settings = Settings(
         data_dir=tmp_path,
         policy=policy_file,
         task_queue=f"api-{next(_blocks)}-{tmp_path.name[-12:]}",
         command_timeout_seconds=10,
-        **setting,
+        **overrides,
     )
     first = next(_blocks) * BLOCK + 1
     seed_numbers(engine, first)
     app = create_app(settings, client=client, engine=engine)
     alice, secret = token_for(engine, "alice"), integration_secret(engine)
     chat = build_chat(engine, settings).all() if settings.relay_targets else ()
-    async with running_worker(client, engine, settings.task_queue, extra=chat) as worker:
+    async with running_worker(client, engine, settings.task_queue, policy=load_policy(policy_file),
+                              detection=load_detection(settings.detection), extra=chat) as worker:
         async with LifespanManager(app) as manager, AsyncExitStack() as exits:
             transport = httpx.ASGITransport(app=manager.app)
             http = await exits.enter_async_context(client_as(transport, alice))

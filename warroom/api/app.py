@@ -18,14 +18,13 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.templating import Jinja2Templates
 from sqlalchemy import Engine, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
-from temporalio.client import Client, WithStartWorkflowOperation
+from temporalio.client import Client
 from temporalio.exceptions import WorkflowAlreadyStartedError
-from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
-from temporalio.service import RPCError
+from temporalio.common import WorkflowIDReusePolicy
 
-from warroom.api import admin, alerts, commands, slack, statuspage, twilio_webhooks
+from warroom.activities.detection import AlertIntake
+from warroom.api import admin, alerts, commands, detection_routes, reports, slack, statuspage, twilio_webhooks
 from warroom.api import auth as access
 from warroom.api import oncall as oncall_routes
 from warroom.api import postmortems as postmortem_routes
@@ -50,8 +49,6 @@ from warroom.api.schemas import (
 from warroom.models.ids import incident_workflow_id
 from warroom.models.incident import (
     AckInput,
-    AlertBatch,
-    AlertBatchResult,
     CommandResult,
     EscalateInput,
     IncidentInput,
@@ -69,9 +66,9 @@ from warroom.models.incident import (
 )
 from warroom.models.access import Caller, Role
 from warroom.models.config_store import CurrentConfig
+from warroom.models.detection import load_detection
 from warroom.models.policy import Policy, load_policy
 from warroom.models.tables import (
-    AlertGroup,
     IncidentRow,
     NotificationRow,
     StatusUpdateRow,
@@ -106,6 +103,8 @@ class Runtime:
     statuspage: StatusPageConfig | None = None
     config: CurrentConfig | None = None
     """The configuration in force (stored versions); ``policy`` follows its newest version."""
+    intake: AlertIntake | None = None
+    """Rules, grouping and update-with-start for alerts of every source (warroom.activities.detection)."""
 
     def ui_link(self, workflow_id: str) -> str:
         base = self.settings.temporal_ui_url or f"http://127.0.0.1:{self.settings.temporal_ui_port}"
@@ -134,6 +133,7 @@ def create_app(
     """Build the API. ``client`` and ``engine`` may be injected by tests."""
     policy = load_policy(settings.policy)
     status_config = load_config(settings)
+    detection_config = load_detection(settings.detection)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -148,7 +148,9 @@ def create_app(
             lazy=True,
         )
         app.state.runtime = Runtime(
-            settings=settings, policy=policy, engine=eng, client=cli, clock=clock, statuspage=status_config
+            settings=settings, policy=policy, engine=eng, client=cli, clock=clock, statuspage=status_config,
+            intake=AlertIntake(eng, detection_config, status_config.catalog, clock, settings.command_timeout_seconds,
+                               settings.relay_targets),
         )
         await run_in_threadpool(oncall_routes.seed, app.state.runtime)
         if not await db(app.state.runtime, lambda s: s.scalar(select(UserRow.id).limit(1))):
@@ -187,6 +189,8 @@ def create_app(
     app.include_router(oncall_routes.router)
     access.install(app)
     app.include_router(admin.router)
+    app.include_router(detection_routes.router)
+    app.include_router(reports.router)
     # Imported here: the console calls this module's command functions, so it imports it.
     from warroom.api import console
 
@@ -496,115 +500,26 @@ def _routes(app: FastAPI) -> None:  # noqa: C901 - one place that lists every ro
 
     @app.post("/api/webhooks/alertmanager", response_model=AlertIngestOut, tags=["webhooks"],
               dependencies=alertmanager_source)
-    async def alertmanager(payload: alerts.AlertmanagerPayload, rt: RuntimeDep) -> Any:
+    async def alertmanager(request: Request, payload: alerts.AlertmanagerPayload, rt: RuntimeDep) -> Any:
         """An Alertmanager notification; the integration's secret is the bearer token."""
-        return await _ingest_alertmanager(rt, payload)
+        return await _ingest_alertmanager(rt, payload, request)
 
     @app.post("/api/webhooks/alertmanager/{token}", response_model=AlertIngestOut, tags=["webhooks"],
               dependencies=alertmanager_source)
     async def alertmanager_with_secret(
+        request: Request,
         payload: alerts.AlertmanagerPayload,
         rt: RuntimeDep,
         token: Annotated[str, FastAPIPath(max_length=100, description="the integration's secret (wri_...)")],
     ) -> Any:
         """An Alertmanager notification, with the integration's secret in the URL (for senders that
         cannot set a header; prefer the header: URLs end up in logs)."""
-        return await _ingest_alertmanager(rt, payload)
+        return await _ingest_alertmanager(rt, payload, request)
 
 
-async def _ingest_alertmanager(rt: Runtime, payload: alerts.AlertmanagerPayload) -> AlertIngestOut:
-    kept, held = await statuspage.hold_for_maintenance(rt, payload)
-    if kept is None:
-        return AlertIngestOut(incident_id=None, action="held", held_alerts=held)
-    payload = kept
-    events = alerts.to_events(payload)
-    ghash = alerts.group_hash(payload)
-    batch = AlertBatch(group_key=payload.groupKey, alerts=events)
-    firing = any(e.status == "firing" for e in events)
-    timeout = rt.settings.command_timeout_seconds
-
-    def mapped(session: Session) -> int | None:
-        row = session.get(AlertGroup, ghash)
-        return row.incident_number if row is not None else None
-
-    def open_group(session: Session) -> int:
-        row = session.get(AlertGroup, ghash)
-        if row is not None:
-            return row.incident_number
-        now = rt.clock()
-        try:
-            # One savepoint for the number and the mapping: a delivery that loses the
-            # race for the group gives its number back instead of leaving a gap.
-            with session.begin_nested():
-                number = allocate_incident_number(session, now)
-                session.add(AlertGroup(group_hash=ghash, group_key=payload.groupKey, incident_number=number, opened_at=now))
-        except IntegrityError:
-            row = session.get(AlertGroup, ghash)
-            assert row is not None
-            return row.incident_number
-        return number
-
-    def release(number: int) -> Callable[[Session], None]:
-        def run(session: Session) -> None:
-            row = session.get(AlertGroup, ghash)
-            if row is not None and row.incident_number == number:
-                session.delete(row)
-
-        return run
-
-    if not firing:
-        number = await db(rt, mapped)
-        if number is None:
-            return AlertIngestOut(incident_id=None, action="ignored")
-        handle = rt.client.get_workflow_handle(incident_workflow_id(number))
-        try:
-            result: AlertBatchResult = await commands.call(
-                handle.execute_update(IncidentWorkflow.receive_alerts, batch), timeout, "recording alerts"
-            )
-        except commands.IncidentGone:
-            return AlertIngestOut(incident_id=None, action="ignored")
-        return AlertIngestOut(incident_id=number, action="recorded", new_alerts=result.new_alerts)
-
-    details = alerts.declaration(payload)
-    policy = await oncall_routes.current_policy(rt)
-    for _attempt in range(3):
-        number = await db(rt, open_group)
-        wid = incident_workflow_id(number)
-        inp = IncidentInput(
-            number=number,
-            detected_at=rt.clock(),
-            declared_by="alertmanager",
-            source="alertmanager",
-            group_key=payload.groupKey,
-            policy=policy,
-            relay=rt.settings.relay_targets,
-            **details,
-        )
-        start = WithStartWorkflowOperation(
-            IncidentWorkflow.run,
-            inp,
-            id=wid,
-            task_queue=rt.settings.task_queue,
-            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-        )
-        try:
-            result = await commands.call(
-                rt.client.execute_update_with_start_workflow(
-                    IncidentWorkflow.receive_alerts, batch, start_workflow_operation=start
-                ),
-                timeout,
-                "declaring the incident",
-            )
-        except (WorkflowAlreadyStartedError, commands.IncidentGone):
-            # The group's incident finished long ago: open a fresh one.
-            await db(rt, release(number))
-            continue
-        except RPCError as err:  # pragma: no cover - mapped by commands.call
-            raise commands.temporal_unavailable(str(err)) from None
-        if result.accepted:
-            action = "declared" if result.first_batch else "joined"
-            log.info("alert group %s %s incident", payload.groupKey[:80], action, extra={"incident": number})
-            return AlertIngestOut(incident_id=number, action=action, new_alerts=result.new_alerts)
-        await db(rt, release(number))
-    raise HTTPException(status_code=409, detail="the alert group's incident keeps closing; retry the delivery")
+async def _ingest_alertmanager(rt: Runtime, payload: alerts.AlertmanagerPayload, request: Request) -> AlertIngestOut:
+    """Through the one intake (warroom.activities.detection): rules, maintenance, grouping, update-with-start."""
+    return await detection_routes.ingest(
+        rt, "alertmanager", await detection_routes.raw_payload(request), alerts.to_events(payload), payload.groupKey,
+        payload.receiver,
+    )

@@ -265,7 +265,8 @@ class NotificationOut(BaseModel):
 class AlertIngestOut(BaseModel):
     incident_id: int | None
     action: str
-    """declared | joined | recorded | ignored | held (every firing alert is for a component under maintenance)"""
+    """declared | joined | recorded | ignored | held (every firing alert is for a component under maintenance)
+    | dropped (an alert rule said so)"""
     new_alerts: int = 0
     held_alerts: int = 0
     """Firing alerts recorded without paging: their component is under planned maintenance."""

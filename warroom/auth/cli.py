@@ -277,9 +277,11 @@ def integration_create(
         c.audit(session, "create_integration", f"integration {row.id} ({row.name})",
                 target=f"integration_id={row.id}", source=row.source)
     typer.echo(value)
-    typer.echo(f"integration {row.id} ({row.name}); the secret is not shown again. Alertmanager: url "
-               f"$WARROOM_PUBLIC_BASE_URL/api/webhooks/{row.source}/<secret>, or http_config.authorization "
-               "credentials <secret>", err=True)
+    where = (f"$WARROOM_PUBLIC_BASE_URL/api/heartbeats/{row.name}/<secret>" if row.source == "heartbeat"
+             else f"$WARROOM_PUBLIC_BASE_URL/api/webhooks/{row.source}/<secret>")
+    typer.echo(f"integration {row.id} ({row.name}); the secret is not shown again. POST to {where}, or send "
+               "'Authorization: Bearer <secret>' (Alertmanager: http_config.authorization credentials <secret>)",
+               err=True)
 
 
 @integration_app.command("list")

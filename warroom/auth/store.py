@@ -39,8 +39,9 @@ from warroom.models.tables import (
     WebSessionRow,
 )
 
-INTEGRATION_SOURCES = ("alertmanager",)
-"""Alert sources that authenticate with an integration secret (Grafana and others join here)."""
+INTEGRATION_SOURCES = ("alertmanager", "grafana", "generic", "heartbeat")
+"""Alert sources that authenticate with an integration secret (a heartbeat's integration is
+named after the heartbeat it may call in for)."""
 MAX_TOKEN_LIFETIME = timedelta(days=730)
 
 

@@ -59,3 +59,15 @@ def action_items_workflow_id(number: int) -> str:
 # The incident channel (workflows.relay, activities.chat).
 RELAY_SLACK_ACTIVITY = "relay_to_slack"
 RELAY_WEBHOOKS_ACTIVITY = "relay_to_webhooks"
+# Detection: every alert source reaches incidents through the same update-with-start.
+INCIDENT_WORKFLOW_NAME = "IncidentWorkflow"
+RECEIVE_ALERTS_UPDATE = "receive_alerts"
+RAISE_ALERT_ACTIVITY = "raise_alert"
+"""Alerts of the sources that run in the worker (heartbeats, uptime checks, customer reports)."""
+HEARTBEAT_WORKFLOW_PREFIX = "heartbeat-"
+
+
+def heartbeat_workflow_id(name: str) -> str:
+    return f"{HEARTBEAT_WORKFLOW_PREFIX}{name}"
+PROBE_ACTIVITY = "probe_uptime_check"
+RECORD_CHECK_ACTIVITY = "record_uptime_check"

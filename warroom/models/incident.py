@@ -69,6 +69,14 @@ class AlertEvent(BaseModel):
     labels: dict[str, str] = Field(default_factory=dict)
     starts_at: datetime | None = None
     ends_at: datetime | None = None
+    # The fields below came with the Grafana and generic sources (warroom.models.detection).
+    description: str = ""
+    severity: Severity | None = None
+    """The severity the source gave, or the one a routing rule set."""
+    component: str | None = None
+    dedup_key: str | None = None
+    """Alerts with the same key join one open incident."""
+    links: list[str] = Field(default_factory=list)
 
 
 class AlertBatch(BaseModel):
@@ -98,6 +106,10 @@ class IncidentInput(BaseModel):
     group_key: str | None = None
     policy: Policy
     alerts: list[AlertEvent] = Field(default_factory=list)
+    escalation: str | None = None
+    """The escalation policy an alert rule chose (None: the policy's routes decide)."""
+    escalation_rule: str | None = None
+    """Which alert rule chose it, for the timeline."""
     carried: "IncidentState | None" = None
     relay: list[str] = Field(default_factory=list)
     """Where to mirror the incident (``slack``, ``webhooks``): the API sets it from its settings."""
@@ -204,6 +216,11 @@ class AlertRecord(BaseModel):
     count: int = 1
     starts_at: datetime | None = None
     seen_keys: list[str] = Field(default_factory=list)
+    source: str = ""
+    component: str | None = None
+    links: list[str] = Field(default_factory=list)
+    received: int = 0
+    """Deliveries of this alert, repeats included (``count``: its distinct firings and resolutions)."""
 
 
 class ActionItem(BaseModel):

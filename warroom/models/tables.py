@@ -359,6 +359,71 @@ class HeldAlertRow(Base):
     received_at: Mapped[datetime] = mapped_column(index=True)
 
 
+class AlertDeliveryRow(Base):
+    """One alert delivery as it arrived (any source), and what became of it."""
+
+    __tablename__ = "alert_deliveries"
+    __table_args__ = {"sqlite_autoincrement": True}
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    source: Mapped[str] = mapped_column(String(32), index=True)
+    integration: Mapped[str | None] = mapped_column(String(100))
+    received_at: Mapped[datetime] = mapped_column(index=True)
+    payload: Mapped[Any] = mapped_column(JSON)
+    outcome: Mapped[str] = mapped_column(String(32), default="received")
+    """received | declared | joined | recorded | ignored | held | dropped | failed"""
+    incident_number: Mapped[int | None] = mapped_column(Integer, index=True)
+    detail: Mapped[str] = mapped_column(Text, default="")
+
+
+class AlertWindowRow(Base):
+    """The incident that last took an alert for a component, and when: a new alert group for
+    the same component within the grouping window joins that incident."""
+
+    __tablename__ = "alert_windows"
+    component_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    component: Mapped[str] = mapped_column(String(100))
+    incident_number: Mapped[int] = mapped_column(Integer, index=True)
+    last_alert_at: Mapped[datetime]
+
+
+class CustomerReportRow(Base):
+    """A problem a customer reported on the status page (plain text, never rendered as HTML)."""
+
+    __tablename__ = "customer_reports"
+    __table_args__ = {"sqlite_autoincrement": True}
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    received_at: Mapped[datetime] = mapped_column(index=True)
+    component: Mapped[str | None] = mapped_column(String(100), index=True)
+    text: Mapped[str] = mapped_column(Text)
+    contact: Mapped[str | None] = mapped_column(String(200))
+    client: Mapped[str] = mapped_column(String(64))
+    """A hash of the client address (rate limits and triage; the address itself is not kept)."""
+    status: Mapped[str] = mapped_column(String(16), default="new", index=True)
+    """new | attached | declared | dismissed"""
+    incident_number: Mapped[int | None] = mapped_column(Integer, index=True)
+    handled_by: Mapped[str | None] = mapped_column(String(200))
+    handled_at: Mapped[datetime | None]
+
+
+class UptimeCheckRow(Base):
+    """The recorded state of one built-in uptime check: failures in a row, the open alert, the last run."""
+
+    __tablename__ = "uptime_checks"
+    name: Mapped[str] = mapped_column(String(63), primary_key=True)
+    component: Mapped[str] = mapped_column(String(100))
+    kind: Mapped[str] = mapped_column(String(8))
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    alerting_since: Mapped[datetime | None]
+    last_run_id: Mapped[str] = mapped_column(String(64), default="")
+    last_at: Mapped[datetime | None]
+    last_ok: Mapped[bool | None] = mapped_column(Boolean)
+    last_detail: Mapped[str] = mapped_column(Text, default="")
+    last_action: Mapped[str] = mapped_column(String(8), default="none")
+    last_latency: Mapped[float | None] = mapped_column(Float)
+    last_alert_since: Mapped[datetime | None]
+    """The start of the episode the last fire or resolve was about (a retried run answers with it)."""
+
+
 class OnCallConfigRow(Base):
     """Every version of the policy document (people, teams, schedules, escalation policies,
     routing and paging rules, durations): the newest row is the configuration in force.

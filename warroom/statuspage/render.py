@@ -324,6 +324,8 @@ class Links:
     """Where the subscription form posts; None hides the form."""
     tz_form: bool = True
     """Offer the time-zone form (needs a server to read ``?tz=``)."""
+    report: str | None = None
+    """Where the "report a problem" form posts; None hides it (an exported page has no server)."""
 
 
 def served_links(prefix: str = "") -> Links:
@@ -333,6 +335,7 @@ def served_links(prefix: str = "") -> Links:
         json=f"{prefix}/api/v2/",
         incident=lambda n: f"{prefix}/status/incidents/{n}",
         subscribe=f"{prefix}/status/subscribe",
+        report=f"{prefix}/status/report",
     )
 
 

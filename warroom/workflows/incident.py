@@ -132,6 +132,8 @@ POSTMORTEM_AUTHOR_PATCH = "postmortem-author"
 """A postmortem may name its author, who then gets the reminders along with the IC."""
 ACTION_ITEMS_PATCH = "postmortem-action-item-tracker"
 """An accepted postmortem starts the tracker of its action items (workflows.action_items)."""
+DETECTION_RULES_PATCH = "detection-alert-rule-escalation"
+"""An alert rule may name the incident's escalation policy (histories before it route by the policy only)."""
 RESOLVE_TIMEOUT = timedelta(seconds=10)
 RESOLVE_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=2),
                             maximum_attempts=3)
@@ -209,6 +211,10 @@ class IncidentWorkflow:
         choice = routing.route(
             inp.policy, inp.severity, inp.components, inp.source, [a.labels for a in inp.alerts]
         )
+        if inp.escalation and inp.policy.escalation_for(inp.escalation) and workflow.patched(DETECTION_RULES_PATCH):
+            # An alert rule of the detection configuration named the escalation policy.
+            choice = RouteChoice(escalation=inp.escalation, team=choice.team,
+                                 rule=inp.escalation_rule or "alert rule")
         self._s.route = choice
         self._plan = lifecycle.escalation_plan(inp.policy, choice.escalation)
         if inp.policy.routes or choice != RouteChoice():
@@ -1166,10 +1172,14 @@ class IncidentWorkflow:
                     last_seen=now,
                     count=0,
                     starts_at=alert.starts_at,
+                    source=alert.source,
+                    component=alert.component,
+                    links=list(alert.links[:10]),
                 )
                 s.alerts.append(record)
                 by_fp[alert.fingerprint] = record
             record.last_seen = now
+            record.received += 1
             if key in record.seen_keys:
                 continue
             record.seen_keys.append(key)
