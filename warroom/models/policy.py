@@ -247,6 +247,9 @@ class Policy(_Strict):
     page_cap: Duration = timedelta(minutes=1)
     """At most one page per phone number or address and method in this window; pages that
     fall due in between wait for the window and go out together in one message. 0 turns it off."""
+    page_retry_every: Duration = timedelta(minutes=5)
+    """While an incident is unacknowledged, page again anyone every one of whose methods failed
+    (a provider outage outlasting the send retries), this long after the last failure. 0 turns it off."""
     history_event_limit: int = Field(default=8000, ge=50)
     """Continue-as-new once an incident's history grows past this many events."""
 
