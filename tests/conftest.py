@@ -47,7 +47,7 @@ from warroom.models.incident import NotificationRequest
 from warroom.models.policy import Policy, parse_policy
 from warroom.models.tables import IncidentNumber, NotificationRow, create_schema, make_engine
 from warroom.runbooks.steps import RunbookConfig
-from warroom.temporal import DATA_CONVERTER
+from warroom.temporal import DATA_CONVERTER, WORKFLOW_RUNNER
 from warroom.workflows import WORKFLOWS
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -314,6 +314,7 @@ async def running_worker(
                         *UptimeActivities(engine).all(), *extra],
             activity_executor=executor,
             max_heartbeat_throttle_interval=HEARTBEAT_THROTTLE,
+            workflow_runner=WORKFLOW_RUNNER,
         ):
             yield Harness(client=client, engine=engine, task_queue=queue, channel=channel)
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from sqlalchemy import Engine, text
 from temporalio.client import Client
-from temporalio.worker import Worker
+from temporalio.worker import PollerBehaviorAutoscaling, Worker
 
 from warroom.activities.chat import ChatActivities, SlackConfig
 from warroom.activities.detection import AlertIntake, DetectionActivities
@@ -36,9 +36,13 @@ from warroom.runbooks.steps import RunbookConfig
 from warroom.settings import Settings
 from warroom.startup import DependencyUnavailable, open_read_model, wait_for_temporal
 from warroom.statuspage.config import load_config
+from warroom.temporal import WORKFLOW_RUNNER, precompile_workflows
 from warroom.workflows import WORKFLOWS
 
 log = logging.getLogger("warroom.worker")
+
+
+POLLERS = PollerBehaviorAutoscaling(minimum=1, maximum=100, initial=5)
 
 
 def build_worker(client: Client, settings: Settings, activities: IncidentActivities,
@@ -51,6 +55,11 @@ def build_worker(client: Client, settings: Settings, activities: IncidentActivit
         activity_executor=executor,
         max_concurrent_activities=64,
         max_heartbeat_throttle_interval=HEARTBEAT_THROTTLE,
+        workflow_runner=WORKFLOW_RUNNER,
+        # Pollers follow the load the server reports instead of a fixed five: an alert storm
+        # gets more, an idle worker holds fewer long polls open.
+        workflow_task_poller_behavior=POLLERS,
+        activity_task_poller_behavior=POLLERS,
         # On SIGTERM (a scale-down, a deploy) let sends in flight finish rather than cut them off.
         graceful_shutdown_timeout=timedelta(seconds=10),
     )
@@ -156,6 +165,7 @@ def health_file_fresh(path: Path, now: float | None = None) -> bool:
 
 async def run(settings: Settings) -> None:
     load_policy(settings.policy)  # refuse to start on a bad policy, naming the key
+    precompile_workflows()  # the sandbox re-imports workflow modules per run: never recompile them
     statuspage = load_config(settings)  # ...and on a bad components file
     detection = load_detection(settings.detection)  # ...and on bad alert rules
     engine = await asyncio.to_thread(open_read_model, settings)

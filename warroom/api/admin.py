@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 
 from warroom.api.auth import Admin, CurrentUser
+from warroom.api.params import path_id
 from warroom.auth import store
 from warroom.models.access import Role, shown_prefix
 from warroom.models.tables import ApiTokenRow, IntegrationRow, UserRow
@@ -265,7 +266,7 @@ async def create_integration(request: Request, body: IntegrationIn, caller: Admi
 
 @router.delete("/api/admin/integrations/{integration_id}", response_model=IntegrationOut, tags=["access"])
 async def revoke_integration(
-    request: Request, integration_id: Annotated[int, Path(ge=1, le=2**31)], caller: Admin
+    request: Request, integration_id: Annotated[int, path_id("the integration's id")], caller: Admin
 ) -> Any:
     now = _rt(request).clock()
     return await _db(request, lambda s: IntegrationOut(**_integration_out(

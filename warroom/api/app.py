@@ -19,7 +19,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.templating import Jinja2Templates
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
-from temporalio.client import Client
+from temporalio.client import Client, RPCTimeoutOrCancelledError
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.common import WorkflowIDReusePolicy
 
@@ -117,6 +117,11 @@ def get_runtime(request: Request) -> Runtime:
 
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 
+
+def rt_timeout(request: Request) -> float:
+    runtime = getattr(request.app.state, "runtime", None)
+    return runtime.settings.command_timeout_seconds if runtime is not None else 0.0
+
 MAX_INCIDENT_NUMBER = 2**31 - 1
 """The read model's incident number is an INTEGER column (32 bits on PostgreSQL): a larger
 id is malformed input, not a database error."""
@@ -170,6 +175,12 @@ def create_app(
     @app.exception_handler(commands.IncidentGone)
     async def _gone(request: Request, exc: commands.IncidentGone) -> JSONResponse:
         return JSONResponse(status_code=404, content={"detail": "incident not found"})
+
+    @app.exception_handler(RPCTimeoutOrCancelledError)
+    async def _no_answer(request: Request, exc: RPCTimeoutOrCancelledError) -> JSONResponse:
+        # Every route maps this through commands.call; this is the net under any that does not.
+        err = commands.no_answer(rt_timeout(request), "handling the request")
+        return JSONResponse(status_code=err.status_code, content={"detail": err.detail}, headers=err.headers)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:

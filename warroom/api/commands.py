@@ -7,7 +7,7 @@ from collections.abc import Awaitable
 from typing import Any, TypeVar
 
 from fastapi import HTTPException
-from temporalio.client import Client, WorkflowUpdateFailedError
+from temporalio.client import Client, RPCTimeoutOrCancelledError, WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -16,6 +16,8 @@ from warroom.models.ids import incident_workflow_id
 T = TypeVar("T")
 
 UNREACHABLE = {RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.CANCELLED}
+RETRY_AFTER_SECONDS = 5
+"""What a 503 tells the caller to wait before trying again (the ``Retry-After`` header)."""
 
 
 class IncidentGone(Exception):
@@ -23,7 +25,16 @@ class IncidentGone(Exception):
 
 
 def temporal_unavailable(detail: str = "Temporal is unreachable; try again shortly") -> HTTPException:
-    return HTTPException(status_code=503, detail=detail)
+    return HTTPException(status_code=503, detail=detail, headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
+
+
+def no_answer(timeout: float, what: str) -> HTTPException:
+    """The workflow did not answer in time: no worker, or one too busy. The command may
+    still be carried out later; sending it again is safe (commands act once)."""
+    return temporal_unavailable(
+        f"no answer from the incident's workflow within {timeout:g} s while {what}; is a worker running? "
+        "The command may still take effect; sending it again is safe"
+    )
 
 
 async def call(awaitable: Awaitable[T], timeout: float, what: str) -> T:
@@ -41,11 +52,10 @@ async def call(awaitable: Awaitable[T], timeout: float, what: str) -> T:
         if err.status in UNREACHABLE:
             raise temporal_unavailable() from None
         raise HTTPException(status_code=502, detail=f"Temporal refused the request: {err.message}") from None
-    except (asyncio.TimeoutError, TimeoutError):
-        raise HTTPException(
-            status_code=503,
-            detail=f"no answer from the incident's workflow within {timeout:g} s while {what}; is a worker running?",
-        ) from None
+    except (asyncio.TimeoutError, TimeoutError, RPCTimeoutOrCancelledError):
+        # ``wait_for`` cancels an update in flight, and the SDK turns that cancellation
+        # into WorkflowUpdateRPCTimeoutOrCancelledError rather than a CancelledError.
+        raise no_answer(timeout, what) from None
     except (ConnectionError, OSError):
         raise temporal_unavailable() from None
     except RuntimeError as err:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, FastAPI, HTTPException, Path, Request
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session
 from warroom.api import commands
 from warroom.api.auth import Operator, Responder, acting_as, require
 from warroom.models.access import Caller, Role
+from warroom.api.params import RunNumber, StepNumber, path_id
 from warroom.models.ids import incident_workflow_id, runbook_run_workflow_id
 from warroom.models.runbook import (
     AbortRunInput,
@@ -179,8 +180,8 @@ def _catalogue(request: Request) -> Catalogue:
 
 RuntimeDep = Annotated[Any, Depends(_rt)]
 CatalogueDep = Annotated[Catalogue, Depends(_catalogue)]
-IncidentId = Annotated[int, Path(ge=1, le=2**31 - 1)]
-RunId = Annotated[int, Path(ge=1)]
+IncidentId = Annotated[int, path_id("the incident number, e.g. 42")]
+RunId = RunNumber
 
 
 async def _db(rt: Any, fn: Callable[[Session], Any]) -> Any:
@@ -359,7 +360,7 @@ async def abort_run(incident_id: IncidentId, run: RunId, body: AbortIn, rt: Runt
     "/api/incidents/{incident_id}/runbook-runs/{run}/steps/{step}/confirm", response_model=RunCommandOut
 )
 async def confirm_step(
-    incident_id: IncidentId, run: RunId, step: Annotated[int, Path(ge=1)], body: ConfirmIn, rt: RuntimeDep,
+    incident_id: IncidentId, run: RunId, step: StepNumber, body: ConfirmIn, rt: RuntimeDep,
     who: Responder,
 ) -> Any:
     caller = runbook_caller(who, body.actor)
@@ -371,7 +372,7 @@ async def confirm_step(
     "/api/incidents/{incident_id}/runbook-runs/{run}/steps/{step}/approve", response_model=RunCommandOut
 )
 async def approve_step(
-    incident_id: IncidentId, run: RunId, step: Annotated[int, Path(ge=1)], body: ApproveIn, rt: RuntimeDep,
+    incident_id: IncidentId, run: RunId, step: StepNumber, body: ApproveIn, rt: RuntimeDep,
     who: Operator,
 ) -> Any:
     """An approval is a second operator's decision: it needs the operator role."""

@@ -32,6 +32,7 @@ from warroom.api import alerts, commands
 from warroom.api.auth import Operator, acting_as, public, require
 from warroom.models.access import Role
 from warroom.models.components import ComponentState, ComponentStateInput, Maintenance, components_in_maintenance
+from warroom.api.params import path_id
 from warroom.models.ids import fanout_workflow_id
 from warroom.models.subscribers import (
     CONFIRM,
@@ -108,7 +109,7 @@ async def status_page(rt: RuntimeDep, tz: Annotated[str | None, Query(max_length
 
 @router.get("/status/incidents/{number}", response_class=HTMLResponse, tags=["status page"], dependencies=PAGE)
 async def incident_page(
-    number: int, rt: RuntimeDep, tz: Annotated[str | None, Query(max_length=64)] = None
+    number: Annotated[int, path_id("the incident number, e.g. 42")], rt: RuntimeDep, tz: Annotated[str | None, Query(max_length=64)] = None
 ) -> HTMLResponse:
     view = await _view(rt)
     incident = next((i for i in view.recent_incidents if i.number == number), None)
@@ -443,7 +444,7 @@ async def list_maintenance(rt: RuntimeDep) -> Any:
 
 
 @router.delete("/api/maintenance/{window_id}", response_model=MaintenanceOut, tags=["maintenance"])
-async def cancel_maintenance(window_id: int, rt: RuntimeDep, caller: Operator) -> Any:
+async def cancel_maintenance(window_id: Annotated[int, path_id("the maintenance window's id")], rt: RuntimeDep, caller: Operator) -> Any:
     now = rt.clock()
 
     def cancel(session: Session) -> MaintenanceOut | None:
@@ -518,7 +519,7 @@ class ComponentStateIn(BaseModel):
 
 
 @router.post("/api/incidents/{incident_id}/components", tags=["commands"])
-async def set_component_state(incident_id: int, body: ComponentStateIn, rt: RuntimeDep, caller: Operator) -> Any:
+async def set_component_state(incident_id: Annotated[int, path_id("the incident number, e.g. 42")], body: ComponentStateIn, rt: RuntimeDep, caller: Operator) -> Any:
     """Override the state the incident's severity gave a component (or add one)."""
     by = acting_as(caller, body.by, "by")
     catalog = _config(rt).catalog

@@ -191,6 +191,10 @@ class PageRun(BaseModel):
     attempts: list[DeliveryAttempt] = Field(default_factory=list)
     unreachable: bool = False
     """Every method failed."""
+    round_start: int = 0
+    """Index in ``attempts`` where the current round of methods began (a retry starts a new one)."""
+    retry_at: datetime | None = None
+    """When to try every method again while the incident is unacknowledged (see page_retry_every)."""
 
 
 class EscalationState(BaseModel):

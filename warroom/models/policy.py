@@ -257,6 +257,9 @@ class Policy(_Strict):
     fall due in between wait for the window and go out together in one message. 0 turns it off."""
     chat_retry_every: Duration = timedelta(minutes=1)
     """While Slack or a webhook receiver fails, how often the incident tries again without news."""
+    page_retry_every: Duration = timedelta(minutes=5)
+    """While an incident is unacknowledged, page again anyone every one of whose methods failed
+    (a provider outage outlasting the send retries), this long after the last failure. 0 turns it off."""
     history_event_limit: int = Field(default=8000, ge=50)
     """Continue-as-new once an incident's history grows past this many events."""
 

@@ -134,6 +134,9 @@ ACTION_ITEMS_PATCH = "postmortem-action-item-tracker"
 """An accepted postmortem starts the tracker of its action items (workflows.action_items)."""
 DETECTION_RULES_PATCH = "detection-alert-rule-escalation"
 """An alert rule may name the incident's escalation policy (histories before it route by the policy only)."""
+PAGE_RETRY_PATCH = "page-retry-while-unacked"
+"""A person every one of whose methods failed is paged again every ``page_retry_every``
+while the incident is unacknowledged (histories before it gave up on them)."""
 RESOLVE_TIMEOUT = timedelta(seconds=10)
 RESOLVE_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=2),
                             maximum_attempts=3)
@@ -316,6 +319,7 @@ class IncidentWorkflow:
                     self._escalate(now, reason="business hours have started")
             elif esc.step == -1 or (esc.deadline is not None and now >= esc.deadline):
                 self._escalate(now, reason=None if esc.step == -1 else "no acknowledgement in time")
+            self._retry_unreachable(now)
         if open_:
             self._process_status_plan(now)
             if (
@@ -603,6 +607,8 @@ class IncidentWorkflow:
                 times.append(s.escalation.deadline)
             if s.status == IncidentStatus.TRIGGERED and s.escalation.deferred_until is not None:
                 times.append(s.escalation.deferred_until)
+            if s.status == IncidentStatus.TRIGGERED:
+                times.extend(r.retry_at for r in s.page_runs if r.retry_at is not None)
             if plan.first_posted_at is None:
                 times.append(plan.first_deadline)
                 if not plan.first_reminded:
@@ -1459,18 +1465,24 @@ class IncidentWorkflow:
         if s.status != IncidentStatus.TRIGGERED:
             self._log("notify", f"{name} failed: {why}")
             return
-        tried = {a.method for a in run.attempts}
+        this_round = run.attempts[run.round_start:]
+        tried = {a.method for a in this_round}
         following = next((m for m in run.methods if m not in tried), None)
         if following is not None:
             self._log("notify", f"{name} failed: {why}; trying {following} now")
             self._start_attempt(run, following)
             return
-        if any(a.status != "failed" for a in run.attempts):
+        if any(a.status != "failed" for a in this_round):
             self._log("notify", f"{name} failed: {why}")
             return
         run.unreachable = True
-        summary = "; ".join(f"{a.method}: {a.detail}" for a in run.attempts)
+        summary = "; ".join(f"{a.method}: {a.detail}" for a in this_round)
         self._log("notify", f"{name} failed: {why}. {run.person} could not be reached by any method ({summary})")
+        every = self._policy.page_retry_every
+        if every > timedelta(0) and workflow.patched(PAGE_RETRY_PATCH):
+            run.retry_at = workflow.now() + every
+            self._log("notify", f"Will page {run.person} again at {run.retry_at:%H:%M:%S} UTC "
+                                f"unless the incident is acknowledged first")
         esc = s.escalation
         if run.kind == NotificationKind.FALLBACK or run.step != esc.step or esc.exhausted:
             return
@@ -1478,6 +1490,19 @@ class IncidentWorkflow:
         if all(r.unreachable for r in level):
             who = ", ".join(r.person for r in level)
             self._escalate(workflow.now(), reason=f"every contact method of {who} failed")
+
+    def _retry_unreachable(self, now: datetime) -> None:
+        """Page again, by every method from the first, each person whose last round all failed."""
+        for run in self._s.page_runs:
+            if run.retry_at is None or now < run.retry_at:
+                continue
+            run.retry_at = None
+            run.unreachable = False
+            run.round_start = len(run.attempts)
+            self._log("notify", f"Paging {run.person} again: the incident is still unacknowledged "
+                                f"and the last page reached them by no method")
+            for method in run.methods[: max(1, run.at_once)]:
+                self._start_attempt(run, method)
 
     def _page_via(self, run: PageRun) -> str | None:
         if not self._oncall:

@@ -1,0 +1,73 @@
+"""A command whose workflow does not answer in time is a 503 with a reason and Retry-After, never a 500.
+
+The incident's workflow exists but no worker polls its task queue, so the update
+is never taken: ``asyncio.wait_for`` cancels it after ``command_timeout_seconds``
+and the SDK turns that cancellation into ``WorkflowUpdateRPCTimeoutOrCancelledError``
+(not a ``TimeoutError``), which used to escape as a 500.
+"""
+
+from __future__ import annotations
+
+import random
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+from asgi_lifespan import LifespanManager
+from sqlalchemy import Engine
+from temporalio.client import Client
+
+from tests.access import client_as, token_for
+from tests.conftest import fast_policy
+from tests.stack import write_policy
+from warroom.api.app import create_app
+from warroom.models.ids import incident_workflow_id
+from warroom.models.incident import IncidentInput, Severity
+from warroom.settings import Settings
+from warroom.workflows import IncidentWorkflow
+
+
+@pytest.fixture
+async def stalled(client: Client, primary_engine: Engine, tmp_path: Path) -> AsyncIterator[tuple[httpx.AsyncClient, int]]:
+    """The API, and an incident whose workflow no worker runs."""
+    queue = f"nobody-{uuid.uuid4().hex[:8]}"
+    number = random.randint(1_500_000_000, 2_000_000_000)
+    handle = await client.start_workflow(
+        IncidentWorkflow.run,
+        IncidentInput(number=number, title="DNS slow", severity=Severity.SEV2, policy=fast_policy()),
+        id=incident_workflow_id(number),
+        task_queue=queue,
+    )
+    settings = Settings(
+        data_dir=tmp_path, policy=write_policy(tmp_path / "policy.yaml"), task_queue=queue, command_timeout_seconds=1
+    )
+    app = create_app(settings, client=client, engine=primary_engine)
+    try:
+        async with LifespanManager(app) as manager:
+            transport = httpx.ASGITransport(app=manager.app)
+            async with client_as(transport, token_for(primary_engine, "alice")) as http:
+                yield http, number
+    finally:
+        await handle.terminate("test over")
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("acknowledge", {"person": "alice"}),
+        ("status-updates", {"message": "We are looking into slow DNS changes.", "author": "alice"}),
+        ("severity", {"severity": "SEV-1", "by": "alice", "reason": "more customers"}),
+    ],
+)
+async def test_command_without_an_answer_is_503_with_retry_after(
+    stalled: tuple[httpx.AsyncClient, int], path: str, body: dict[str, str]
+) -> None:
+    http, number = stalled
+    resp = await http.post(f"/api/incidents/{number}/{path}", json=body)
+    assert resp.status_code == 503, resp.text
+    assert resp.headers["retry-after"].isdigit()
+    detail = resp.json()["detail"]
+    assert "no answer from the incident's workflow within 1 s" in detail
+    assert "sending it again is safe" in detail

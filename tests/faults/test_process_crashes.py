@@ -1,0 +1,156 @@
+"""Faults of whole processes, on the embedded stack (dev server, worker, API as processes).
+
+Already proven elsewhere, not repeated here:
+- a worker SIGKILLed with an escalation pending, restarted after the deadline,
+  escalates exactly once: tests/e2e/test_stack.py::test_killed_worker_escalates_once_after_restart;
+- one incident surviving a dev-server SIGKILL: tests/e2e/test_stack.py::
+  test_dev_server_restart_keeps_the_incident_and_its_deadline;
+- continue-as-new before the history limit, losing no command: tests/workflow/test_continue_as_new.py.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from tests.fakes import ACCOUNT_SID, AUTH_TOKEN, FROM_NUMBER, FakeTwilio, Recorded
+from tests.stack import Stack, case, policy_data, wait_until
+
+pytestmark = pytest.mark.slow
+
+AM_HEADERS = {"content-type": "application/json"}
+INCIDENTS = int(os.environ.get("WARROOM_FAULT_INCIDENTS", "20"))
+"""Open incidents across the dev-server restart. The issue asks for 100
+(``WARROOM_FAULT_INCIDENTS=100``); that takes minutes on a shared 2-core machine, so
+``make test`` runs 20."""
+
+
+def _notifications(stack: Stack, **params: Any) -> list[dict[str, Any]]:
+    resp = stack.http.get("/api/notifications", params={"limit": 1000, **params})
+    resp.raise_for_status()
+    return list(resp.json())
+
+
+def test_worker_killed_after_twilio_accepted_the_sms_sends_it_at_most_once(
+    make_process_stack: Callable[..., Stack],
+) -> None:
+    twilio = FakeTwilio()
+    base = twilio.start()
+    try:
+        stack = make_process_stack(policy_data(ack_timeout="1h"))
+        stack.env.update({
+            "WARROOM_TWILIO_ACCOUNT_SID": ACCOUNT_SID,
+            "WARROOM_TWILIO_AUTH_TOKEN": AUTH_TOKEN,
+            "WARROOM_TWILIO_FROM_NUMBER": FROM_NUMBER,
+            "WARROOM_TWILIO_API_BASE": base,
+        })
+        killed = threading.Event()
+
+        def kill_before_the_answer(rec: Recorded) -> None:
+            # Twilio has accepted the message; the worker dies before it reads the answer.
+            if rec.kind == "sms" and not killed.is_set():
+                stack.kill("worker", signal.SIGKILL)
+                killed.set()
+
+        twilio.on_record = kill_before_the_answer
+        stack.start()
+        resp = stack.http.post("/api/incidents", json={"title": "Mail delivery slow", "severity": "SEV-2"})
+        assert resp.status_code == 201, resp.text
+        number = resp.json()["id"]
+        assert killed.wait(30), "the page never reached the fake Twilio"
+
+        stack.start_worker()
+
+        def outcome() -> list[dict[str, Any]] | None:
+            rows = [n for n in _notifications(stack, incident_id=number) if n["kind"] == "page"]
+            by = {n["channel"]: n["status"] for n in rows}
+            return rows if by.get("sms") == "unconfirmed" and by.get("email") == "sent" else None
+
+        # The retried activity finds its claimed row: outcome unknown, not sent again;
+        # the page falls back to alice's email (the console here) instead.
+        rows = wait_until("the unconfirmed SMS and the email fallback", lambda: outcome(), timeout=60, interval=0.3)
+        assert sorted(n["channel"] for n in rows) == ["email", "sms"]
+        time.sleep(1)
+        assert [r.to for r in twilio.records if r.kind == "sms"] == ["+15005550006"]
+        text = " ".join(e["text"] for e in stack.incident(number)["timeline"])
+        assert "outcome unconfirmed" in text
+    finally:
+        twilio.stop()
+
+
+def _declare(stack: Stack, i: int) -> int:
+    resp = stack.http.post("/api/incidents", json={"title": f"Fault incident {i}", "severity": "SEV-2"})
+    assert resp.status_code == 201, resp.text
+    return int(resp.json()["id"])
+
+
+def test_dev_server_down_with_open_incidents_alerts_503_then_timers_fire_once(
+    make_process_stack: Callable[..., Stack],
+) -> None:
+    level_one = 25 + INCIDENTS // 10  # seconds: time to declare them all before the first deadline
+    stack = make_process_stack(policy_data(escalation={
+        "levels": [{"notify": ["alice"], "ack_timeout": f"{level_one}s"}, {"notify": ["bob"], "ack_timeout": "1h"}],
+        "repeat": 0, "fallback": ["erin"],
+    }, page_cap="0s"))  # every incident pages alice: no cap holding them back
+    stack.start()
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        numbers = list(pool.map(lambda i: _declare(stack, i), range(INCIDENTS)))
+    assert len(set(numbers)) == INCIDENTS
+
+    started = time.monotonic()
+
+    def all_paged() -> bool:
+        pages = [n for n in _notifications(stack) if n["kind"] == "page" and n["status"] == "sent"]
+        return len({n["incident_id"] for n in pages}) == INCIDENTS
+
+    wait_until(f"the first page of all {INCIDENTS} incidents", all_paged, timeout=90, interval=0.5)
+    deadlines = [datetime.fromisoformat(stack.incident(n)["deadlines"]["acknowledge"]) for n in (numbers[0], numbers[-1])]
+    assert min(deadlines) > datetime.now(UTC), "deadlines passed before the outage; the test proves nothing"
+
+    stack.kill("temporal", signal.SIGTERM)
+    assert stack.http.get("/healthz").status_code == 503
+
+    # An alert while Temporal is down: 503 with Retry-After, and nothing half-declared.
+    listed_before = {i["id"] for i in stack.http.get("/api/incidents", params={"limit": 500}).json()}
+    refused = stack.http.post(stack.alert_path, content=case("alertmanager-v4-firing.json"), headers=AM_HEADERS)
+    assert refused.status_code == 503, refused.text
+    assert refused.headers.get("retry-after", "").isdigit()
+    assert {i["id"] for i in stack.http.get("/api/incidents", params={"limit": 500}).json()} == listed_before
+
+    # Every deadline passes while the server is down.
+    time.sleep(max(0.0, (max(deadlines) - datetime.now(UTC)).total_seconds()) + 1)
+    assert not [n for n in _notifications(stack) if n["kind"] == "escalation"]
+
+    stack.start_temporal()
+    wait_until("/healthz to recover", lambda: stack.http.get("/healthz").status_code == 200, timeout=60)
+
+    # The redelivered alert declares exactly one incident; a second redelivery joins it.
+    first = stack.http.post(stack.alert_path, content=case("alertmanager-v4-firing.json"), headers=AM_HEADERS)
+    again = stack.http.post(stack.alert_path, content=case("alertmanager-v4-firing.json"), headers=AM_HEADERS)
+    assert first.status_code == 200 and again.status_code == 200, (first.text, again.text)
+    assert first.json()["action"] == "declared" and again.json()["action"] == "joined"
+    assert again.json()["incident_id"] == first.json()["incident_id"]
+    from_alert = first.json()["incident_id"]
+
+    def escalated() -> Counter[int] | None:
+        done = Counter(n["incident_id"] for n in _notifications(stack)
+                       if n["kind"] == "escalation" and n["person"] == "bob" and n["status"] == "sent")
+        return done if set(done) >= set(numbers) else None
+
+    wait_until(f"the overdue escalation of all {INCIDENTS} incidents", escalated, timeout=120, interval=0.5)
+    time.sleep(2)  # a timer firing twice would show up by now
+    done = escalated()
+    assert done is not None and set(done.values()) == {1}, {n: c for n, c in done.items() if c != 1}
+    listed = {i["id"] for i in stack.http.get("/api/incidents", params={"limit": 500}).json()}
+    assert listed == listed_before | {from_alert}
+    sample = stack.incident(numbers[len(numbers) // 2])
+    assert (sample["status"], [p["person"] for p in sample["pages"]]) == ("triggered", ["alice", "bob"])
