@@ -183,8 +183,11 @@ STORM_ALERTS = 2000
 STORM_GROUPS = 5
 
 
-async def test_storm_of_one_cause_per_group_is_one_incident_and_one_page_per_level(api: Api) -> None:
-    """2,000 alerts from 400 hosts over 5 causes, delivered concurrently as generic alerts."""
+async def test_storm_of_one_cause_per_group_is_one_incident_and_one_page_per_level(primary_api: Api) -> None:
+    """2,000 alerts from 400 hosts over 5 causes, delivered concurrently as generic alerts
+    (on the primary backend only: a minute and a half each, and the grouping rows' races
+    are covered per backend by the other tests here)."""
+    api = primary_api
     token = await secret(api, "generic")
     components = ["control-panel", "dns", "email", "billing", "api"]
     bodies = [

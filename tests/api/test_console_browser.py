@@ -37,7 +37,8 @@ pytestmark = pytest.mark.skipif(
 
 
 @pytest.fixture
-async def served(client: Client, engine: Engine, tmp_path: Path) -> AsyncIterator[str]:
+async def served(client: Client, primary_engine: Engine, tmp_path: Path) -> AsyncIterator[str]:
+    engine = primary_engine  # the browser drives pages; the per-backend API tests cover the database
     settings = Settings(
         data_dir=tmp_path, policy=write_policy(tmp_path / "policy.yaml"), command_timeout_seconds=10,
         task_queue=f"console-browser-{tmp_path.name[-12:]}", temporal_ui_url=TEMPORAL_UI,
