@@ -16,10 +16,3 @@ async def api(client: Client, engine: Engine, tmp_path: Path) -> AsyncIterator[A
     async with serving(client, engine, tmp_path) as a:
         yield a
 
-
-@pytest.fixture
-async def primary_api(client: Client, primary_engine: Engine, tmp_path: Path) -> AsyncIterator[Api]:
-    """``api`` on the primary backend only, for long scenarios whose database work the
-    per-backend tests already cover."""
-    async with serving(client, primary_engine, tmp_path) as a:
-        yield a

@@ -19,8 +19,7 @@ from tests.api.support import Api, eventually, serving
 from tests.stack import case
 
 
-@pytest.fixture
-async def api(client: Client, engine: Engine, tmp_path: Path) -> AsyncIterator[Api]:
+def _serving(client: Client, engine: Engine, tmp_path: Path) -> Any:
     detection = {
         "alert_rules": [
             {"name": "staging", "match": {"labels": {"env": "staging"}}, "action": "record"},
@@ -32,8 +31,19 @@ async def api(client: Client, engine: Engine, tmp_path: Path) -> AsyncIterator[A
         "grouping": {"component_window": "1h"},
     }
     policy = {"escalation_policies": {"dns-oncall": {"levels": [{"notify": ["bob"]}]}}}
-    async with serving(client, engine, tmp_path, policy=policy, detection=detection,
-                       webhook_rate_burst=5000, webhook_rate_per_minute=60000) as a:
+    return serving(client, engine, tmp_path, policy=policy, detection=detection,
+                   webhook_rate_burst=5000, webhook_rate_per_minute=60000)
+
+
+@pytest.fixture
+async def api(client: Client, engine: Engine, tmp_path: Path) -> AsyncIterator[Api]:
+    async with _serving(client, engine, tmp_path) as a:
+        yield a
+
+
+@pytest.fixture
+async def primary_api(client: Client, primary_engine: Engine, tmp_path: Path) -> AsyncIterator[Api]:
+    async with _serving(client, primary_engine, tmp_path) as a:
         yield a
 
 
