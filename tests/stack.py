@@ -39,6 +39,8 @@ from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
 from temporalio.service import RPCError
 
+from warroom.run import temporal_store_args
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -231,7 +233,7 @@ class Stack:
             "temporal",
             [
                 temporal_binary(), "server", "start-dev",
-                "--db-filename", str(self.data_dir / "temporal.db"),
+                *temporal_store_args(self.data_dir / "temporal.db"),
                 "--ip", "127.0.0.1",
                 "--port", str(self.temporal_port),
                 "--headless",
