@@ -23,7 +23,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from sqlalchemy import Engine, delete, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
@@ -94,6 +94,12 @@ class IncidentActivities:
         self._guard: PageGuard = guard or AlwaysWanted()
         self._poll = poll_seconds
 
+    @staticmethod
+    async def _io(fn: Callable[..., T], *args: Any) -> T:
+        """Run a blocking read-model call off the event loop: a SQLite writer waiting on its
+        lock (or a slow PostgreSQL) must not stall every other activity and the pollers."""
+        return await asyncio.to_thread(fn, *args)
+
     @property
     def notifiers(self) -> NotifierRegistry:
         return self._notifiers
@@ -159,22 +165,22 @@ class IncidentActivities:
 
     @activity.defn(name=SEND_NOTIFICATION_ACTIVITY)
     async def send_notification(self, req: NotificationRequest) -> NotificationResult:
-        req, gone = self._as_configured(req)
+        req, gone = await self._io(self._as_configured, req)
         channel = self._notifiers.for_method(req.channel)
         contact = contact_for(req)
         workflow_id = _workflow_id(req)
         is_page = req.page if req.page is not None else req.kind in PAGE_KINDS
         ref = contact_ref(req.channel, contact) if contact and is_page and req.page_cap_seconds > 0 else None
-        claim = self._claim(req, channel.provider, workflow_id, ref)
+        claim = await self._io(self._claim, req, channel.provider, workflow_id, ref)
         if claim is not None:
             return claim
         if gone is not None:
             # "dropped", not "withdrawn": for a page this counts as a failed method, so the
             # workflow moves on (to the next level) instead of waiting for an ack that cannot come.
-            self._finish(req.key, "dropped", gone)
+            await self._io(self._finish, req.key, "dropped", gone)
             return NotificationResult(key=req.key, status="dropped", provider=channel.provider, detail=gone)
         if contact is None:
-            self._finish(req.key, "failed", f"{req.person_id} has no {req.channel} contact")
+            await self._io(self._finish, req.key, "failed", f"{req.person_id} has no {req.channel} contact")
             raise ApplicationError(
                 f"{req.person_id} has no {req.channel} contact", type="PermanentDeliveryError", non_retryable=True
             )
@@ -182,16 +188,16 @@ class IncidentActivities:
             if ref is not None:
                 return await self._send_capped(req, channel, contact, ref, workflow_id)
             if is_page and not await self._guard.wanted(workflow_id, req.key):
-                return self._withdraw(req, channel.provider)
+                return await self._io(self._withdraw, req, channel.provider)
             try:
                 provider_id = await _finish_even_if_cancelled(channel.send(contact, req))
             except PermanentDeliveryError as err:
-                self._finish(req.key, "failed", str(err))
+                await self._io(self._finish, req.key, "failed", str(err))
                 raise ApplicationError(str(err), type="PermanentDeliveryError", non_retryable=True) from err
             except TransientDeliveryError as err:
-                self._finish(req.key, "retrying", str(err))
+                await self._io(self._finish, req.key, "retrying", str(err))
                 raise
-            self._finish(req.key, "sent", "", provider_id)
+            await self._io(self._finish, req.key, "sent", "", provider_id)
             return NotificationResult(key=req.key, status="sent", provider=channel.provider)
 
     def _as_configured(self, req: NotificationRequest) -> tuple[NotificationRequest, str | None]:
@@ -220,15 +226,15 @@ class IncidentActivities:
         held_since = self._clock()
         noted: datetime | None = None
         while True:
-            turn = self._try_slot(req.key, ref, cap)
+            turn = await self._io(self._try_slot, req.key, ref, cap)
             if turn.done is not None:
-                return self._result_from_row(turn.done)
+                return await self._io(self._result_from_row, turn.done)
             if turn.rows is not None:
                 break
             assert turn.wait_until is not None
             if turn.wait_until != noted and turn.wait_until - self._clock() > timedelta(seconds=self._poll):
                 noted = turn.wait_until
-                self._note_held(req.key, turn.wait_until, cap)
+                await self._io(self._note_held, req.key, turn.wait_until, cap)
             pause = (turn.wait_until - self._clock()).total_seconds()
             try:
                 await asyncio.sleep(min(max(pause, 0.01), self._poll))
@@ -243,14 +249,16 @@ class IncidentActivities:
             try:
                 ok = await self._guard.wanted(wid, row.key)
             except TransientDeliveryError:
-                self._release(ref, rows, taken_at, previous, req.key, "could not ask the incident; will retry")
+                await self._io(self._release, ref, rows, taken_at, previous, req.key,
+                               "could not ask the incident; will retry")
                 raise
             if ok:
                 wanted.append(row)
             else:
-                self._finish(row.key, "withdrawn", "the incident no longer wants this page (acknowledged or resolved)")
+                await self._io(self._finish, row.key, "withdrawn",
+                               "the incident no longer wants this page (acknowledged or resolved)")
         if not wanted:
-            self._restore_slot(ref, taken_at, previous)
+            await self._io(self._restore_slot, ref, taken_at, previous)
             return self._withdrawn_result(req, channel.provider)
         held = max(0.0, (taken_at - held_since).total_seconds())
         numbers = sorted({r.incident_number for r in wanted})
@@ -262,15 +270,15 @@ class IncidentActivities:
             provider_id = await _finish_even_if_cancelled(channel.send(contact, outgoing))
         except PermanentDeliveryError as err:
             for row in wanted:
-                self._finish(row.key, "failed", str(err))
-            self._restore_slot(ref, taken_at, previous)
+                await self._io(self._finish, row.key, "failed", str(err))
+            await self._io(self._restore_slot, ref, taken_at, previous)
             raise ApplicationError(str(err), type="PermanentDeliveryError", non_retryable=True) from err
         except TransientDeliveryError as err:
-            self._release(ref, wanted, taken_at, previous, req.key, str(err))
+            await self._io(self._release, ref, wanted, taken_at, previous, req.key, str(err))
             raise
         detail = _held_detail(held, cap, numbers)
         for row in wanted:
-            self._finish(row.key, "sent", detail, provider_id)
+            await self._io(self._finish, row.key, "sent", detail, provider_id)
         mine = next((r for r in wanted if r.key == req.key), None)
         if mine is None:  # our own page was withdrawn; the others went out
             return self._withdrawn_result(req, channel.provider)
