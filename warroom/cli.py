@@ -20,7 +20,9 @@ import yaml
 from pydantic import ValidationError
 
 from warroom.auth.cli import app as admin_app
-from warroom.cli_oncall import oncall as oncall_command
+from warroom import cli_oncall
+from warroom.models.policy import PolicyError
+from warroom.models.routing import OnCallReport
 from warroom.settings import Settings
 
 EXIT_OK = 0
@@ -54,7 +56,6 @@ db_app = typer.Typer(
 )
 app.add_typer(db_app, name="db")
 app.add_typer(admin_app, name="admin")
-app.command("oncall")(oncall_command)
 
 # --- options every API command takes -----------------------------------------------------
 
@@ -124,7 +125,10 @@ class Api:
                 return resp.json()
             except ValueError:
                 fail(EXIT_ERROR, f"the API at {self.base} answered {method} {path} with something that is not JSON")
-        fail(self.STATUS_EXIT.get(resp.status_code, EXIT_ERROR), f"{_detail(resp)} (HTTP {resp.status_code})")
+        hint = ""
+        if resp.status_code == 401 and "Authorization" not in self.headers:
+            hint = "; no token was given: set WARROOM_API_TOKEN or pass --token"
+        fail(self.STATUS_EXIT.get(resp.status_code, EXIT_ERROR), f"{_detail(resp)} (HTTP {resp.status_code}){hint}")
 
 
 def _detail(resp: httpx.Response) -> str:
@@ -365,6 +369,38 @@ def resolve(
     """Resolve an incident: the resolution notice is published."""
     body = {"summary": summary, "impact": impact, "by": actor}
     command_done(Api(api_url, token).call("POST", f"/api/incidents/{incident}/resolve", body=body), as_json)
+
+
+@app.command()
+def oncall(
+    at: Annotated[str | None, typer.Option(
+        metavar="TIME", help="An instant with a zone offset, e.g. 2026-12-09T03:00:00Z. [default: now]",
+        show_default=False)] = None,
+    policy: Annotated[Path | None, typer.Option(
+        metavar="FILE", help="Work it out from this policy file alone, without the API.", show_default=False)] = None,
+    as_json: JsonOut = False,
+    api_url: ApiUrl = None,
+    token: Token = None,
+) -> None:
+    """Who is on call now (or at --at) and who is next, per schedule; each team's business hours."""
+    instant = cli_oncall.parse_at(at)
+    if policy is not None:
+        try:
+            report = cli_oncall.report_from_file(policy, instant)
+        except PolicyError as err:
+            fail(EXIT_USAGE, str(err))
+        data = report.model_dump(mode="json")
+    else:
+        params = {"at": instant.isoformat()} if at is not None else None  # else the API's own clock
+        data = Api(api_url, token).call("GET", "/api/oncall", params=params)
+        try:
+            report = OnCallReport.model_validate(data)
+        except ValidationError as err:
+            fail(EXIT_ERROR, f"the API's on-call report is not in the shape this warroom knows: {err}")
+    if as_json:
+        print_json(data)
+    else:
+        typer.echo(cli_oncall.render(report))
 
 
 POSTMORTEM_KEYS = ("summary", "timeline", "root_cause", "impact", "what_went_well", "what_could_improve",

@@ -20,9 +20,11 @@ from temporalio.client import Client
 from typer.main import get_command
 from typer.testing import CliRunner, Result
 
+from tests.access import token_for
 from tests.conftest import TestDatabase
 from tests.live import LiveApi, free_port, live_api
 from warroom import cli, migrations
+from warroom.models.access import Role
 
 runner = CliRunner()
 
@@ -254,3 +256,44 @@ async def test_runbooks_are_listed_run_and_exported_from_the_cli(api: LiveApi, t
     exported = await run_cli("runbooks", "export", str(tmp_path / "out"))
     assert exported.exit_code == 0, exported.output
     assert (tmp_path / "out" / "deployment-rollback.md").read_text().strip()
+
+
+# --- on call ---------------------------------------------------------------------------------
+
+ONCALL_EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "oncall.yaml"
+
+
+async def test_oncall_asks_the_api_with_the_token_like_every_command(
+    client: Client, primary_database: TestDatabase, primary_engine: Engine, tmp_path: Path
+) -> None:
+    at = ["--at", "2026-12-09T03:00:00Z"]
+    policy = yaml.safe_load(ONCALL_EXAMPLE.read_text(encoding="utf-8"))
+    async with live_api(client, primary_database, primary_engine, tmp_path, policy=policy) as api:
+        viewer = token_for(api.engine, "vera", Role.VIEWER)  # reading who is on call needs no more
+        asked = await run_cli("oncall", *at, "--api-url", api.url, "--token", viewer)
+        from_env = await run_cli("oncall", *at, env={"WARROOM_API_URL": api.url, "WARROOM_API_TOKEN": viewer})
+        as_json = await run_cli("oncall", *at, "--json", "--api-url", api.url, "--token", viewer)
+        no_token = await run_cli("oncall", "--api-url", api.url, env={"WARROOM_API_TOKEN": ""})
+        wrong = await run_cli("oncall", "--api-url", api.url, "--token", "wr_not_a_real_token")
+    local = await run_cli("oncall", *at, "--policy", str(ONCALL_EXAMPLE))
+    nobody = await run_cli("oncall", "--api-url", f"http://127.0.0.1:{free_port()}", "--token", viewer)
+
+    assert asked.exit_code == 0, asked.output
+    assert re.fullmatch(r"On call at 2026-12-09 03:00 UTC \(configuration version \d+\)", asked.output.splitlines()[0])
+    assert "  platform-primary (Europe/London)\n    now:  bob, Tue 08 Dec 17:30 to Wed 09 Dec 09:00\n" in asked.output
+    assert "    next: alice, Wed 09 Dec 09:00 to Wed 09 Dec 17:30\n" in asked.output
+    # The API and the file alone agree, line for line, on everything but the stored version.
+    assert local.exit_code == 0 and asked.output.splitlines()[1:] == local.output.splitlines()[1:]
+    assert from_env.exit_code == 0 and from_env.output == asked.output
+    report = json.loads(as_json.stdout)
+    primary = next(s for s in report["schedules"] if s["schedule"] == "platform-primary")
+    assert (primary["now"]["person"], primary["next"]["person"]) == ("bob", "alice")
+    assert isinstance(report["version"], int)
+
+    assert no_token.exit_code == wrong.exit_code == cli.EXIT_FORBIDDEN
+    assert no_token.stdout == wrong.stdout == ""
+    assert no_token.stderr.startswith("warroom: no credentials") and no_token.stderr.rstrip().endswith(
+        "(HTTP 401); no token was given: set WARROOM_API_TOKEN or pass --token")
+    assert wrong.stderr.startswith("warroom: ") and "(HTTP 401)" in wrong.stderr
+    assert "WARROOM_API_TOKEN" not in wrong.stderr and "wr_not_a_real_token" not in wrong.stderr
+    assert nobody.exit_code == cli.EXIT_UNREACHABLE and "cannot reach the warroom API" in nobody.stderr
