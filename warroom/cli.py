@@ -555,9 +555,21 @@ def db_revision(
 
 # --- runbooks ---------------------------------------------------------------------------
 
-runbooks_app = typer.Typer(help="Runbooks: list them, run one on an incident, export them for an outage.",
-                           no_args_is_help=True)
+runbooks_app = typer.Typer(
+    help="Runbooks: list them, run one on an incident, follow its runs and answer the steps that wait for a "
+    "person, export them for an outage.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
 app.add_typer(runbooks_app, name="runbooks")
+
+RunNumber = Annotated[
+    int, typer.Argument(metavar="RUN", help="The run's number within the incident, from 1.", min=1, show_default=False)
+]
+StepNumber = Annotated[
+    int, typer.Argument(metavar="STEP", help="The step's number within the run, from 1.", min=1, show_default=False)
+]
+Note = Annotated[str, typer.Option(metavar="TEXT", help="A note for the timeline.")]
 
 
 @runbooks_app.command("list")
@@ -585,7 +597,7 @@ def runbooks_run(
     api_url: ApiUrl = None,
     token: Token = None,
 ) -> None:
-    """Run a runbook on an incident; watch it with 'warroom show'."""
+    """Run a runbook on an incident; follow it with 'warroom runbooks show'."""
     params: dict[str, str] = {}
     for item in param or []:
         name, sep, value = item.partition("=")
@@ -598,6 +610,123 @@ def runbooks_run(
         print_json(result)
     else:
         typer.echo(result.get("message") or f"run #{result.get('run')} started on #{incident}")
+
+
+def run_done(result: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        print_json(result)
+    else:
+        typer.echo(f"#{result['incident_id']} run #{result['run']} ({result['status']}): {result['message']}")
+
+
+def _runs_path(incident: int, run: int | None = None) -> str:
+    return f"/api/incidents/{incident}/runbook-runs" + (f"/{run}" if run is not None else "")
+
+
+def render_run(run: dict[str, Any]) -> str:
+    out = [f"#{run['incident_id']} run #{run['run']}  {run['runbook_id']}  {run['status']}  {run['title']}"]
+    facts = [("started", f"{when(run['started_at'])} by {run['started_by']}")]
+    if run.get("reason"):
+        facts.append(("reason", clip(run["reason"], 200)))
+    if run.get("params"):
+        facts.append(("parameters", ", ".join(f"{k}={v}" for k, v in run["params"].items())))
+    if run.get("finished_at"):
+        facts.append(("finished", when(run["finished_at"])))
+    if run.get("aborted_by"):
+        facts.append(("aborted by", run["aborted_by"]))
+    if run.get("result"):
+        facts.append(("result", clip(run["result"], 300)))
+    width = max(len(k) for k, _ in facts)
+    out += [f"  {k.ljust(width)}  {v}" for k, v in facts]
+    out.append("")
+    rows = [[str(st["index"]), st["status"], st["kind"] + (", destructive" if st["destructive"] else ""),
+             clip(st["name"], 50), clip(st["result"], 70) or "-"] for st in run["steps"]]
+    out += table(["STEP", "STATUS", "KIND", "NAME", "RESULT"], rows).splitlines()
+    for st in run["steps"]:
+        if st["status"] != "waiting":
+            continue
+        ids = f"{run['incident_id']} {run['run']} {st['index']}"
+        out.append("")
+        if st["kind"] == "approval":
+            out.append(f"Step {st['index']} waits for an operator other than {run['started_by']}: "
+                       f"warroom runbooks approve {ids} (or --refuse)")
+        else:
+            out.append(f"Step {st['index']} waits for a person: warroom runbooks confirm {ids} once it is done")
+    return "\n".join(out)
+
+
+@runbooks_app.command("runs")
+def runbooks_runs(incident: IncidentId, as_json: JsonOut = False, api_url: ApiUrl = None, token: Token = None) -> None:
+    """The runbook runs of an incident, oldest first."""
+    runs = Api(api_url, token).call("GET", _runs_path(incident))
+    if as_json:
+        print_json(runs)
+        return
+    if not runs:
+        typer.echo(f"No runbook runs on #{incident}.")
+        return
+    typer.echo(table(
+        ["RUN", "RUNBOOK", "STATUS", "STARTED", "BY", "AT STEP"],
+        [[f"#{r['run']}", r["runbook_id"], r["status"], when(r["started_at"]), r["started_by"],
+          str(r["current_step"]) if r.get("current_step") else "-"] for r in runs],
+    ))
+
+
+@runbooks_app.command("show")
+def runbooks_show(
+    incident: IncidentId, run: RunNumber, as_json: JsonOut = False, api_url: ApiUrl = None, token: Token = None
+) -> None:
+    """One run: its steps, each with its state and result."""
+    found = Api(api_url, token).call("GET", _runs_path(incident, run))
+    if as_json:
+        print_json(found)
+    else:
+        typer.echo(render_run(found))
+
+
+@runbooks_app.command("confirm")
+def runbooks_confirm(
+    incident: IncidentId,
+    run: RunNumber,
+    step: StepNumber,
+    note: Note = "",
+    as_json: JsonOut = False,
+    api_url: ApiUrl = None,
+    token: Token = None,
+) -> None:
+    """Confirm that a manual step is done (responders); the run goes on."""
+    path = f"{_runs_path(incident, run)}/steps/{step}/confirm"
+    run_done(Api(api_url, token).call("POST", path, body={"note": note}), as_json)
+
+
+@runbooks_app.command("approve")
+def runbooks_approve(
+    incident: IncidentId,
+    run: RunNumber,
+    step: StepNumber,
+    refuse: Annotated[bool, typer.Option("--refuse", help="Refuse instead: the step fails and the run stops.")]
+    = False,
+    note: Note = "",
+    as_json: JsonOut = False,
+    api_url: ApiUrl = None,
+    token: Token = None,
+) -> None:
+    """Approve (or --refuse) an approval step: operators, and not the one who started the run."""
+    path = f"{_runs_path(incident, run)}/steps/{step}/approve"
+    run_done(Api(api_url, token).call("POST", path, body={"approve": not refuse, "note": note}), as_json)
+
+
+@runbooks_app.command("abort")
+def runbooks_abort(
+    incident: IncidentId,
+    run: RunNumber,
+    reason: Annotated[str, typer.Option(metavar="TEXT", help="Why, for the timeline.")] = "",
+    as_json: JsonOut = False,
+    api_url: ApiUrl = None,
+    token: Token = None,
+) -> None:
+    """Stop a run (responders): the step under way is stopped and no later step starts."""
+    run_done(Api(api_url, token).call("POST", f"{_runs_path(incident, run)}/abort", body={"reason": reason}), as_json)
 
 
 @runbooks_app.command("export")

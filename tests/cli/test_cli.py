@@ -8,10 +8,12 @@ import re
 import subprocess
 import sys
 import threading
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -23,8 +25,10 @@ from typer.testing import CliRunner, Result
 from tests.access import token_for
 from tests.conftest import TestDatabase
 from tests.live import LiveApi, free_port, live_api
+from tests.standin import running_platform
 from warroom import cli, migrations
 from warroom.models.access import Role
+from warroom.runbooks.steps import RunbookConfig
 
 runner = CliRunner()
 
@@ -297,3 +301,133 @@ async def test_oncall_asks_the_api_with_the_token_like_every_command(
     assert wrong.stderr.startswith("warroom: ") and "(HTTP 401)" in wrong.stderr
     assert "WARROOM_API_TOKEN" not in wrong.stderr and "wr_not_a_real_token" not in wrong.stderr
     assert nobody.exit_code == cli.EXIT_UNREACHABLE and "cannot reach the warroom API" in nobody.stderr
+
+
+# --- runbook runs ------------------------------------------------------------------------------
+
+PLATFORM_TOKEN = "cli-test-platform-token"
+
+
+async def run_state(number: int, run: int, url: list[str], ready: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
+    """``warroom runbooks show --json`` until the run is as ``ready`` wants (the read model lags a moment)."""
+    deadline = time.monotonic() + 20
+    while True:
+        shown = await run_cli("runbooks", "show", str(number), str(run), "--json", *url)
+        if shown.exit_code == 0 and ready(state := json.loads(shown.stdout)):
+            return state
+        assert time.monotonic() < deadline, shown.output
+        await asyncio.sleep(0.1)
+
+
+def waiting_at(step: int) -> Callable[[dict[str, Any]], bool]:
+    return lambda run: run["steps"][step - 1]["status"] == "waiting"
+
+
+def finished(run: dict[str, Any]) -> bool:
+    return run["status"] not in ("running", "waiting")
+
+
+async def test_runbook_runs_are_followed_and_answered_from_the_cli(
+    client: Client, primary_database: TestDatabase, primary_engine: Engine, tmp_path: Path
+) -> None:
+    """database-failover: an approval step first (a second operator), a manual step last."""
+    with running_platform(token=PLATFORM_TOKEN) as platform:
+        config = RunbookConfig(endpoints={"platform": platform.url}, secrets={"platform_token": PLATFORM_TOKEN})
+        async with live_api(client, primary_database, primary_engine, tmp_path, runbook_config=config) as api:
+            alice = ["--api-url", api.url, "--token", api.token]  # an admin
+            bob = ["--api-url", api.url, "--token", token_for(api.engine, "bob")]  # an operator
+            erin = ["--api-url", api.url, "--token", token_for(api.engine, "erin")]  # a responder
+            number = json.loads((await run_cli("declare", "Primary database gone", "-s", "SEV-1", "--json",
+                                               *alice)).stdout)["id"]
+            n = str(number)
+            assert (await run_cli("runbooks", "runs", n, *erin)).output.strip() == f"No runbook runs on #{number}."
+
+            started = await run_cli("runbooks", "run", n, "database-failover", "--confirm-destructive",
+                                    "--reason", "primary unreachable", *alice)
+            assert started.exit_code == 0, started.output
+            await run_state(number, 1, erin, waiting_at(1))
+
+            shown = await run_cli("runbooks", "show", n, "1", *erin)
+            assert shown.exit_code == 0, shown.output
+            lines = shown.output.splitlines()
+            assert lines[0] == f"#{number} run #1  database-failover  waiting  Database failover"
+            assert re.search(r"^  started +\d{4}-\d\d-\d\d \d\d:\d\d:\d\dZ by alice$", shown.output, re.M)
+            assert re.search(r"^  reason +primary unreachable$", shown.output, re.M)
+            steps = lines[lines.index("") + 1:]
+            assert steps[0].split() == ["STEP", "STATUS", "KIND", "NAME", "RESULT"]
+            assert steps[1].split()[:3] == ["1", "waiting", "approval"]
+            assert steps[3].split()[:4] == ["3", "pending", "http,", "destructive"]
+            assert steps[5].split()[:3] == ["5", "pending", "manual"]
+            assert steps[6:] == ["", f"Step 1 waits for an operator other than alice: "
+                                     f"warroom runbooks approve {number} 1 1 (or --refuse)"]
+
+            listed = await run_cli("runbooks", "runs", n, *erin)
+            assert listed.output.splitlines()[0].split() == ["RUN", "RUNBOOK", "STATUS", "STARTED", "BY", "AT",
+                                                             "STEP"]
+            row = listed.output.splitlines()[1].split()
+            assert row[:3] == ["#1", "database-failover", "waiting"] and row[-2:] == ["alice", "1"]
+
+            # Refusals: the API's reason, and an exit code a script can tell apart.
+            own = await run_cli("runbooks", "approve", n, "1", "1", *alice)
+            assert own.exit_code == cli.EXIT_REFUSED
+            assert "a second operator must approve: alice started this run (HTTP 409)" in own.stderr
+            responder = await run_cli("runbooks", "approve", n, "1", "1", *erin)
+            assert responder.exit_code == cli.EXIT_FORBIDDEN
+            assert "needs the operator role" in responder.stderr and "(HTTP 403)" in responder.stderr
+            not_manual = await run_cli("runbooks", "confirm", n, "1", "1", *bob)
+            assert not_manual.exit_code == cli.EXIT_REFUSED and "not a manual step (HTTP 409)" in not_manual.stderr
+            no_step = await run_cli("runbooks", "confirm", n, "1", "9", *bob)
+            assert no_step.exit_code == cli.EXIT_REFUSED and "has no step 9 (it has 5)" in no_step.stderr
+            too_long = await run_cli("runbooks", "approve", n, "1", "1", "--note", "x" * 5001, *bob)
+            assert too_long.exit_code == cli.EXIT_USAGE and "(HTTP 422)" in too_long.stderr
+            no_run = await run_cli("runbooks", "show", n, "7", *erin)
+            assert no_run.exit_code == cli.EXIT_NOT_FOUND and f"#{number} has no runbook run #7" in no_run.stderr
+            zero = await run_cli("runbooks", "confirm", n, "1", "0", *bob)
+            assert zero.exit_code == cli.EXIT_USAGE
+            assert platform.calls() == [], "nothing ran before the approval"
+
+            approved = await run_cli("runbooks", "approve", n, "1", "1", "--note", "lag is 0.3 s", *bob)
+            assert approved.exit_code == 0, approved.output
+            assert approved.output.startswith(f"#{number} run #1 (")
+            assert approved.output.rstrip().endswith("): step 1 of run #1 approved by bob")
+            await run_state(number, 1, erin, waiting_at(5))
+            assert platform.state.primary == "db-b"
+            shown = await run_cli("runbooks", "show", n, "1", *erin)
+            assert shown.output.splitlines()[-1] == (f"Step 5 waits for a person: "
+                                                     f"warroom runbooks confirm {number} 1 5 once it is done")
+            confirmed = await run_cli("runbooks", "confirm", n, "1", "5", "--note", "standby rebuilt", "--json", *erin)
+            assert confirmed.exit_code == 0 and json.loads(confirmed.stdout)["run"] == 1
+            run = await run_state(number, 1, erin, finished)
+            assert run["status"] == "succeeded" and [s["status"] for s in run["steps"]] == ["succeeded"] * 5
+            assert run["steps"][0]["result"] == "approved by bob: lag is 0.3 s"
+            assert run["steps"][4]["result"] == "confirmed done by erin: standby rebuilt"
+
+            # Run 2 is refused at its approval step: the run fails there, nothing else runs.
+            assert (await run_cli("runbooks", "run", n, "database-failover", "--confirm-destructive",
+                                  *alice)).exit_code == 0
+            await run_state(number, 2, erin, waiting_at(1))
+            refused = await run_cli("runbooks", "approve", n, "2", "1", "--refuse", "--note", "lag is 40 s", *bob)
+            assert refused.exit_code == 0 and "step 1 of run #2 refused by bob" in refused.output
+            run = await run_state(number, 2, erin, finished)
+            assert run["status"] == "failed" and run["steps"][0]["result"] == "refused by bob: lag is 40 s"
+            assert [s["status"] for s in run["steps"][1:]] == ["skipped"] * 4
+
+            # Run 3 is aborted by a responder; a second abort is refused.
+            assert (await run_cli("runbooks", "run", n, "database-failover", "--confirm-destructive",
+                                  *alice)).exit_code == 0
+            await run_state(number, 3, erin, waiting_at(1))
+            aborted = await run_cli("runbooks", "abort", n, "3", "--reason", "wrong incident", *erin)
+            assert aborted.exit_code == 0, aborted.output
+            assert aborted.output.strip() == (f"#{number} run #3 (aborted): run #3 of 'Database failover' "
+                                              "aborted by erin")
+            again = await run_cli("runbooks", "abort", n, "3", *erin)
+            assert again.exit_code == cli.EXIT_REFUSED and "has already aborted" in again.stderr
+            shown = await run_cli("runbooks", "show", n, "3", *erin)
+            assert re.search(r"^  aborted by +erin$", shown.output, re.M)
+            assert re.search(r"^  result +aborted by erin: wrong incident$", shown.output, re.M)
+
+            listed = await run_cli("runbooks", "runs", n, *erin)
+            assert [line.split()[:3] for line in listed.output.splitlines()[1:]] == [
+                ["#1", "database-failover", "succeeded"], ["#2", "database-failover", "failed"],
+                ["#3", "database-failover", "aborted"]]
+            assert platform.calls("/database/failover") and len(platform.calls("/database/failover")) == 1
