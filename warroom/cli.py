@@ -747,6 +747,54 @@ def runbooks_export(
     typer.echo(f"wrote {len(written)} files to {out}")
 
 
+# --- status page -------------------------------------------------------------------------
+
+statuspage_app = typer.Typer(help="The public status page: export it as static files.", no_args_is_help=True,
+                             rich_markup_mode=None)
+app.add_typer(statuspage_app, name="statuspage")
+
+
+@statuspage_app.command("export")
+def statuspage_export(
+    out: Annotated[Path, typer.Argument(metavar="DIR", help="Folder to write into (created if missing).",
+                                        show_default=False)],
+    watch: Annotated[bool, typer.Option("--watch", help="Keep exporting until interrupted (Ctrl-C).")] = False,
+    interval: Annotated[float, typer.Option(metavar="SECONDS",
+                                            help="With --watch: seconds between exports while incidents are open.")]
+    = 30.0,
+    idle_interval: Annotated[float, typer.Option(metavar="SECONDS", help="With --watch: seconds between exports "
+                                                 "while none is.")] = 300.0,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Write the status page, its v2 JSON and its Atom feed as static files, from the read model.
+
+    Serve the folder from a host outside the platform, so customers can read the page
+    when the platform that runs warroom is what is down."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from warroom.logs import configure_logging
+    from warroom.models.components import CatalogError
+    from warroom.startup import safe_url
+    from warroom.statuspage.export import export
+
+    if interval <= 0 or idle_interval <= 0:
+        fail(EXIT_USAGE, "--interval and --idle-interval must be more than 0 seconds")
+    settings = _read_model_settings(database_url)
+    if watch:
+        configure_logging(settings.log_level)  # a line per export
+    try:
+        result = export(settings, out, watch=watch, interval=interval, idle_interval=idle_interval)
+    except CatalogError as err:
+        fail(EXIT_USAGE, str(err))
+    except SQLAlchemyError as err:
+        first = str(getattr(err, "orig", None) or err).strip().splitlines()[0]
+        fail(EXIT_ERROR, f"cannot read the read model at {safe_url(settings.read_model_url)} "
+             f"({type(err).__name__}: {first}); is it migrated ('warroom db upgrade')?")
+    except KeyboardInterrupt:
+        return
+    typer.echo(f"exported {len(result.files)} files to {out}")
+
+
 def main() -> None:
     app()
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import signal
 import subprocess
 import sys
 import threading
@@ -23,6 +24,7 @@ from typer.main import get_command
 from typer.testing import CliRunner, Result
 
 from tests.access import token_for
+from tests.api.statuspage_helpers import add_incident
 from tests.conftest import TestDatabase
 from tests.live import LiveApi, free_port, live_api
 from tests.standin import running_platform
@@ -431,3 +433,61 @@ async def test_runbook_runs_are_followed_and_answered_from_the_cli(
                 ["#1", "database-failover", "succeeded"], ["#2", "database-failover", "failed"],
                 ["#3", "database-failover", "aborted"]]
             assert platform.calls("/database/failover") and len(platform.calls("/database/failover")) == 1
+
+
+# --- the status page export --------------------------------------------------------------------
+
+
+def test_statuspage_export_is_a_warroom_command(engine: Engine, database: TestDatabase, tmp_path: Path) -> None:
+    now = datetime.now(UTC)
+    add_incident(engine, 7, "DNS changes publish slowly", "SEV-2", now - timedelta(minutes=40), ["dns"],
+                 [(timedelta(minutes=4), "update", "We are investigating slow DNS publishing.")])
+    out = tmp_path / "public"
+    done = runner.invoke(cli.app, ["statuspage", "export", str(out), "--database-url", database.url])
+    assert done.exit_code == 0, done.output
+    assert re.fullmatch(rf"exported \d+ files to {re.escape(str(out))}\n", done.output)
+    assert "DNS changes publish slowly" in (out / "index.html").read_text(encoding="utf-8")
+    assert "We are investigating slow DNS publishing." in (out / "incidents" / "7.html").read_text(encoding="utf-8")
+    assert json.loads((out / "api" / "v2" / "status.json").read_text())["status"]["indicator"] != "none"
+
+    bad = tmp_path / "components.yaml"
+    bad.write_text("page: [not, a, mapping]\n", encoding="utf-8")
+    refused = runner.invoke(cli.app, ["statuspage", "export", str(tmp_path / "x"), "--database-url", database.url],
+                            env={"WARROOM_COMPONENTS": str(bad)})
+    assert refused.exit_code == cli.EXIT_USAGE and refused.stderr.startswith("warroom: ")
+    zero = runner.invoke(cli.app, ["statuspage", "export", str(out), "--watch", "--interval", "0"])
+    assert zero.exit_code == cli.EXIT_USAGE and "must be more than 0 seconds" in zero.stderr
+
+
+def test_statuspage_export_names_a_database_it_cannot_read(database: TestDatabase, tmp_path: Path) -> None:
+    result = runner.invoke(cli.app, ["statuspage", "export", str(tmp_path / "out"), "--database-url", database.url])
+    assert result.exit_code == cli.EXIT_ERROR
+    assert "cannot read the read model at" in result.stderr and "warroom db upgrade" in result.stderr
+
+
+def test_statuspage_export_watch_keeps_exporting_until_interrupted(
+    engine: Engine, database: TestDatabase, tmp_path: Path
+) -> None:
+    """The installed `warroom` in a process of its own: re-exports on its interval, Ctrl-C ends it cleanly."""
+    out, log = tmp_path / "public", tmp_path / "export.log"
+    exe = Path(sys.executable).parent / "warroom"
+    with log.open("w") as err:
+        proc = subprocess.Popen(
+            [str(exe), "statuspage", "export", str(out), "--watch", "--interval", "0.2", "--idle-interval", "0.2",
+             "--database-url", database.url], stdout=subprocess.PIPE, stderr=err, text=True,
+        )
+        try:
+            deadline = time.monotonic() + 30
+            while log.read_text().count("exported ") < 2:
+                assert proc.poll() is None, log.read_text()
+                assert time.monotonic() < deadline, log.read_text()
+                time.sleep(0.05)
+            proc.send_signal(signal.SIGINT)
+            stdout, _ = proc.communicate(timeout=20)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    assert proc.returncode == 0, log.read_text()
+    assert (out / "index.html").exists() and (out / "api" / "v2" / "summary.json").exists()
+    assert "Traceback" not in log.read_text()
