@@ -10,7 +10,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -188,23 +188,28 @@ async def test_the_token_comes_from_the_settings_or_the_flag() -> None:
 
 
 def _all_commands() -> list[list[str]]:
-    root = get_command(cli.app)
-    paths: list[list[str]] = [[]]
-    for name, command in root.commands.items():  # type: ignore[attr-defined]
-        paths.append([name])
-        paths += [[name, sub] for sub in getattr(command, "commands", {})]
-    return paths
+    """Every command and group of the CLI, at any depth (``admin token create``)."""
+
+    def walk(command: object, path: list[str]) -> Iterator[list[str]]:
+        yield path
+        for name, sub in getattr(command, "commands", {}).items():
+            yield from walk(sub, [*path, name])
+
+    return list(walk(get_command(cli.app), []))
 
 
 def test_every_command_has_help() -> None:
     paths = _all_commands()
     names = {" ".join(p) for p in paths}
-    assert {"declare", "list", "show", "ack", "update", "severity", "role", "resolve", "postmortem",
-            "db upgrade", "db current", "db revision"} <= names
+    assert {"declare", "list", "show", "ack", "update", "severity", "role", "resolve", "postmortem", "oncall",
+            "db upgrade", "db current", "db revision", "admin token create", "admin integration revoke",
+            "runbooks runs", "runbooks show", "runbooks confirm", "runbooks approve", "runbooks abort",
+            "statuspage export"} <= names
     for path in paths:
         result = runner.invoke(cli.app, [*path, "--help"])
         assert result.exit_code == 0, path
-        assert result.output.startswith("Usage: warroom"), path
+        assert result.output.startswith(f"Usage: {' '.join(['warroom', *path])} "), path
+        assert "--help" in result.output, path
     assert "Exit codes: 0 done; 1 refused" in " ".join(runner.invoke(cli.app, ["--help"]).output.split())
 
 
