@@ -29,6 +29,7 @@ from tests.conftest import (
     start_incident_numbers_at,
 )
 from warroom.api.app import create_app
+from warroom.runbooks.steps import RunbookConfig
 from warroom.settings import Settings
 
 CALM_POLICY: dict[str, Any] = {
@@ -73,14 +74,16 @@ class LiveApi:
 
 @asynccontextmanager
 async def live_api(
-    harness_client: Any, database: TestDatabase, engine: Engine, tmp_path: Path, policy: dict[str, Any] | None = None
+    harness_client: Any, database: TestDatabase, engine: Engine, tmp_path: Path, policy: dict[str, Any] | None = None,
+    runbook_config: RunbookConfig | None = None,
 ) -> AsyncIterator[LiveApi]:
-    """A worker on a fresh task queue and the API in front of it, over ``database``."""
+    """A worker on a fresh task queue and the API in front of it, over ``database``; runbook
+    steps reach the endpoints and secrets of ``runbook_config`` (none by default)."""
     policy_file = tmp_path / f"policy-{uuid.uuid4().hex[:6]}.yaml"
     policy_file.write_text(yaml.safe_dump(policy or CALM_POLICY), encoding="utf-8")
     # Incident numbers are workflow ids on the shared Temporal server: keep them apart.
     start_incident_numbers_at(engine, 100_000 + uuid.uuid4().int % 800_000_000)
-    async with running_worker(harness_client, engine) as harness:
+    async with running_worker(harness_client, engine, runbook_config=runbook_config) as harness:
         port = free_port()
         settings = Settings(
             policy=policy_file,

@@ -20,7 +20,9 @@ import yaml
 from pydantic import ValidationError
 
 from warroom.auth.cli import app as admin_app
-from warroom.cli_oncall import oncall as oncall_command
+from warroom import cli_oncall
+from warroom.models.policy import PolicyError
+from warroom.models.routing import OnCallReport
 from warroom.settings import Settings
 
 EXIT_OK = 0
@@ -54,7 +56,6 @@ db_app = typer.Typer(
 )
 app.add_typer(db_app, name="db")
 app.add_typer(admin_app, name="admin")
-app.command("oncall")(oncall_command)
 
 # --- options every API command takes -----------------------------------------------------
 
@@ -124,7 +125,10 @@ class Api:
                 return resp.json()
             except ValueError:
                 fail(EXIT_ERROR, f"the API at {self.base} answered {method} {path} with something that is not JSON")
-        fail(self.STATUS_EXIT.get(resp.status_code, EXIT_ERROR), f"{_detail(resp)} (HTTP {resp.status_code})")
+        hint = ""
+        if resp.status_code == 401 and "Authorization" not in self.headers:
+            hint = "; no token was given: set WARROOM_API_TOKEN or pass --token"
+        fail(self.STATUS_EXIT.get(resp.status_code, EXIT_ERROR), f"{_detail(resp)} (HTTP {resp.status_code}){hint}")
 
 
 def _detail(resp: httpx.Response) -> str:
@@ -367,6 +371,38 @@ def resolve(
     command_done(Api(api_url, token).call("POST", f"/api/incidents/{incident}/resolve", body=body), as_json)
 
 
+@app.command()
+def oncall(
+    at: Annotated[str | None, typer.Option(
+        metavar="TIME", help="An instant with a zone offset, e.g. 2026-12-09T03:00:00Z. [default: now]",
+        show_default=False)] = None,
+    policy: Annotated[Path | None, typer.Option(
+        metavar="FILE", help="Work it out from this policy file alone, without the API.", show_default=False)] = None,
+    as_json: JsonOut = False,
+    api_url: ApiUrl = None,
+    token: Token = None,
+) -> None:
+    """Who is on call now (or at --at) and who is next, per schedule; each team's business hours."""
+    instant = cli_oncall.parse_at(at)
+    if policy is not None:
+        try:
+            report = cli_oncall.report_from_file(policy, instant)
+        except PolicyError as err:
+            fail(EXIT_USAGE, str(err))
+        data = report.model_dump(mode="json")
+    else:
+        params = {"at": instant.isoformat()} if at is not None else None  # else the API's own clock
+        data = Api(api_url, token).call("GET", "/api/oncall", params=params)
+        try:
+            report = OnCallReport.model_validate(data)
+        except ValidationError as err:
+            fail(EXIT_ERROR, f"the API's on-call report is not in the shape this warroom knows: {err}")
+    if as_json:
+        print_json(data)
+    else:
+        typer.echo(cli_oncall.render(report))
+
+
 POSTMORTEM_KEYS = ("summary", "timeline", "root_cause", "impact", "what_went_well", "what_could_improve",
                    "action_items")
 
@@ -519,9 +555,21 @@ def db_revision(
 
 # --- runbooks ---------------------------------------------------------------------------
 
-runbooks_app = typer.Typer(help="Runbooks: list them, run one on an incident, export them for an outage.",
-                           no_args_is_help=True)
+runbooks_app = typer.Typer(
+    help="Runbooks: list them, run one on an incident, follow its runs and answer the steps that wait for a "
+    "person, export them for an outage.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
 app.add_typer(runbooks_app, name="runbooks")
+
+RunNumber = Annotated[
+    int, typer.Argument(metavar="RUN", help="The run's number within the incident, from 1.", min=1, show_default=False)
+]
+StepNumber = Annotated[
+    int, typer.Argument(metavar="STEP", help="The step's number within the run, from 1.", min=1, show_default=False)
+]
+Note = Annotated[str, typer.Option(metavar="TEXT", help="A note for the timeline.")]
 
 
 @runbooks_app.command("list")
@@ -549,7 +597,7 @@ def runbooks_run(
     api_url: ApiUrl = None,
     token: Token = None,
 ) -> None:
-    """Run a runbook on an incident; watch it with 'warroom show'."""
+    """Run a runbook on an incident; follow it with 'warroom runbooks show'."""
     params: dict[str, str] = {}
     for item in param or []:
         name, sep, value = item.partition("=")
@@ -562,6 +610,123 @@ def runbooks_run(
         print_json(result)
     else:
         typer.echo(result.get("message") or f"run #{result.get('run')} started on #{incident}")
+
+
+def run_done(result: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        print_json(result)
+    else:
+        typer.echo(f"#{result['incident_id']} run #{result['run']} ({result['status']}): {result['message']}")
+
+
+def _runs_path(incident: int, run: int | None = None) -> str:
+    return f"/api/incidents/{incident}/runbook-runs" + (f"/{run}" if run is not None else "")
+
+
+def render_run(run: dict[str, Any]) -> str:
+    out = [f"#{run['incident_id']} run #{run['run']}  {run['runbook_id']}  {run['status']}  {run['title']}"]
+    facts = [("started", f"{when(run['started_at'])} by {run['started_by']}")]
+    if run.get("reason"):
+        facts.append(("reason", clip(run["reason"], 200)))
+    if run.get("params"):
+        facts.append(("parameters", ", ".join(f"{k}={v}" for k, v in run["params"].items())))
+    if run.get("finished_at"):
+        facts.append(("finished", when(run["finished_at"])))
+    if run.get("aborted_by"):
+        facts.append(("aborted by", run["aborted_by"]))
+    if run.get("result"):
+        facts.append(("result", clip(run["result"], 300)))
+    width = max(len(k) for k, _ in facts)
+    out += [f"  {k.ljust(width)}  {v}" for k, v in facts]
+    out.append("")
+    rows = [[str(st["index"]), st["status"], st["kind"] + (", destructive" if st["destructive"] else ""),
+             clip(st["name"], 50), clip(st["result"], 70) or "-"] for st in run["steps"]]
+    out += table(["STEP", "STATUS", "KIND", "NAME", "RESULT"], rows).splitlines()
+    for st in run["steps"]:
+        if st["status"] != "waiting":
+            continue
+        ids = f"{run['incident_id']} {run['run']} {st['index']}"
+        out.append("")
+        if st["kind"] == "approval":
+            out.append(f"Step {st['index']} waits for an operator other than {run['started_by']}: "
+                       f"warroom runbooks approve {ids} (or --refuse)")
+        else:
+            out.append(f"Step {st['index']} waits for a person: warroom runbooks confirm {ids} once it is done")
+    return "\n".join(out)
+
+
+@runbooks_app.command("runs")
+def runbooks_runs(incident: IncidentId, as_json: JsonOut = False, api_url: ApiUrl = None, token: Token = None) -> None:
+    """The runbook runs of an incident, oldest first."""
+    runs = Api(api_url, token).call("GET", _runs_path(incident))
+    if as_json:
+        print_json(runs)
+        return
+    if not runs:
+        typer.echo(f"No runbook runs on #{incident}.")
+        return
+    typer.echo(table(
+        ["RUN", "RUNBOOK", "STATUS", "STARTED", "BY", "AT STEP"],
+        [[f"#{r['run']}", r["runbook_id"], r["status"], when(r["started_at"]), r["started_by"],
+          str(r["current_step"]) if r.get("current_step") else "-"] for r in runs],
+    ))
+
+
+@runbooks_app.command("show")
+def runbooks_show(
+    incident: IncidentId, run: RunNumber, as_json: JsonOut = False, api_url: ApiUrl = None, token: Token = None
+) -> None:
+    """One run: its steps, each with its state and result."""
+    found = Api(api_url, token).call("GET", _runs_path(incident, run))
+    if as_json:
+        print_json(found)
+    else:
+        typer.echo(render_run(found))
+
+
+@runbooks_app.command("confirm")
+def runbooks_confirm(
+    incident: IncidentId,
+    run: RunNumber,
+    step: StepNumber,
+    note: Note = "",
+    as_json: JsonOut = False,
+    api_url: ApiUrl = None,
+    token: Token = None,
+) -> None:
+    """Confirm that a manual step is done (responders); the run goes on."""
+    path = f"{_runs_path(incident, run)}/steps/{step}/confirm"
+    run_done(Api(api_url, token).call("POST", path, body={"note": note}), as_json)
+
+
+@runbooks_app.command("approve")
+def runbooks_approve(
+    incident: IncidentId,
+    run: RunNumber,
+    step: StepNumber,
+    refuse: Annotated[bool, typer.Option("--refuse", help="Refuse instead: the step fails and the run stops.")]
+    = False,
+    note: Note = "",
+    as_json: JsonOut = False,
+    api_url: ApiUrl = None,
+    token: Token = None,
+) -> None:
+    """Approve (or --refuse) an approval step: operators, and not the one who started the run."""
+    path = f"{_runs_path(incident, run)}/steps/{step}/approve"
+    run_done(Api(api_url, token).call("POST", path, body={"approve": not refuse, "note": note}), as_json)
+
+
+@runbooks_app.command("abort")
+def runbooks_abort(
+    incident: IncidentId,
+    run: RunNumber,
+    reason: Annotated[str, typer.Option(metavar="TEXT", help="Why, for the timeline.")] = "",
+    as_json: JsonOut = False,
+    api_url: ApiUrl = None,
+    token: Token = None,
+) -> None:
+    """Stop a run (responders): the step under way is stopped and no later step starts."""
+    run_done(Api(api_url, token).call("POST", f"{_runs_path(incident, run)}/abort", body={"reason": reason}), as_json)
 
 
 @runbooks_app.command("export")
@@ -580,6 +745,54 @@ def runbooks_export(
         fail(EXIT_USAGE, str(err))
     written = export_runbooks(catalogue, out)
     typer.echo(f"wrote {len(written)} files to {out}")
+
+
+# --- status page -------------------------------------------------------------------------
+
+statuspage_app = typer.Typer(help="The public status page: export it as static files.", no_args_is_help=True,
+                             rich_markup_mode=None)
+app.add_typer(statuspage_app, name="statuspage")
+
+
+@statuspage_app.command("export")
+def statuspage_export(
+    out: Annotated[Path, typer.Argument(metavar="DIR", help="Folder to write into (created if missing).",
+                                        show_default=False)],
+    watch: Annotated[bool, typer.Option("--watch", help="Keep exporting until interrupted (Ctrl-C).")] = False,
+    interval: Annotated[float, typer.Option(metavar="SECONDS",
+                                            help="With --watch: seconds between exports while incidents are open.")]
+    = 30.0,
+    idle_interval: Annotated[float, typer.Option(metavar="SECONDS", help="With --watch: seconds between exports "
+                                                 "while none is.")] = 300.0,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Write the status page, its v2 JSON and its Atom feed as static files, from the read model.
+
+    Serve the folder from a host outside the platform, so customers can read the page
+    when the platform that runs warroom is what is down."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from warroom.logs import configure_logging
+    from warroom.models.components import CatalogError
+    from warroom.startup import safe_url
+    from warroom.statuspage.export import export
+
+    if interval <= 0 or idle_interval <= 0:
+        fail(EXIT_USAGE, "--interval and --idle-interval must be more than 0 seconds")
+    settings = _read_model_settings(database_url)
+    if watch:
+        configure_logging(settings.log_level)  # a line per export
+    try:
+        result = export(settings, out, watch=watch, interval=interval, idle_interval=idle_interval)
+    except CatalogError as err:
+        fail(EXIT_USAGE, str(err))
+    except SQLAlchemyError as err:
+        first = str(getattr(err, "orig", None) or err).strip().splitlines()[0]
+        fail(EXIT_ERROR, f"cannot read the read model at {safe_url(settings.read_model_url)} "
+             f"({type(err).__name__}: {first}); is it migrated ('warroom db upgrade')?")
+    except KeyboardInterrupt:
+        return
+    typer.echo(f"exported {len(result.files)} files to {out}")
 
 
 def main() -> None:

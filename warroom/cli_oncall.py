@@ -1,24 +1,20 @@
-"""``warroom oncall``: who is on call now (or at any instant) and who is next, per schedule.
+"""On call, for ``warroom oncall``: read the instant the user gives and print a report.
 
-The ``warroom`` CLI (typer) registers it with ``app.command("oncall")(oncall)``.
-It asks a running API (``GET /api/oncall``), or, given ``--policy FILE``, works
-it out from that file alone, without a server. Until then it runs on its own:
-
-    python -m warroom.cli_oncall --at 2026-12-09T03:00:00Z --policy examples/oncall.yaml
+The command itself is in :mod:`warroom.cli`, beside the other API commands and with
+their connection options: it asks a running API (``GET /api/oncall``, any role) or,
+given ``--policy FILE``, works the report out from that file alone, without a server.
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Annotated
 from zoneinfo import ZoneInfo
 
-import httpx
 import typer
 
 from warroom.models.oncall import EARLIEST, LATEST
-from warroom.models.policy import PolicyError, load_policy
+from warroom.models.policy import load_policy
 from warroom.models.routing import OnCallReport, ShiftOut, on_call_report
 
 
@@ -73,36 +69,6 @@ def render(report: OnCallReport) -> str:
     return "\n".join(out)
 
 
-def fetch(api: str, at: datetime, timeout: float = 10.0) -> OnCallReport:
-    resp = httpx.get(f"{api.rstrip('/')}/api/oncall", params={"at": at.isoformat()}, timeout=timeout)
-    if resp.status_code != 200:
-        detail = resp.json().get("detail", resp.text) if resp.headers.get("content-type", "").startswith(
-            "application/json") else resp.text
-        raise RuntimeError(f"the API answered {resp.status_code}: {detail}")
-    return OnCallReport.model_validate(resp.json())
-
-
-def oncall(
-    at: Annotated[str | None, typer.Option("--at", help="an instant with an offset, e.g. 2026-12-09T03:00:00Z; "
-                                                       "default now")] = None,
-    policy: Annotated[Path | None, typer.Option("--policy", help="work it out from this policy file, "
-                                                                 "without a server")] = None,
-    api: Annotated[str, typer.Option("--api", envvar="WARROOM_API_URL",
-                                     help="the warroom API")] = "http://127.0.0.1:8000",
-) -> None:
-    """Who is on call now (or --at any instant) and who is next, per schedule."""
-    instant = parse_at(at)
-    try:
-        report = on_call_report(load_policy(policy), instant) if policy is not None else fetch(api, instant)
-    except (PolicyError, RuntimeError, httpx.HTTPError) as err:
-        typer.echo(f"warroom oncall: {err}", err=True)
-        raise typer.Exit(code=1) from None
-    typer.echo(render(report))
-
-
-def main() -> None:
-    typer.run(oncall)
-
-
-if __name__ == "__main__":
-    main()
+def report_from_file(path: Path, at: datetime) -> OnCallReport:
+    """The report from a policy file alone; a ``PolicyError`` names the file and the key."""
+    return on_call_report(load_policy(path), at)

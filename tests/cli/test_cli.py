@@ -5,13 +5,16 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import signal
 import subprocess
 import sys
 import threading
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -20,9 +23,14 @@ from temporalio.client import Client
 from typer.main import get_command
 from typer.testing import CliRunner, Result
 
+from tests.access import token_for
+from tests.api.statuspage_helpers import add_incident
 from tests.conftest import TestDatabase
 from tests.live import LiveApi, free_port, live_api
+from tests.standin import running_platform
 from warroom import cli, migrations
+from warroom.models.access import Role
+from warroom.runbooks.steps import RunbookConfig
 
 runner = CliRunner()
 
@@ -180,23 +188,28 @@ async def test_the_token_comes_from_the_settings_or_the_flag() -> None:
 
 
 def _all_commands() -> list[list[str]]:
-    root = get_command(cli.app)
-    paths: list[list[str]] = [[]]
-    for name, command in root.commands.items():  # type: ignore[attr-defined]
-        paths.append([name])
-        paths += [[name, sub] for sub in getattr(command, "commands", {})]
-    return paths
+    """Every command and group of the CLI, at any depth (``admin token create``)."""
+
+    def walk(command: object, path: list[str]) -> Iterator[list[str]]:
+        yield path
+        for name, sub in getattr(command, "commands", {}).items():
+            yield from walk(sub, [*path, name])
+
+    return list(walk(get_command(cli.app), []))
 
 
 def test_every_command_has_help() -> None:
     paths = _all_commands()
     names = {" ".join(p) for p in paths}
-    assert {"declare", "list", "show", "ack", "update", "severity", "role", "resolve", "postmortem",
-            "db upgrade", "db current", "db revision"} <= names
+    assert {"declare", "list", "show", "ack", "update", "severity", "role", "resolve", "postmortem", "oncall",
+            "db upgrade", "db current", "db revision", "admin token create", "admin integration revoke",
+            "runbooks runs", "runbooks show", "runbooks confirm", "runbooks approve", "runbooks abort",
+            "statuspage export"} <= names
     for path in paths:
         result = runner.invoke(cli.app, [*path, "--help"])
         assert result.exit_code == 0, path
-        assert result.output.startswith("Usage: warroom"), path
+        assert result.output.startswith(f"Usage: {' '.join(['warroom', *path])} "), path
+        assert "--help" in result.output, path
     assert "Exit codes: 0 done; 1 refused" in " ".join(runner.invoke(cli.app, ["--help"]).output.split())
 
 
@@ -254,3 +267,232 @@ async def test_runbooks_are_listed_run_and_exported_from_the_cli(api: LiveApi, t
     exported = await run_cli("runbooks", "export", str(tmp_path / "out"))
     assert exported.exit_code == 0, exported.output
     assert (tmp_path / "out" / "deployment-rollback.md").read_text().strip()
+
+
+# --- on call ---------------------------------------------------------------------------------
+
+ONCALL_EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "oncall.yaml"
+
+
+async def test_oncall_asks_the_api_with_the_token_like_every_command(
+    client: Client, primary_database: TestDatabase, primary_engine: Engine, tmp_path: Path
+) -> None:
+    at = ["--at", "2026-12-09T03:00:00Z"]
+    policy = yaml.safe_load(ONCALL_EXAMPLE.read_text(encoding="utf-8"))
+    async with live_api(client, primary_database, primary_engine, tmp_path, policy=policy) as api:
+        viewer = token_for(api.engine, "vera", Role.VIEWER)  # reading who is on call needs no more
+        asked = await run_cli("oncall", *at, "--api-url", api.url, "--token", viewer)
+        from_env = await run_cli("oncall", *at, env={"WARROOM_API_URL": api.url, "WARROOM_API_TOKEN": viewer})
+        as_json = await run_cli("oncall", *at, "--json", "--api-url", api.url, "--token", viewer)
+        no_token = await run_cli("oncall", "--api-url", api.url, env={"WARROOM_API_TOKEN": ""})
+        wrong = await run_cli("oncall", "--api-url", api.url, "--token", "wr_not_a_real_token")
+    local = await run_cli("oncall", *at, "--policy", str(ONCALL_EXAMPLE))
+    nobody = await run_cli("oncall", "--api-url", f"http://127.0.0.1:{free_port()}", "--token", viewer)
+
+    assert asked.exit_code == 0, asked.output
+    assert re.fullmatch(r"On call at 2026-12-09 03:00 UTC \(configuration version \d+\)", asked.output.splitlines()[0])
+    assert "  platform-primary (Europe/London)\n    now:  bob, Tue 08 Dec 17:30 to Wed 09 Dec 09:00\n" in asked.output
+    assert "    next: alice, Wed 09 Dec 09:00 to Wed 09 Dec 17:30\n" in asked.output
+    # The API and the file alone agree, line for line, on everything but the stored version.
+    assert local.exit_code == 0 and asked.output.splitlines()[1:] == local.output.splitlines()[1:]
+    assert from_env.exit_code == 0 and from_env.output == asked.output
+    report = json.loads(as_json.stdout)
+    primary = next(s for s in report["schedules"] if s["schedule"] == "platform-primary")
+    assert (primary["now"]["person"], primary["next"]["person"]) == ("bob", "alice")
+    assert isinstance(report["version"], int)
+
+    assert no_token.exit_code == wrong.exit_code == cli.EXIT_FORBIDDEN
+    assert no_token.stdout == wrong.stdout == ""
+    assert no_token.stderr.startswith("warroom: no credentials") and no_token.stderr.rstrip().endswith(
+        "(HTTP 401); no token was given: set WARROOM_API_TOKEN or pass --token")
+    assert wrong.stderr.startswith("warroom: ") and "(HTTP 401)" in wrong.stderr
+    assert "WARROOM_API_TOKEN" not in wrong.stderr and "wr_not_a_real_token" not in wrong.stderr
+    assert nobody.exit_code == cli.EXIT_UNREACHABLE and "cannot reach the warroom API" in nobody.stderr
+
+
+# --- runbook runs ------------------------------------------------------------------------------
+
+PLATFORM_TOKEN = "cli-test-platform-token"
+
+
+async def run_state(number: int, run: int, url: list[str], ready: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
+    """``warroom runbooks show --json`` until the run is as ``ready`` wants (the read model lags a moment)."""
+    deadline = time.monotonic() + 20
+    while True:
+        shown = await run_cli("runbooks", "show", str(number), str(run), "--json", *url)
+        if shown.exit_code == 0 and ready(state := json.loads(shown.stdout)):
+            return state
+        assert time.monotonic() < deadline, shown.output
+        await asyncio.sleep(0.1)
+
+
+def waiting_at(step: int) -> Callable[[dict[str, Any]], bool]:
+    return lambda run: run["steps"][step - 1]["status"] == "waiting"
+
+
+def finished(run: dict[str, Any]) -> bool:
+    return run["status"] not in ("running", "waiting")
+
+
+async def test_runbook_runs_are_followed_and_answered_from_the_cli(
+    client: Client, primary_database: TestDatabase, primary_engine: Engine, tmp_path: Path
+) -> None:
+    """database-failover: an approval step first (a second operator), a manual step last."""
+    with running_platform(token=PLATFORM_TOKEN) as platform:
+        config = RunbookConfig(endpoints={"platform": platform.url}, secrets={"platform_token": PLATFORM_TOKEN})
+        async with live_api(client, primary_database, primary_engine, tmp_path, runbook_config=config) as api:
+            alice = ["--api-url", api.url, "--token", api.token]  # an admin
+            bob = ["--api-url", api.url, "--token", token_for(api.engine, "bob")]  # an operator
+            erin = ["--api-url", api.url, "--token", token_for(api.engine, "erin")]  # a responder
+            number = json.loads((await run_cli("declare", "Primary database gone", "-s", "SEV-1", "--json",
+                                               *alice)).stdout)["id"]
+            n = str(number)
+            assert (await run_cli("runbooks", "runs", n, *erin)).output.strip() == f"No runbook runs on #{number}."
+
+            started = await run_cli("runbooks", "run", n, "database-failover", "--confirm-destructive",
+                                    "--reason", "primary unreachable", *alice)
+            assert started.exit_code == 0, started.output
+            await run_state(number, 1, erin, waiting_at(1))
+
+            shown = await run_cli("runbooks", "show", n, "1", *erin)
+            assert shown.exit_code == 0, shown.output
+            lines = shown.output.splitlines()
+            assert lines[0] == f"#{number} run #1  database-failover  waiting  Database failover"
+            assert re.search(r"^  started +\d{4}-\d\d-\d\d \d\d:\d\d:\d\dZ by alice$", shown.output, re.M)
+            assert re.search(r"^  reason +primary unreachable$", shown.output, re.M)
+            steps = lines[lines.index("") + 1:]
+            assert steps[0].split() == ["STEP", "STATUS", "KIND", "NAME", "RESULT"]
+            assert steps[1].split()[:3] == ["1", "waiting", "approval"]
+            assert steps[3].split()[:4] == ["3", "pending", "http,", "destructive"]
+            assert steps[5].split()[:3] == ["5", "pending", "manual"]
+            assert steps[6:] == ["", f"Step 1 waits for an operator other than alice: "
+                                     f"warroom runbooks approve {number} 1 1 (or --refuse)"]
+
+            listed = await run_cli("runbooks", "runs", n, *erin)
+            assert listed.output.splitlines()[0].split() == ["RUN", "RUNBOOK", "STATUS", "STARTED", "BY", "AT",
+                                                             "STEP"]
+            row = listed.output.splitlines()[1].split()
+            assert row[:3] == ["#1", "database-failover", "waiting"] and row[-2:] == ["alice", "1"]
+
+            # Refusals: the API's reason, and an exit code a script can tell apart.
+            own = await run_cli("runbooks", "approve", n, "1", "1", *alice)
+            assert own.exit_code == cli.EXIT_REFUSED
+            assert "a second operator must approve: alice started this run (HTTP 409)" in own.stderr
+            responder = await run_cli("runbooks", "approve", n, "1", "1", *erin)
+            assert responder.exit_code == cli.EXIT_FORBIDDEN
+            assert "needs the operator role" in responder.stderr and "(HTTP 403)" in responder.stderr
+            not_manual = await run_cli("runbooks", "confirm", n, "1", "1", *bob)
+            assert not_manual.exit_code == cli.EXIT_REFUSED and "not a manual step (HTTP 409)" in not_manual.stderr
+            no_step = await run_cli("runbooks", "confirm", n, "1", "9", *bob)
+            assert no_step.exit_code == cli.EXIT_REFUSED and "has no step 9 (it has 5)" in no_step.stderr
+            too_long = await run_cli("runbooks", "approve", n, "1", "1", "--note", "x" * 5001, *bob)
+            assert too_long.exit_code == cli.EXIT_USAGE and "(HTTP 422)" in too_long.stderr
+            no_run = await run_cli("runbooks", "show", n, "7", *erin)
+            assert no_run.exit_code == cli.EXIT_NOT_FOUND and f"#{number} has no runbook run #7" in no_run.stderr
+            zero = await run_cli("runbooks", "confirm", n, "1", "0", *bob)
+            assert zero.exit_code == cli.EXIT_USAGE
+            assert platform.calls() == [], "nothing ran before the approval"
+
+            approved = await run_cli("runbooks", "approve", n, "1", "1", "--note", "lag is 0.3 s", *bob)
+            assert approved.exit_code == 0, approved.output
+            assert approved.output.startswith(f"#{number} run #1 (")
+            assert approved.output.rstrip().endswith("): step 1 of run #1 approved by bob")
+            await run_state(number, 1, erin, waiting_at(5))
+            assert platform.state.primary == "db-b"
+            shown = await run_cli("runbooks", "show", n, "1", *erin)
+            assert shown.output.splitlines()[-1] == (f"Step 5 waits for a person: "
+                                                     f"warroom runbooks confirm {number} 1 5 once it is done")
+            confirmed = await run_cli("runbooks", "confirm", n, "1", "5", "--note", "standby rebuilt", "--json", *erin)
+            assert confirmed.exit_code == 0 and json.loads(confirmed.stdout)["run"] == 1
+            run = await run_state(number, 1, erin, finished)
+            assert run["status"] == "succeeded" and [s["status"] for s in run["steps"]] == ["succeeded"] * 5
+            assert run["steps"][0]["result"] == "approved by bob: lag is 0.3 s"
+            assert run["steps"][4]["result"] == "confirmed done by erin: standby rebuilt"
+
+            # Run 2 is refused at its approval step: the run fails there, nothing else runs.
+            assert (await run_cli("runbooks", "run", n, "database-failover", "--confirm-destructive",
+                                  *alice)).exit_code == 0
+            await run_state(number, 2, erin, waiting_at(1))
+            refused = await run_cli("runbooks", "approve", n, "2", "1", "--refuse", "--note", "lag is 40 s", *bob)
+            assert refused.exit_code == 0 and "step 1 of run #2 refused by bob" in refused.output
+            run = await run_state(number, 2, erin, finished)
+            assert run["status"] == "failed" and run["steps"][0]["result"] == "refused by bob: lag is 40 s"
+            assert [s["status"] for s in run["steps"][1:]] == ["skipped"] * 4
+
+            # Run 3 is aborted by a responder; a second abort is refused.
+            assert (await run_cli("runbooks", "run", n, "database-failover", "--confirm-destructive",
+                                  *alice)).exit_code == 0
+            await run_state(number, 3, erin, waiting_at(1))
+            aborted = await run_cli("runbooks", "abort", n, "3", "--reason", "wrong incident", *erin)
+            assert aborted.exit_code == 0, aborted.output
+            assert aborted.output.strip() == (f"#{number} run #3 (aborted): run #3 of 'Database failover' "
+                                              "aborted by erin")
+            again = await run_cli("runbooks", "abort", n, "3", *erin)
+            assert again.exit_code == cli.EXIT_REFUSED and "has already aborted" in again.stderr
+            shown = await run_cli("runbooks", "show", n, "3", *erin)
+            assert re.search(r"^  aborted by +erin$", shown.output, re.M)
+            assert re.search(r"^  result +aborted by erin: wrong incident$", shown.output, re.M)
+
+            listed = await run_cli("runbooks", "runs", n, *erin)
+            assert [line.split()[:3] for line in listed.output.splitlines()[1:]] == [
+                ["#1", "database-failover", "succeeded"], ["#2", "database-failover", "failed"],
+                ["#3", "database-failover", "aborted"]]
+            assert platform.calls("/database/failover") and len(platform.calls("/database/failover")) == 1
+
+
+# --- the status page export --------------------------------------------------------------------
+
+
+def test_statuspage_export_is_a_warroom_command(engine: Engine, database: TestDatabase, tmp_path: Path) -> None:
+    now = datetime.now(UTC)
+    add_incident(engine, 7, "DNS changes publish slowly", "SEV-2", now - timedelta(minutes=40), ["dns"],
+                 [(timedelta(minutes=4), "update", "We are investigating slow DNS publishing.")])
+    out = tmp_path / "public"
+    done = runner.invoke(cli.app, ["statuspage", "export", str(out), "--database-url", database.url])
+    assert done.exit_code == 0, done.output
+    assert re.fullmatch(rf"exported \d+ files to {re.escape(str(out))}\n", done.output)
+    assert "DNS changes publish slowly" in (out / "index.html").read_text(encoding="utf-8")
+    assert "We are investigating slow DNS publishing." in (out / "incidents" / "7.html").read_text(encoding="utf-8")
+    assert json.loads((out / "api" / "v2" / "status.json").read_text())["status"]["indicator"] != "none"
+
+    bad = tmp_path / "components.yaml"
+    bad.write_text("page: [not, a, mapping]\n", encoding="utf-8")
+    refused = runner.invoke(cli.app, ["statuspage", "export", str(tmp_path / "x"), "--database-url", database.url],
+                            env={"WARROOM_COMPONENTS": str(bad)})
+    assert refused.exit_code == cli.EXIT_USAGE and refused.stderr.startswith("warroom: ")
+    zero = runner.invoke(cli.app, ["statuspage", "export", str(out), "--watch", "--interval", "0"])
+    assert zero.exit_code == cli.EXIT_USAGE and "must be more than 0 seconds" in zero.stderr
+
+
+def test_statuspage_export_names_a_database_it_cannot_read(database: TestDatabase, tmp_path: Path) -> None:
+    result = runner.invoke(cli.app, ["statuspage", "export", str(tmp_path / "out"), "--database-url", database.url])
+    assert result.exit_code == cli.EXIT_ERROR
+    assert "cannot read the read model at" in result.stderr and "warroom db upgrade" in result.stderr
+
+
+def test_statuspage_export_watch_keeps_exporting_until_interrupted(
+    engine: Engine, database: TestDatabase, tmp_path: Path
+) -> None:
+    """The installed `warroom` in a process of its own: re-exports on its interval, Ctrl-C ends it cleanly."""
+    out, log = tmp_path / "public", tmp_path / "export.log"
+    exe = Path(sys.executable).parent / "warroom"
+    with log.open("w") as err:
+        proc = subprocess.Popen(
+            [str(exe), "statuspage", "export", str(out), "--watch", "--interval", "0.2", "--idle-interval", "0.2",
+             "--database-url", database.url], stdout=subprocess.PIPE, stderr=err, text=True,
+        )
+        try:
+            deadline = time.monotonic() + 30
+            while log.read_text().count("exported ") < 2:
+                assert proc.poll() is None, log.read_text()
+                assert time.monotonic() < deadline, log.read_text()
+                time.sleep(0.05)
+            proc.send_signal(signal.SIGINT)
+            stdout, _ = proc.communicate(timeout=20)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    assert proc.returncode == 0, log.read_text()
+    assert (out / "index.html").exists() and (out / "api" / "v2" / "summary.json").exists()
+    assert "Traceback" not in log.read_text()

@@ -1,22 +1,20 @@
-"""``warroom oncall`` (the function the typer CLI registers), from a policy file, no server."""
+"""``warroom oncall`` from a policy file, no server (tests/cli has it against a running API)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import typer
+import json
+
 from typer.testing import CliRunner
 
-from warroom.cli_oncall import oncall
+from warroom import cli
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "oncall.yaml"
 
 
 def run(*args: str) -> tuple[int, str]:
-    app = typer.Typer()
-    app.command("oncall")(oncall)
-    app.command("noop")(lambda: None)  # two commands, so the name is part of the command line as in `warroom oncall`
-    result = CliRunner().invoke(app, ["oncall", *args])
+    result = CliRunner().invoke(cli.app, ["oncall", *args])
     return result.exit_code, result.output
 
 
@@ -38,4 +36,15 @@ def test_an_override_is_marked_and_bad_input_is_refused_with_the_reason(tmp_path
     broken = tmp_path / "broken.yaml"
     broken.write_text(EXAMPLE.read_text().replace("members: [dan, fay]", "members: [dan, zoe]"))
     code, out = run("--policy", str(broken))
-    assert code == 1 and "teams.mail.members.1: unknown person 'zoe'" in out
+    assert code == cli.EXIT_USAGE and "teams.mail.members.1: unknown person 'zoe'" in out
+    code, out = run("--policy", str(tmp_path / "missing.yaml"))
+    assert code == cli.EXIT_USAGE and "cannot read the policy file" in out
+
+
+def test_json_from_a_file_has_the_shape_of_the_api_answer() -> None:
+    code, out = run("--at", "2026-12-09T03:00:00Z", "--policy", str(EXAMPLE), "--json")
+    assert code == 0, out
+    report = json.loads(out)
+    primary = next(s for s in report["schedules"] if s["schedule"] == "platform-primary")
+    assert primary["now"]["person"] == "bob" and primary["next"]["person"] == "alice"
+    assert report["at"].startswith("2026-12-09T03:00:00")

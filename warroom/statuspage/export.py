@@ -4,8 +4,10 @@ Serve the directory from any static host (object storage, a CDN, a small
 VM elsewhere) so customers can still read the status page when the platform
 that runs warroom is the thing that is down::
 
-    python -m warroom.statuspage export ./public            # once
-    python -m warroom.statuspage export ./public --watch    # keep it fresh
+    warroom statuspage export ./public            # once
+    warroom statuspage export ./public --watch    # keep it fresh
+
+(``python -m warroom.statuspage export`` does the same without the CLI's typer layer.)
 
 Layout: ``index.html``, ``incidents/<n>.html``, ``history.atom`` and
 ``api/v2/<document>.json`` (the same documents as the live ``/api/v2/``).
@@ -83,7 +85,7 @@ def export(
     engine: Engine | None = None,
     rounds: int | None = None,
 ) -> ExportResult:
-    """The command behind ``warroom statuspage export DIR``.
+    """The work behind ``warroom statuspage export DIR`` (and ``python -m warroom.statuspage export``).
 
     With ``watch``, export again every ``interval`` seconds while any incident is
     open and every ``idle_interval`` seconds otherwise, until interrupted (or
