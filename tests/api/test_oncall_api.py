@@ -149,3 +149,42 @@ async def test_patch_changes_part_of_it_and_unknown_names_are_refused(http: http
         "overrides": [override, {"person": "bob", "start": "2026-12-09T05:00:00Z", "end": "2026-12-09T07:00:00Z"}]
     }}})
     assert overlapping.status_code == 422 and "overrides.1 (bob) overlaps overrides.0 (alice)" in overlapping.json()["detail"]
+
+
+async def test_the_coming_shifts_are_listed_by_number_or_window_with_local_times(http: httpx.AsyncClient) -> None:
+    body = (await http.get("/api/oncall")).json()
+    primary = next(s for s in body["schedules"] if s["schedule"] == "platform-primary")
+    assert len(primary["coming"]) == 5 and primary["coming"][0] == primary["next"]  # a few by default
+    assert primary["now"]["person_time_zone"] == "Europe/London" and primary["now"]["layer"] == 1
+    resp = await http.get("/api/oncall", params={"shifts": 3})
+    primary = next(s for s in resp.json()["schedules"] if s["schedule"] == "platform-primary")
+    assert [(s["person"], s["source"], s["layer"], s["start"], s["start_local"]) for s in primary["coming"]] == [
+        ("alice", "rotation", 2, "2026-12-09T09:00:00Z", "2026-12-09T09:00:00Z"),
+        ("bob", "rotation", 1, "2026-12-09T17:30:00Z", "2026-12-09T17:30:00Z"),
+        ("carol", "override", None, "2026-12-09T20:00:00Z", "2026-12-09T20:00:00Z"),
+    ]
+    assert primary["more_coming"] is True
+    mail = next(s for s in resp.json()["schedules"] if s["schedule"] == "mail-primary")
+    assert (mail["now"]["start"], mail["now"]["start_local"]) == ("2026-12-08T13:00:00Z", "2026-12-08T08:00:00-05:00")
+    assert mail["now"]["person_time_zone"] == "America/New_York"
+
+    window = await http.get("/api/oncall", params={"until": "2026-12-10T00:00:00Z"})
+    primary = next(s for s in window.json()["schedules"] if s["schedule"] == "platform-primary")
+    assert [s["person"] for s in primary["coming"]] == ["alice", "bob", "carol"] and not primary["more_coming"]
+
+
+@pytest.mark.parametrize(
+    ("params", "detail"),
+    [
+        ({"shifts": "-1"}, "greater than or equal to 0"),
+        ({"shifts": "101"}, "less than or equal to 100"),
+        ({"until": "2026-12-09T02:00:00Z"}, "until: give an instant after at"),
+        ({"until": "2027-06-01T00:00:00Z"}, "until: at most 92 days after at"),
+        ({"until": "2026-12-10T00:00:00"}, "until: give a time zone offset"),
+    ],
+)
+async def test_a_bad_shift_count_or_window_is_a_422_with_the_reason(
+    http: httpx.AsyncClient, params: dict[str, str], detail: str
+) -> None:
+    resp = await http.get("/api/oncall", params=params)
+    assert resp.status_code == 422 and detail in json.dumps(resp.json()["detail"]), resp.text

@@ -1,7 +1,8 @@
 """On-call over HTTP: who is on call now and next, and the configuration in force.
 
-- ``GET /api/oncall`` (``?at=`` any instant): per schedule, the shift in force and
-  the next one; per team, whether it is inside business hours.
+- ``GET /api/oncall`` (``?at=`` any instant): per schedule, the shift in force (from its
+  true start), the next one and the coming shifts (``?shifts=N`` or ``?until=``); per team,
+  whether it is inside business hours.
 - ``GET /api/oncall/preview?severity=SEV-1&at=...``: who an incident declared at
   that instant would page first, and how (routing, level 1, the paging rules).
 - ``GET /api/oncall/config``: the configuration in force (``?format=yaml`` for YAML).
@@ -123,17 +124,17 @@ class PreviewOut(BaseModel):
 # --- helpers -----------------------------------------------------------------------------------
 
 
-def _instant(at: datetime | None, rt: "Runtime") -> datetime:
+def _instant(at: datetime | None, rt: "Runtime", name: str = "at") -> datetime:
     if at is None:
         return rt.clock()
     if at.tzinfo is None:
-        raise HTTPException(status_code=422, detail="at: give a time zone offset, e.g. 2026-12-09T03:00:00Z")
+        raise HTTPException(status_code=422, detail=f"{name}: give a time zone offset, e.g. 2026-12-09T03:00:00Z")
     try:
         instant = check_instant(at).astimezone(UTC)
     except ValueError as err:
-        raise HTTPException(status_code=422, detail=f"at: {err}") from None
+        raise HTTPException(status_code=422, detail=f"{name}: {err}") from None
     if not EARLIEST <= instant <= LATEST:
-        raise HTTPException(status_code=422, detail="at: give an instant between the years 1971 and 8999")
+        raise HTTPException(status_code=422, detail=f"{name}: give an instant between the years 1971 and 8999")
     return instant
 
 
@@ -211,14 +212,30 @@ IfMatch = Annotated[str | None, Header(alias="If-Match")]
 
 @router.get("", response_model=routing.OnCallReport)
 async def who_is_on_call(
-    request: Request, caller: Viewer, at: Annotated[datetime | None, Query()] = None
+    request: Request,
+    caller: Viewer,
+    at: Annotated[datetime | None, Query()] = None,
+    shifts: Annotated[int | None, Query(ge=0, le=routing.MAX_COMING, description=(
+        f"how many shifts after the one in force to list per schedule (default {routing.DEFAULT_COMING}; "
+        f"with until, as many as begin before it, at most {routing.MAX_COMING})"))] = None,
+    until: Annotated[datetime | None, Query(description=(
+        "list the shifts that begin before this instant (at most 92 days after at)"))] = None,
 ) -> Any:
-    """Per schedule: who is on call at ``at`` (default now), since and until when, and who is next;
+    """Per schedule: who is on call at ``at`` (default now), since and until when, who is next, and
+    the coming shifts (``?shifts=N`` or ``?until=``, times in UTC and in the schedule's zone);
     per team: whether it is inside its business hours and when they next begin."""
     rt = _rt(request)
     instant = _instant(at, rt)
+    end = None
+    if until is not None:
+        end = _instant(until, rt, "until")
+        if end <= instant:
+            raise HTTPException(status_code=422, detail="until: give an instant after at")
+        if end - instant > routing.MAX_WINDOW:
+            raise HTTPException(status_code=422, detail=f"until: at most {routing.MAX_WINDOW.days} days after at")
+    count = shifts if shifts is not None else routing.MAX_COMING if end is not None else routing.DEFAULT_COMING
     policy, version = await _current(rt)
-    return routing.on_call_report(policy, instant, version)
+    return routing.on_call_report(policy, instant, version, coming=count, until=end)
 
 
 @router.get("/preview", response_model=PreviewOut)
