@@ -1,4 +1,5 @@
-"""On call, for ``warroom oncall``: read the instant the user gives and print a report.
+"""On call, for ``warroom oncall``: read the instant the user gives and print a report
+(who is on call, who is next and the coming shifts, per schedule).
 
 The command itself is in :mod:`warroom.cli`, beside the other API commands and with
 their connection options: it asks a running API (``GET /api/oncall``, any role) or,
@@ -46,11 +47,16 @@ def _shift(shift: ShiftOut | None, zone: ZoneInfo) -> str:
         return "-"
     who = shift.person or "nobody"
     how = " (override)" if shift.source == "override" else ""
-    return f"{who}{how}, {_when(shift.start, zone)} to {_when(shift.end, zone)}"
+    theirs = ""
+    if shift.person_time_zone is not None and shift.person_time_zone != str(zone):
+        home = ZoneInfo(shift.person_time_zone)
+        theirs = f" [{shift.person_time_zone}: {_when(shift.start, home)} to {_when(shift.end, home)}]"
+    return f"{who}{how}, {_when(shift.start, zone)} to {_when(shift.end, zone)}{theirs}"
 
 
 def render(report: OnCallReport) -> str:
-    """The report as lines for a terminal; times in each schedule's own zone."""
+    """The report as lines for a terminal; times in each schedule's own zone, and in the
+    zone of the person on call when they live elsewhere."""
     version = f" (configuration version {report.version})" if report.version is not None else ""
     out = [f"On call at {report.at:%Y-%m-%d %H:%M} UTC{version}"]
     if not report.schedules:
@@ -60,6 +66,7 @@ def render(report: OnCallReport) -> str:
         out.append(f"  {sched.schedule} ({sched.time_zone})")
         out.append(f"    now:  {_shift(sched.now, zone)}")
         out.append(f"    next: {_shift(sched.next, zone)}")
+        out.extend(f"    then: {_shift(shift, zone)}" for shift in sched.coming[1:])
     for team in report.teams:
         state = "inside" if team.in_business_hours else "outside"
         nxt = ""

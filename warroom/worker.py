@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import socket
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -169,7 +170,8 @@ async def run(settings: Settings) -> None:
     statuspage = load_config(settings)  # ...and on a bad components file
     detection = load_detection(settings.detection)  # ...and on bad alert rules
     engine = await asyncio.to_thread(open_read_model, settings)
-    version, seeded = seed_from_file(engine, settings.policy, datetime.now(UTC))
+    version, seeded = seed_from_file(engine, settings.policy, datetime.now(UTC),
+                                     where=f"warroom worker on {socket.gethostname()}")
     log.info("on-call configuration: version %d%s", version, f" (seeded from {settings.policy})" if seeded else "")
     config = CurrentConfig(engine)
     client = await wait_for_temporal(settings)

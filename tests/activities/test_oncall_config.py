@@ -16,12 +16,20 @@ from tests.conftest import RecordingChannel
 from warroom.activities.incident import IncidentActivities
 from warroom.activities.notify import NotifierRegistry
 from warroom.activities.oncall import OnCallActivities
-from warroom.models.config_store import ConfigConflict, CurrentConfig, save_version, seed_from_file
+from warroom.models.config_store import (
+    ConfigConflict,
+    CurrentConfig,
+    change_summary,
+    describe_change,
+    json_document,
+    save_version,
+    seed_from_file,
+)
 from warroom.models.incident import NotificationKind, NotificationRequest
 from warroom.models.policy import PolicyError
 from warroom.models.routing import ResolveTargetsInput
 from warroom.models.severity import Severity
-from warroom.models.tables import NotificationRow, OnCallConfigRow
+from warroom.models.tables import AuditRow, NotificationRow, OnCallConfigRow
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "oncall.yaml"
@@ -81,6 +89,75 @@ def test_a_bad_policy_file_stops_the_start_naming_the_key(engine: Engine, tmp_pa
     with pytest.raises(PolicyError, match="schedules.mail-primary.layers.0.participants"):
         seed_from_file(engine, path, NOW)
     assert versions(engine) == []
+
+
+def audit_rows(engine: Engine) -> list[AuditRow]:
+    with Session(engine) as session:
+        return list(session.scalars(select(AuditRow).order_by(AuditRow.id)))
+
+
+def test_every_start_up_load_that_changes_something_is_audited_and_one_that_does_not_is_not(
+    engine: Engine, tmp_path: Path
+) -> None:
+    policy_file = tmp_path / "policy.yaml"
+    shutil.copy(EXAMPLE, policy_file)
+    assert seed_from_file(engine, policy_file, NOW, where="warroom worker on host-a") == (1, True)
+    [first] = audit_rows(engine)
+    assert (first.actor, first.action, first.path, first.target, first.user_agent, first.at.replace(tzinfo=UTC)) == (
+        "policy-file", "load_policy_file", str(policy_file), "version=1", "warroom worker on host-a", NOW)
+    assert first.accepted and first.reason.startswith("version 1: first version: people alice, bob")
+
+    assert seed_from_file(engine, policy_file, NOW) == (1, False)  # a restart with the same file
+    assert len(audit_rows(engine)) == 1
+
+    # An edit that is not an HTTP request (no middleware to record it) is audited where it is stored.
+    edited = document()
+    edited["ack_timeout"] = "5m"
+    assert store(engine, edited) == (2, True)
+    stored = audit_rows(engine)[-1]
+    assert (stored.actor, stored.action, stored.reason) == ("dana", "store_config", "version 2: ack_timeout: 10m -> 5m")
+
+    # The file changed (a comment only): it wins over the edit, and says what that undid.
+    policy_file.write_text(EXAMPLE.read_text(encoding="utf-8") + "\n# reviewed\n", encoding="utf-8")
+    later = NOW.replace(hour=4)
+    assert seed_from_file(engine, policy_file, later) == (3, True)
+    reverted = audit_rows(engine)[-1]
+    assert (reverted.actor, reverted.reason, reverted.at.replace(tzinfo=UTC)) == (
+        "policy-file", "version 3: ack_timeout: 5m -> 10m", later)
+
+    # Reviewed again, same content: a version is stored (so the next start knows the file) but
+    # nothing in force changed, so there is nothing to audit.
+    policy_file.write_text(EXAMPLE.read_text(encoding="utf-8") + "\n# reviewed twice\n", encoding="utf-8")
+    assert seed_from_file(engine, policy_file, later) == (4, True)
+    assert [r.target for r in audit_rows(engine)] == ["version=1", "version=2", "version=3"]
+    assert not any("+1500555" in r.reason + r.detail for r in audit_rows(engine))
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        (lambda d: d["people"]["alice"].update(sms="+15005550123", time_zone="Europe/Paris"),
+         "people changed: alice (sms, time_zone)"),
+        (lambda d: d["schedules"].pop("mail-primary") and d["escalation_policies"]["mail"]["levels"].pop(0),
+         "escalation_policies changed: mail (levels); schedules removed: mail-primary"),
+        (lambda d: d["schedules"]["platform-primary"]["overrides"].clear(),
+         "schedules changed: platform-primary (overrides)"),
+        (lambda d: d.update(page_for=["SEV-1"], update_every={"SEV-1": "10m"}),
+         'page_for: ["SEV-1","SEV-2","SEV-3"] -> ["SEV-1"]; update_every: {"SEV-1":"15m","SEV-2":"30m"} -> {"SEV-1":"10m"}'),
+        (lambda d: d["routes"].append({"name": "dns", "match": {"components": ["dns"]}, "escalation": "mail"}),
+         "routes changed (2 -> 3 entries)"),
+        (lambda d: None, "nothing"),
+    ],
+)
+def test_a_change_is_summarised_by_name_and_never_by_contact_details(change: Any, expected: str) -> None:
+    before = json_doc()
+    after = json_doc()
+    change(after)
+    assert describe_change(change_summary(before, after)) == expected
+
+
+def json_doc() -> dict[str, Any]:
+    return json_document(document())
 
 
 def resolve_input(**extra: Any) -> ResolveTargetsInput:

@@ -149,3 +149,106 @@ async def test_patch_changes_part_of_it_and_unknown_names_are_refused(http: http
         "overrides": [override, {"person": "bob", "start": "2026-12-09T05:00:00Z", "end": "2026-12-09T07:00:00Z"}]
     }}})
     assert overlapping.status_code == 422 and "overrides.1 (bob) overlaps overrides.0 (alice)" in overlapping.json()["detail"]
+
+
+async def test_the_coming_shifts_are_listed_by_number_or_window_with_local_times(http: httpx.AsyncClient) -> None:
+    body = (await http.get("/api/oncall")).json()
+    primary = next(s for s in body["schedules"] if s["schedule"] == "platform-primary")
+    assert len(primary["coming"]) == 5 and primary["coming"][0] == primary["next"]  # a few by default
+    assert primary["now"]["person_time_zone"] == "Europe/London" and primary["now"]["layer"] == 1
+    resp = await http.get("/api/oncall", params={"shifts": 3})
+    primary = next(s for s in resp.json()["schedules"] if s["schedule"] == "platform-primary")
+    assert [(s["person"], s["source"], s["layer"], s["start"], s["start_local"]) for s in primary["coming"]] == [
+        ("alice", "rotation", 2, "2026-12-09T09:00:00Z", "2026-12-09T09:00:00Z"),
+        ("bob", "rotation", 1, "2026-12-09T17:30:00Z", "2026-12-09T17:30:00Z"),
+        ("carol", "override", None, "2026-12-09T20:00:00Z", "2026-12-09T20:00:00Z"),
+    ]
+    assert primary["more_coming"] is True
+    mail = next(s for s in resp.json()["schedules"] if s["schedule"] == "mail-primary")
+    assert (mail["now"]["start"], mail["now"]["start_local"]) == ("2026-12-08T13:00:00Z", "2026-12-08T08:00:00-05:00")
+    assert mail["now"]["person_time_zone"] == "America/New_York"
+
+    window = await http.get("/api/oncall", params={"until": "2026-12-10T00:00:00Z"})
+    primary = next(s for s in window.json()["schedules"] if s["schedule"] == "platform-primary")
+    assert [s["person"] for s in primary["coming"]] == ["alice", "bob", "carol"] and not primary["more_coming"]
+
+
+@pytest.mark.parametrize(
+    ("params", "detail"),
+    [
+        ({"shifts": "-1"}, "greater than or equal to 0"),
+        ({"shifts": "101"}, "less than or equal to 100"),
+        ({"until": "2026-12-09T02:00:00Z"}, "until: give an instant after at"),
+        ({"until": "2027-06-01T00:00:00Z"}, "until: at most 92 days after at"),
+        ({"until": "2026-12-10T00:00:00"}, "until: give a time zone offset"),
+    ],
+)
+async def test_a_bad_shift_count_or_window_is_a_422_with_the_reason(
+    http: httpx.AsyncClient, params: dict[str, str], detail: str
+) -> None:
+    resp = await http.get("/api/oncall", params=params)
+    assert resp.status_code == 422 and detail in json.dumps(resp.json()["detail"]), resp.text
+
+
+async def audit_of(http: httpx.AsyncClient, **params: Any) -> list[dict[str, Any]]:
+    resp = await http.get("/api/audit", params={"limit": 100, **params})
+    assert resp.status_code == 200, resp.text
+    return list(reversed(resp.json()))  # oldest first
+
+
+async def test_the_start_up_load_of_the_policy_file_is_in_the_audit_log(http: httpx.AsyncClient) -> None:
+    [loaded] = await audit_of(http, actor="policy-file")
+    assert (loaded["action"], loaded["credential"], loaded["method"], loaded["target"]) == (
+        "load_policy_file", "policy file", "START", "version=1")
+    assert loaded["path"].endswith("policy.yaml") and loaded["user_agent"].startswith("warroom api on ")
+    assert loaded["reason"] == (
+        "version 1: first version: people alice, bob, carol, dan, erin, fay; teams mail, platform; "
+        "schedules mail-primary, platform-primary; escalation_policies default, mail"
+    )
+    assert json.loads(loaded["detail"])["changes"]["schedules"] == {"added": ["mail-primary", "platform-primary"]}
+    assert "+1500555" not in json.dumps(loaded)
+
+
+async def test_a_change_over_rest_is_audited_with_who_what_and_from_where_but_no_contact_details(
+    http: httpx.AsyncClient,
+) -> None:
+    doc = json.loads(json.dumps(yaml.safe_load(EXAMPLE.read_text(encoding="utf-8")), default=str))
+    doc["schedules"]["platform-primary"]["layers"][0]["participants"] = ["alice", "carol"]
+    doc["people"]["dora"] = {"name": "Dora Kim", "sms": "+15005550099", "email": "dora@example.com"}
+    doc["people"]["bob"]["sms"] = "+15005550098"
+    del doc["people"]["fay"]
+    doc["teams"]["mail"]["members"] = ["dan"]
+    doc["schedules"]["mail-primary"]["layers"][0]["participants"] = ["dan", "dora"]
+    doc["escalation_policies"]["mail"]["levels"][0]["notify"] = ["schedule:mail-primary", "dora"]
+    doc["ack_timeout"] = "7m"
+    put = await http.put("/api/oncall/config", json=doc, headers={"If-Match": "1", "User-Agent": "ops-laptop/1.0"})
+    assert put.status_code == 200, put.text
+    patch = await http.patch("/api/oncall/config", json={"engineering_lead": None})
+    assert patch.status_code == 200, patch.text
+    again = await http.patch("/api/oncall/config", json={"engineering_lead": None})
+    refused = await http.put("/api/oncall/config", json={**doc, "people": {**doc["people"], "eve": {"name": "Eve"}}})
+    assert (again.json()["changed"], refused.status_code) == (False, 422)
+
+    replaced, patched, unchanged, bad = await audit_of(http, actor="dana")
+    assert (replaced["action"], replaced["accepted"], replaced["role"]) == ("replace_config", True, "admin")
+    assert (replaced["client_ip"], replaced["user_agent"]) == ("127.0.0.1", "ops-laptop/1.0")
+    assert replaced["at"].startswith("2026-12-09T03:00:00")
+    assert replaced["reason"] == (
+        "replaced as version 2: ack_timeout: 10m -> 7m; escalation_policies changed: mail (levels); "
+        "people added: dora; people removed: fay; people changed: bob (sms); "
+        "schedules changed: mail-primary (layers), platform-primary (layers); teams changed: mail (members)"
+    )
+    assert json.loads(replaced["detail"]) == {"version": 2, "previous": 1, "changes": {
+        "ack_timeout": {"from": "10m", "to": "7m"},
+        "escalation_policies": {"changed": {"mail": ["levels"]}},
+        "people": {"added": ["dora"], "removed": ["fay"], "changed": {"bob": ["sms"]}},
+        "schedules": {"changed": {"mail-primary": ["layers"], "platform-primary": ["layers"]}},
+        "teams": {"changed": {"mail": ["members"]}},
+    }}
+    assert patched["reason"] == "patched as version 3: engineering_lead: erin -> (none)"
+    assert unchanged["reason"] == "nothing changed: version 3 already says this" and unchanged["accepted"]
+    assert not bad["accepted"] and "people.eve: no contact method" in bad["reason"]
+    assert bad["detail"].endswith("bytes of application/json)")
+    everything = json.dumps(await audit_of(http))
+    for contact in ("+15005550099", "+15005550098", "dora@example.com", "+15005550006"):
+        assert contact not in everything

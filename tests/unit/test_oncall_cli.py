@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import json
+from pathlib import Path
 
 from typer.testing import CliRunner
 
@@ -48,3 +47,17 @@ def test_json_from_a_file_has_the_shape_of_the_api_answer() -> None:
     primary = next(s for s in report["schedules"] if s["schedule"] == "platform-primary")
     assert primary["now"]["person"] == "bob" and primary["next"]["person"] == "alice"
     assert report["at"].startswith("2026-12-09T03:00:00")
+
+
+def test_the_coming_shifts_follow_and_someone_living_elsewhere_sees_their_own_times(tmp_path: Path) -> None:
+    code, out = run("--at", "2026-12-09T03:00:00Z", "--policy", str(EXAMPLE))
+    assert code == 0, out
+    assert ("    next: alice, Wed 09 Dec 09:00 to Wed 09 Dec 17:30\n"
+            "    then: bob, Wed 09 Dec 17:30 to Wed 09 Dec 20:00\n"
+            "    then: carol (override), Wed 09 Dec 20:00 to Thu 10 Dec 12:00\n") in out
+    abroad = tmp_path / "abroad.yaml"
+    abroad.write_text(EXAMPLE.read_text().replace("time_zone: America/New_York}", "time_zone: Asia/Kolkata}", 1))
+    code, out = run("--at", "2026-12-09T03:00:00Z", "--policy", str(abroad))
+    assert code == 0, out
+    # dan (now in Kolkata) on the New York schedule: 08:00 EST is 18:30 IST.
+    assert "    now:  dan, Tue 08 Dec 08:00 to Wed 09 Dec 08:00 [Asia/Kolkata: Tue 08 Dec 18:30 to Wed 09 Dec 18:30]\n" in out

@@ -127,11 +127,12 @@ and test harnesses share that dict between requests, and a note must never outli
 
 
 def note_for_audit(request: Request, *, actor: str | None = None, credential: str | None = None,
-                   reason: str | None = None, incident: int | None = None) -> None:
+                   reason: str | None = None, incident: int | None = None, detail: str | None = None) -> None:
     """What a route learned for the audit log that its answer does not say in JSON: who acted (Twilio's
-    signature), why it was accepted or refused, which incident (a web form's answer is a page)."""
+    signature), why it was accepted or refused, which incident (a web form's answer is a page), and
+    a ``detail`` to record instead of the request body (what a configuration change changed)."""
     notes = {"audit_actor": actor, "audit_credential": credential, "audit_reason": reason,
-             "audit_incident": incident}
+             "audit_incident": incident, "audit_detail": detail}
     _state(request, **{k: v for k, v in notes.items() if v is not None})
 
 

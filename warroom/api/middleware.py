@@ -5,8 +5,9 @@ plainly public (commands, configuration changes, sign-ins, alert and Twilio
 webhooks), once the answer is known: accepted (2xx/3xx) or refused, with the
 reason from the answer's ``detail`` (or what the route noted in the
 request's scope), the caller, the incident, the client address and user
-agent, and the request body with secrets redacted. Refusals that happen before
-any route code runs (401, 403, 422, 429) are recorded the same way.
+agent, and the request body with secrets redacted (for a configuration change, what it
+changed instead). Refusals that happen before any route code runs (401, 403, 422, 429)
+are recorded the same way.
 
 ``SecurityHeadersMiddleware`` adds nosniff, a Referrer-Policy, frame denial and
 a Content-Security-Policy; HTML pages get a CSP that allows exactly the inline
@@ -47,6 +48,9 @@ FORM_FIELDS_KEPT = ("username", "next", "title", "severity", "summary", "impact"
 passwords, CSRF tokens, a runbook's parameters (a value may be a secret) or an SMS's sender
 number, are not)."""
 SECRET_PATH_PARAMS = ("token",)
+BODY_NOT_KEPT = frozenset({"replace_config", "patch_config"})
+"""Routes whose request body is described (size and type), not copied: the on-call configuration
+holds everyone's phone numbers and addresses. The route notes what changed instead."""
 
 
 def _header(scope: Scope, name: bytes) -> str | None:
@@ -110,6 +114,7 @@ class AuditMiddleware:
                 secret = str(params.pop(name))
                 path = path.replace(secret, secret[:16] + "...")
         content_type = _header(scope, b"content-type") or ""
+        route_name = getattr(route, "name", "")
         answer_json = _json(answer) if answer else None
         accepted = 200 <= status < 400 and state.get("audit_accepted", True)
         reason = state.get("audit_reason") or _answer_text(answer_json, accepted)
@@ -129,7 +134,7 @@ class AuditMiddleware:
             target=", ".join(f"{k}={v}" for k, v in params.items() if k != "incident_id") or None,
             client_ip=(scope.get("client") or (None,))[0],
             user_agent=_header(scope, b"user-agent"),
-            detail=_detail(body, content_type),
+            detail=state.get("audit_detail") or _detail(body, content_type, keep=route_name not in BODY_NOT_KEPT),
         )
 
         def write() -> None:
@@ -167,9 +172,11 @@ def _incident(params: dict[str, Any], answer: Any, action: str) -> int | None:
         return None
 
 
-def _detail(body: bytes, content_type: str) -> str:
+def _detail(body: bytes, content_type: str, keep: bool = True) -> str:
     if not body:
         return ""
+    if not keep:
+        return f"({len(body)} bytes of {content_type or 'unknown type'})"
     if content_type.startswith("application/json"):
         data = _json(body)
         return store.compact(store.redact(data)) if data is not None else "(not JSON)"

@@ -1,7 +1,8 @@
 """On-call over HTTP: who is on call now and next, and the configuration in force.
 
-- ``GET /api/oncall`` (``?at=`` any instant): per schedule, the shift in force and
-  the next one; per team, whether it is inside business hours.
+- ``GET /api/oncall`` (``?at=`` any instant): per schedule, the shift in force (from its
+  true start), the next one and the coming shifts (``?shifts=N`` or ``?until=``); per team,
+  whether it is inside business hours.
 - ``GET /api/oncall/preview?severity=SEV-1&at=...``: who an incident declared at
   that instant would page first, and how (routing, level 1, the paging rules).
 - ``GET /api/oncall/config``: the configuration in force (``?format=yaml`` for YAML).
@@ -11,14 +12,18 @@
 Every change is validated (unknown person, schedule or team, overlapping
 overrides, empty rotation, bad zone: 422 naming the key), stored as a new
 version (``If-Match: <version>`` guards against overwriting someone else's edit:
-409), recorded by ``config_store.audit_config_change`` with the authenticated admin as
-the actor, and in the audit log like every other change.
+409), and in the audit log like every other command: the request's row says who
+(the authenticated admin), when and from where, and the route adds what changed
+(``config_store.change_summary``: which people, teams, schedules and escalation
+policies were added, removed or changed, and other keys' old and new values). The
+document itself is not copied into the audit log: it holds everyone's phone numbers.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import socket
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -29,16 +34,17 @@ from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
-from warroom.api.auth import Admin, Viewer
+from warroom.api.auth import Admin, Viewer, note_for_audit
 from warroom.api.schemas import check_instant
 from warroom.models import routing
 from warroom.models.config_store import (
     MAX_DOCUMENT_BYTES,
     ConfigConflict,
     CurrentConfig,
+    Stored,
     latest,
-    save_version,
     seed_from_file,
+    store_version,
 )
 from warroom.models.oncall import EARLIEST, LATEST
 from warroom.models.policy import Policy, PolicyError
@@ -58,7 +64,8 @@ YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml", "text/x-yam
 
 def seed(rt: "Runtime") -> None:
     """At start: store the policy file if it is new or changed, then use the newest version."""
-    version, seeded = seed_from_file(rt.engine, rt.settings.policy, datetime.now(UTC))
+    version, seeded = seed_from_file(rt.engine, rt.settings.policy, datetime.now(UTC),
+                                     where=f"warroom api on {socket.gethostname()}")
     log.info("on-call configuration: version %d%s", version, f" (seeded from {rt.settings.policy})" if seeded else "")
     rt.config = CurrentConfig(rt.engine)
     current = rt.config.get()
@@ -123,17 +130,17 @@ class PreviewOut(BaseModel):
 # --- helpers -----------------------------------------------------------------------------------
 
 
-def _instant(at: datetime | None, rt: "Runtime") -> datetime:
+def _instant(at: datetime | None, rt: "Runtime", name: str = "at") -> datetime:
     if at is None:
         return rt.clock()
     if at.tzinfo is None:
-        raise HTTPException(status_code=422, detail="at: give a time zone offset, e.g. 2026-12-09T03:00:00Z")
+        raise HTTPException(status_code=422, detail=f"{name}: give a time zone offset, e.g. 2026-12-09T03:00:00Z")
     try:
         instant = check_instant(at).astimezone(UTC)
     except ValueError as err:
-        raise HTTPException(status_code=422, detail=f"at: {err}") from None
+        raise HTTPException(status_code=422, detail=f"{name}: {err}") from None
     if not EARLIEST <= instant <= LATEST:
-        raise HTTPException(status_code=422, detail="at: give an instant between the years 1971 and 8999")
+        raise HTTPException(status_code=422, detail=f"{name}: give an instant between the years 1971 and 8999")
     return instant
 
 
@@ -181,21 +188,31 @@ def merge_patch(target: Any, patch: Any) -> Any:
     return result
 
 
-async def _store(rt: "Runtime", document: dict[str, Any], actor: str, expected: int | None, note: str) -> ConfigOut:
-    def store(session: Session) -> ConfigOut:
-        row, changed = save_version(
-            session, document, source="api", actor=actor, now=rt.clock(), expected_version=expected, note=note
+async def _store(
+    request: Request, rt: "Runtime", document: dict[str, Any], actor: str, expected: int | None, note: str
+) -> ConfigOut:
+    def store(session: Session) -> Stored:
+        stored = store_version(
+            session, document, source="api", actor=actor, now=rt.clock(), expected_version=expected, note=note,
+            audited_by_request=True,
         )
-        return _out(row, changed)
+        session.expunge(stored.row)
+        return stored
 
     try:
-        out = await run_in_threadpool(_in_session, rt, store)
+        stored = await run_in_threadpool(_in_session, rt, store)
     except PolicyError as err:
         raise HTTPException(status_code=422, detail=str(err)) from None
     except ConfigConflict as err:
         raise HTTPException(status_code=409, detail=str(err)) from None
+    # This request's audit row (written by the middleware) says who, when and from where; add what changed.
+    if stored.change is not None:
+        note_for_audit(request, reason=f"{note} as {stored.change.text}", detail=stored.change.detail)
+    else:
+        note_for_audit(request, reason=f"nothing changed: version {stored.row.version} already says this",
+                       detail=json.dumps({"version": stored.row.version, "changes": {}}))
     await current_policy(rt)
-    return out
+    return _out(stored.row, stored.changed)
 
 
 def _in_session(rt: "Runtime", fn: Any) -> Any:
@@ -211,14 +228,30 @@ IfMatch = Annotated[str | None, Header(alias="If-Match")]
 
 @router.get("", response_model=routing.OnCallReport)
 async def who_is_on_call(
-    request: Request, caller: Viewer, at: Annotated[datetime | None, Query()] = None
+    request: Request,
+    caller: Viewer,
+    at: Annotated[datetime | None, Query()] = None,
+    shifts: Annotated[int | None, Query(ge=0, le=routing.MAX_COMING, description=(
+        f"how many shifts after the one in force to list per schedule (default {routing.DEFAULT_COMING}; "
+        f"with until, as many as begin before it, at most {routing.MAX_COMING})"))] = None,
+    until: Annotated[datetime | None, Query(description=(
+        "list the shifts that begin before this instant (at most 92 days after at)"))] = None,
 ) -> Any:
-    """Per schedule: who is on call at ``at`` (default now), since and until when, and who is next;
+    """Per schedule: who is on call at ``at`` (default now), since and until when, who is next, and
+    the coming shifts (``?shifts=N`` or ``?until=``, times in UTC and in the schedule's zone);
     per team: whether it is inside its business hours and when they next begin."""
     rt = _rt(request)
     instant = _instant(at, rt)
+    end = None
+    if until is not None:
+        end = _instant(until, rt, "until")
+        if end <= instant:
+            raise HTTPException(status_code=422, detail="until: give an instant after at")
+        if end - instant > routing.MAX_WINDOW:
+            raise HTTPException(status_code=422, detail=f"until: at most {routing.MAX_WINDOW.days} days after at")
+    count = shifts if shifts is not None else routing.MAX_COMING if end is not None else routing.DEFAULT_COMING
     policy, version = await _current(rt)
-    return routing.on_call_report(policy, instant, version)
+    return routing.on_call_report(policy, instant, version, coming=count, until=end)
 
 
 @router.get("/preview", response_model=PreviewOut)
@@ -276,7 +309,7 @@ async def replace_config(request: Request, caller: Admin, if_match: IfMatch = No
     """Replace the configuration (JSON, or YAML with ``content-type: application/yaml``)."""
     rt, actor = _rt(request), caller.user
     document = await _body(request)
-    return await _store(rt, document, actor, _expected(if_match), "replaced")
+    return await _store(request, rt, document, actor, _expected(if_match), "replaced")
 
 
 @router.patch("/config", response_model=ConfigOut)
@@ -290,4 +323,4 @@ async def patch_config(request: Request, caller: Admin, if_match: IfMatch = None
     expected = _expected(if_match)
     if expected is None:
         expected = row.version  # the patch was computed against this version
-    return await _store(rt, merge_patch(row.document, patch), actor, expected, "patched")
+    return await _store(request, rt, merge_patch(row.document, patch), actor, expected, "patched")

@@ -11,6 +11,10 @@ none, or when the file's bytes differ from the file last seeded (the file is
 newer: someone changed and deployed it). A start with the same file leaves the
 database alone, so an edit made through the API survives a restart until the
 file itself changes.
+
+Every stored version that changes something is in the audit log with what it changed
+(``change_summary``): the API's row of the request that made it, or a row written here for a
+version loaded from the file (``audit_config_change``).
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from warroom.models.policy import Policy, PolicyError, parse_policy
-from warroom.models.tables import OnCallConfigRow
+from warroom.models.tables import AuditRow, OnCallConfigRow
 
 log = logging.getLogger("warroom.audit")
 
@@ -64,25 +68,161 @@ def digest(document: dict[str, Any]) -> str:
 
 
 def changed_keys(before: dict[str, Any] | None, after: dict[str, Any]) -> list[str]:
-    """The top-level keys whose value differs (what an audit line says changed)."""
+    """The top-level keys whose value differs."""
     before = before or {}
     return sorted(k for k in set(before) | set(after) if before.get(k) != after.get(k))
 
 
-def audit_config_change(session: Session, *, actor: str, action: str, version: int, detail: str) -> None:
-    """THE place where a configuration change is recorded for the audit log.
+NAMED = ("people", "teams", "schedules", "escalation_policies")
+"""Keys holding things by name: a change says which were added, removed or changed (and which of
+their keys), never their values (people's values are phone numbers and addresses)."""
+SHOWN_UP_TO = 200
+"""Any other key's old and new values are shown when each is at most this long as JSON."""
 
-    Called inside the transaction that stores the version, so an audit row written
-    here commits or rolls back with it. Until the audit log exists it writes a log
-    line; the version rows themselves keep who changed what and when."""
-    log.info("configuration %s by %s: version %d (%s)", action, actor, version, detail)
+
+def _keys_changed(old: Any, new: Any) -> list[str]:
+    if isinstance(old, dict) and isinstance(new, dict):
+        return changed_keys(old, new)
+    return []
+
+
+def change_summary(before: dict[str, Any] | None, after: dict[str, Any]) -> dict[str, Any]:
+    """What changed from ``before`` (None: nothing stored yet) to ``after``, fit for the audit log.
+
+    ``people``, ``teams``, ``schedules``, ``escalation_policies``: ``{"added": [names],
+    "removed": [names], "changed": {name: [its keys that changed]}}``. Any other key: ``{"from":
+    old, "to": new}`` when both are short (durations, severities, ``engineering_lead``, the default
+    escalation), else the keys or the number of entries that changed. Policies hold no secrets;
+    contact details sit only under ``people``, whose values are never shown."""
+    if before is None:
+        return {key: {"added": sorted(after[key])} for key in NAMED if isinstance(after.get(key), dict) and after[key]}
+    out: dict[str, Any] = {}
+    for key in changed_keys(before, after):
+        old, new = before.get(key), after.get(key)
+        if key in NAMED and isinstance(old or {}, dict) and isinstance(new or {}, dict):
+            old, new = old or {}, new or {}
+            entry: dict[str, Any] = {}
+            if added := sorted(set(new) - set(old)):
+                entry["added"] = added
+            if removed := sorted(set(old) - set(new)):
+                entry["removed"] = removed
+            changed = {n: _keys_changed(old[n], new[n]) for n in sorted(set(old) & set(new)) if old[n] != new[n]}
+            if changed:
+                entry["changed"] = changed
+            out[key] = entry
+        elif all(len(json.dumps(v, ensure_ascii=False)) <= SHOWN_UP_TO for v in (old, new)):
+            out[key] = {"from": old, "to": new}
+        elif isinstance(old, list) and isinstance(new, list):
+            out[key] = {"entries": [len(old), len(new)]}
+        else:
+            out[key] = {"changed": _keys_changed(old, new)}
+    return out
+
+
+def _shown(value: Any) -> str:
+    if value is None:
+        return "(none)"
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def describe_change(summary: dict[str, Any], first: bool = False) -> str:
+    """``change_summary`` in one line: ``people added: dora; schedules changed: platform-primary
+    (overrides); ack_timeout: 10m -> 7m``."""
+    parts = []
+    for key, entry in summary.items():
+        if "added" in entry:
+            parts.append(f"{key} {'' if first else 'added: '}{', '.join(entry['added'])}")
+        if "removed" in entry:
+            parts.append(f"{key} removed: {', '.join(entry['removed'])}")
+        if isinstance(entry.get("changed"), dict):
+            named = [f"{n} ({', '.join(keys)})" if keys else n for n, keys in entry["changed"].items()]
+            parts.append(f"{key} changed: {', '.join(named)}")
+        elif "changed" in entry:
+            parts.append(f"{key} changed" + (f" ({', '.join(entry['changed'])})" if entry["changed"] else ""))
+        if "from" in entry:
+            parts.append(f"{key}: {_shown(entry['from'])} -> {_shown(entry['to'])}")
+        if "entries" in entry:
+            parts.append(f"{key} changed ({entry['entries'][0]} -> {entry['entries'][1]} entries)")
+    text = "; ".join(parts) or "nothing"
+    return f"first version: {text}" if first else text
+
+
+@dataclass(frozen=True)
+class ConfigChange:
+    """One stored version and what it changed, for the audit log."""
+
+    version: int
+    previous: int | None
+    """The version it replaced (None: the first)."""
+    source: str
+    actor: str
+    at: datetime
+    summary: dict[str, Any]
+    origin: str = ""
+
+    @property
+    def text(self) -> str:
+        what = describe_change(self.summary, first=self.previous is None)
+        return f"version {self.version}: {what}"
+
+    @property
+    def detail(self) -> str:
+        data = {"version": self.version, "previous": self.previous, "changes": self.summary}
+        text = json.dumps(data, ensure_ascii=False, separators=(",", ":"), default=str)
+        return text if len(text) <= 4000 else json.dumps(
+            {"version": self.version, "previous": self.previous, "changed": sorted(self.summary)})
+
+
+FILE_ACTOR = "policy-file"
+"""The actor of a version loaded from the policy file at start-up."""
+
+
+def audit_config_change(session: Session, change: ConfigChange, *, where: str = "") -> None:
+    """THE place where a configuration change that no HTTP request made is written to the audit
+    log: a version loaded from the policy file at start-up (actor ``policy-file``, the file as
+    the path, ``where`` the process that loaded it), or one stored by code. Called inside the
+    transaction that stores the version, so the row commits or rolls back with it.
+
+    A change made through ``PUT``/``PATCH /api/oncall/config`` is already one row of the API's
+    audit log (who, when, from which address); the route adds ``change.text`` and
+    ``change.detail`` to that row instead of writing a second one."""
+    from_file = change.source == "file"
+    session.add(AuditRow(
+        at=change.at,
+        actor=(FILE_ACTOR if from_file else change.actor)[:200],
+        role=None,
+        credential="policy file" if from_file else "none",
+        action="load_policy_file" if from_file else "store_config",
+        method="START" if from_file else "",
+        path=change.origin[:2000],
+        incident_number=None,
+        target=f"version={change.version}",
+        accepted=True,
+        status_code=0,
+        reason=change.text[:4000],
+        client_ip=None,
+        user_agent=where[:300] or None,
+        detail=change.detail,
+    ))
+    session.flush()
+    log.info("configuration %s by %s: %s", "loaded from " + change.origin if from_file else "stored",
+             change.actor, change.text[:500])
 
 
 def latest(session: Session) -> OnCallConfigRow | None:
     return session.scalar(select(OnCallConfigRow).order_by(OnCallConfigRow.version.desc()).limit(1))
 
 
-def save_version(
+@dataclass(frozen=True)
+class Stored:
+    row: OnCallConfigRow
+    changed: bool
+    """False when ``document`` equals the newest version (nothing was stored)."""
+    change: ConfigChange | None
+    """What the new version changed; None when nothing was stored."""
+
+
+def store_version(
     session: Session,
     document: dict[str, Any],
     *,
@@ -93,10 +233,16 @@ def save_version(
     origin: str = "",
     file_digest: str | None = None,
     note: str = "",
-) -> tuple[OnCallConfigRow, bool]:
-    """Validate ``document`` and store it as the newest version; (row, False) when it
-    equals the newest version already (nothing stored). Raises ``PolicyError`` naming
-    the bad key, or ``ConfigConflict`` when ``expected_version`` is not the newest."""
+    audited_by_request: bool = False,
+    where: str = "",
+) -> Stored:
+    """Validate ``document`` and store it as the newest version. Raises ``PolicyError`` naming
+    the bad key, or ``ConfigConflict`` when ``expected_version`` is not the newest.
+
+    A stored version that changes something is written to the audit log here, unless
+    ``audited_by_request``: an API request's own audit row then carries ``change``. A policy
+    file whose bytes changed but whose content equals the version in force is stored (so a
+    restart knows it was seen) without an audit row: nothing in force changed."""
     document = json_document(document)
     parse_policy(document, "configuration")
     current = latest(session)
@@ -105,7 +251,7 @@ def save_version(
         raise ConfigConflict(f"the configuration is at version {have}, not {expected_version}; reload and retry")
     dig = digest(document)
     if current is not None and current.digest == dig and file_digest is None:
-        return current, False
+        return Stored(current, False, None)
     row = OnCallConfigRow(
         version=have + 1,
         document=document,
@@ -123,15 +269,33 @@ def save_version(
             session.flush()
     except IntegrityError:
         raise ConfigConflict(f"version {have + 1} was stored by someone else meanwhile; reload and retry") from None
-    keys = changed_keys(current.document if current is not None else None, document)
-    audit_config_change(
-        session,
-        actor=actor,
-        action="seeded from file" if source == "file" else "replaced",
-        version=row.version,
-        detail="first version" if current is None else "changed: " + (", ".join(keys) if keys else "nothing"),
+    change = ConfigChange(
+        version=row.version, previous=current.version if current is not None else None, source=source,
+        actor=actor, at=now, summary=change_summary(current.document if current is not None else None, document),
+        origin=origin,
     )
-    return row, True
+    if not audited_by_request and (change.summary or change.previous is None):
+        audit_config_change(session, change, where=where)
+    return Stored(row, True, change)
+
+
+def save_version(
+    session: Session,
+    document: dict[str, Any],
+    *,
+    source: str,
+    actor: str,
+    now: datetime,
+    expected_version: int | None = None,
+    origin: str = "",
+    file_digest: str | None = None,
+    note: str = "",
+) -> tuple[OnCallConfigRow, bool]:
+    """``store_version`` for callers outside a request: (row, whether it was stored); the
+    change goes to the audit log."""
+    stored = store_version(session, document, source=source, actor=actor, now=now, expected_version=expected_version,
+                           origin=origin, file_digest=file_digest, note=note)
+    return stored.row, stored.changed
 
 
 def read_policy_file(path: Path) -> tuple[dict[str, Any], str]:
@@ -151,9 +315,11 @@ def read_policy_file(path: Path) -> tuple[dict[str, Any], str]:
     return document, hashlib.sha256(raw).hexdigest()
 
 
-def seed_from_file(engine: Engine, path: Path, now: datetime) -> tuple[int, bool]:
+def seed_from_file(engine: Engine, path: Path, now: datetime, where: str = "") -> tuple[int, bool]:
     """Store the policy file as the newest version if the database has none or the file
-    changed since it was last seeded; (newest version, whether the file was stored)."""
+    changed since it was last seeded; (newest version, whether the file was stored). A version
+    that changes what is in force is written to the audit log (actor ``policy-file``, the file's
+    path, and ``where``: the process that loaded it)."""
     document, file_digest = read_policy_file(path)
     for _attempt in range(5):
         try:
@@ -167,12 +333,12 @@ def seed_from_file(engine: Engine, path: Path, now: datetime) -> tuple[int, bool
                 current = latest(session)
                 if current is not None and last_file is not None and last_file.file_digest == file_digest:
                     return current.version, False
-                row, _ = save_version(
+                stored = store_version(
                     session, document, source="file", actor="policy file", now=now,
                     origin=str(path), file_digest=file_digest,
-                    expected_version=current.version if current is not None else 0,
+                    expected_version=current.version if current is not None else 0, where=where,
                 )
-                return row.version, True
+                return stored.row.version, True
         except ConfigConflict:
             continue  # another process seeded at the same moment: look again
     raise RuntimeError("could not store the policy file: the configuration keeps changing")

@@ -30,7 +30,7 @@ from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, Field
 
-from warroom.models.oncall import Shift, in_windows, next_window_start, shifts, who_is_on_call, zone
+from warroom.models.oncall import Shift, in_windows, next_window_start, shifts_from, who_is_on_call, zone
 from warroom.models.policy import ContactMethod, Person, Policy, Team, target_kind
 from warroom.models.severity import Severity
 
@@ -317,38 +317,78 @@ class ShiftOut(BaseModel):
     person: str | None
     start: datetime
     end: datetime
+    """In UTC. A shift with no end in sight (a rotation of one) ends on 8999-12-31."""
     source: str
+    """``override`` or ``rotation``."""
+    layer: int | None = None
+    """The layer (1-based) of a rotation shift; None for an override, a gap, or one person
+    on call through several layers in a row."""
+    start_local: datetime | None = None
+    end_local: datetime | None = None
+    """``start`` and ``end`` in the schedule's zone (with its offset at that instant)."""
+    person_time_zone: str | None = None
+    """Where the person on call lives (``people.NAME.time_zone``), when the configuration says."""
 
 
 class ScheduleNow(BaseModel):
     schedule: str
     time_zone: str
     now: ShiftOut | None
-    """The shift in force (person None: a gap nobody covers)."""
+    """The shift in force (person None: a gap nobody covers), from its true start."""
     next: ShiftOut | None
+    coming: list[ShiftOut] = Field(default_factory=list)
+    """The shifts after ``now``, in order (the first is ``next``), as many as asked for."""
+    more_coming: bool = False
+    """More shifts follow (before ``until``, when asked with a window) than ``coming`` lists."""
 
 
-def _shift_out(shift: Shift | None) -> ShiftOut | None:
-    if shift is None:
-        return None
-    return ShiftOut(person=shift.person, start=shift.start, end=shift.end, source=shift.source)
+DEFAULT_COMING = 5
+"""Shifts listed after the one in force when nobody asks for a number."""
+MAX_COMING = 100
+"""The most shifts one answer lists per schedule."""
+MAX_WINDOW = timedelta(days=92)
+"""The longest ``until`` window one answer covers."""
 
 
-LOOK_BACK = timedelta(days=8)
-"""How far back the current shift's start is looked for (a weekly shift fits)."""
+def _shift_out(shift: Shift, tz: ZoneInfo, people: Mapping[str, Person]) -> ShiftOut:
+    person = people.get(shift.person) if shift.person is not None else None
+    return ShiftOut(
+        person=shift.person, start=shift.start, end=shift.end, source=shift.source, layer=shift.layer,
+        start_local=_local(shift.start, tz), end_local=_local(shift.end, tz),
+        person_time_zone=person.time_zone if person is not None else None,
+    )
 
 
-def on_call_overview(policy: Policy, at: datetime, horizon: timedelta = timedelta(days=60)) -> list[ScheduleNow]:
-    """Per schedule: the shift in force at ``at`` (since when, until when) and the next one."""
+def _local(at: datetime, tz: ZoneInfo) -> datetime:
+    try:
+        return at.astimezone(tz)
+    except OverflowError:  # the open end of a shift that never ends, east of UTC
+        return at
+
+
+def on_call_overview(
+    policy: Policy, at: datetime, coming: int = DEFAULT_COMING, until: datetime | None = None
+) -> list[ScheduleNow]:
+    """Per schedule: the shift in force at ``at`` (since when, until when), the next one, and
+    the ``coming`` ones after it (with ``until``, only those that begin before it)."""
     at = at.astimezone(UTC)
     out = []
     for name, schedule in sorted(policy.schedules.items()):
-        found = shifts(schedule, at - LOOK_BACK, at + horizon)
-        index = next((i for i, s in enumerate(found) if s.start <= at < s.end), None)
-        current = found[index] if index is not None else None
-        following = found[index + 1] if index is not None and index + 1 < len(found) else None
+        tz = schedule.tz
+        current, *following = shifts_from(schedule, at, coming + 1, until)
+        listed = following[:coming]
+        more = len(following) > len(listed)
+        if not following and until is not None:
+            following = shifts_from(schedule, at, 1)[1:]  # ``next`` is given whatever the window
         out.append(
-            ScheduleNow(schedule=name, time_zone=schedule.time_zone, now=_shift_out(current), next=_shift_out(following))
+            ScheduleNow(
+                schedule=name,
+                time_zone=schedule.time_zone,
+                now=_shift_out(current, tz, policy.people),
+                next=_shift_out(following[0], tz, policy.people) if following else None,
+                coming=[_shift_out(s, tz, policy.people) for s in listed],
+                more_coming=more,
+            )
         )
     return out
 
@@ -362,7 +402,8 @@ class TeamNow(BaseModel):
 
 
 class OnCallReport(BaseModel):
-    """``GET /api/oncall`` and ``warroom oncall``: per schedule now and next, per team its hours."""
+    """``GET /api/oncall`` and ``warroom oncall``: per schedule now, next and the coming shifts;
+    per team its hours."""
 
     at: datetime
     version: int | None = None
@@ -371,7 +412,10 @@ class OnCallReport(BaseModel):
     teams: list[TeamNow]
 
 
-def on_call_report(policy: Policy, at: datetime, version: int | None = None) -> OnCallReport:
+def on_call_report(
+    policy: Policy, at: datetime, version: int | None = None, coming: int = DEFAULT_COMING,
+    until: datetime | None = None,
+) -> OnCallReport:
     at = at.astimezone(UTC)
     teams = [
         TeamNow(
@@ -383,7 +427,9 @@ def on_call_report(policy: Policy, at: datetime, version: int | None = None) -> 
         )
         for name, team in sorted(policy.teams.items())
     ]
-    return OnCallReport(at=at, version=version, schedules=on_call_overview(policy, at), teams=teams)
+    return OnCallReport(
+        at=at, version=version, schedules=on_call_overview(policy, at, coming, until), teams=teams
+    )
 
 
 # --- the resolve_targets activity's input and output ------------------------------------------
