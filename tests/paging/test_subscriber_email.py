@@ -68,11 +68,14 @@ async def test_subscriber_email_offers_one_click_unsubscribe_that_the_api_honour
     acts = StatusPageActivities(worker_engine, build_notifiers(worker_settings), cfg.catalog, cfg.secret,
                                 cfg.public_url, cfg.page_url)
     confirmed = add_subscriber(worker_engine, "ann@example.com", "confirmed")
+    other = add_subscriber(worker_engine, "cat@example.com", "confirmed")
     pending = add_subscriber(worker_engine, "ben@example.com", "pending")
 
     env = ActivityEnvironment()
-    await env.run(acts.deliver_to_subscribers, DeliveryBatchInput(event=update_event(), subscriber_ids=[confirmed]))
+    await env.run(acts.deliver_to_subscribers,
+                  DeliveryBatchInput(event=update_event(), subscriber_ids=[confirmed, other]))
     notice = await fake_sendgrid.expect("email", to="ann@example.com")
+    other_notice = await fake_sendgrid.expect("email", to="cat@example.com")
     confirm_event = PublicEvent(key=f"subscriber-{pending}/confirm-1", kind=PublicEventKind.CONFIRM, at=NOW)
     await env.run(acts.deliver_to_subscribers, DeliveryBatchInput(event=confirm_event, subscriber_ids=[pending]))
     confirmation = await fake_sendgrid.expect("email", to="ben@example.com")
@@ -108,6 +111,12 @@ async def test_subscriber_email_offers_one_click_unsubscribe_that_the_api_honour
             again = await http.post(local_path(link), content=b"List-Unsubscribe=One-Click",
                                     headers={"content-type": "application/x-www-form-urlencoded"})
             assert again.status_code == 200 and status_of(worker_engine, confirmed) == "unsubscribed"
+            # RFC 8058 prefers multipart/form-data for the same POST (Gmail sends that).
+            other_link = other_notice.params["headers"]["List-Unsubscribe"].strip("<>")
+            assert other_link != link
+            multipart = await http.post(local_path(other_link), files={"List-Unsubscribe": (None, "One-Click")})
+            assert multipart.request.headers["content-type"].startswith("multipart/form-data")
+            assert multipart.status_code == 200 and status_of(worker_engine, other) == "unsubscribed"
     # Nothing of the secret was left in either data directory.
     assert not (tmp_path / "worker" / LEGACY_SECRET_FILE).exists()
     assert not (tmp_path / "api" / LEGACY_SECRET_FILE).exists()
