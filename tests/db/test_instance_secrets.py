@@ -12,6 +12,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -80,8 +81,6 @@ print(json.dumps(load_secret(Settings(_env_file=None, data_dir=sys.argv[2], data
 def test_two_processes_starting_together_agree_on_one_secret(database: TestDatabase, tmp_path: Path) -> None:
     """Real processes, as in a cluster: the API and a worker, each with its own data directory."""
     migrations.upgrade(database.engine())
-    import time
-
     start_at = time.time() + 3.0  # both have imported warroom by then
     env = {k: v for k, v in os.environ.items() if not k.startswith("WARROOM_")}
     procs = [
