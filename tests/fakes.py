@@ -279,7 +279,8 @@ class FakeSendGrid(FakeProvider):
         payload = json.loads(body or b"{}")
         to = ",".join(t.get("email", "") for p in payload.get("personalizations", []) for t in p.get("to", []))
         flat = {"subject": payload.get("subject", ""), "content": payload.get("content", []),
-                "from": payload.get("from", {}), "custom_args": payload.get("custom_args", {})}
+                "from": payload.get("from", {}), "custom_args": payload.get("custom_args", {}),
+                "headers": payload.get("headers", {})}
         rule = self._rule_for("email", to)
         if rule is not None and rule.delay:
             time.sleep(rule.delay)

@@ -59,9 +59,10 @@ class Settings(BaseSettings):
     components: Path = DEFAULT_STATUSPAGE_PATH
     """The status page's YAML: page name and components (WARROOM_COMPONENTS)."""
     statuspage_secret: str | None = None
+    """Signs subscription links; unset: a random one that the first process stores in the
+    read model's database (``instance_secrets``), so the API and every worker share it."""
     detection: Path = DEFAULT_DETECTION_PATH
     """Alert rules, grouping window, heartbeats and customer-report thresholds (WARROOM_DETECTION)."""
-    """Signs subscription links; defaults to a random one kept in the data directory."""
 
     # --- paging providers (unset: pages go to the console) ---------------------------
     public_base_url: str | None = None

@@ -30,6 +30,7 @@ from warroom.activities.runbook import HEARTBEAT_THROTTLE, RunbookActivities
 from warroom.activities.statuspage import StatusPageActivities
 from warroom.logs import configure_logging
 from warroom.migrations import SchemaNotCurrent
+from warroom.models.components import load_catalog
 from warroom.models.config_store import CurrentConfig, seed_from_file
 from warroom.models.detection import DetectionError, load_detection
 from warroom.models.policy import PolicyError, load_policy
@@ -167,9 +168,10 @@ def health_file_fresh(path: Path, now: float | None = None) -> bool:
 async def run(settings: Settings) -> None:
     load_policy(settings.policy)  # refuse to start on a bad policy, naming the key
     precompile_workflows()  # the sandbox re-imports workflow modules per run: never recompile them
-    statuspage = load_config(settings)  # ...and on a bad components file
+    catalog = load_catalog(settings.components)  # ...and on a bad components file
     detection = load_detection(settings.detection)  # ...and on bad alert rules
     engine = await asyncio.to_thread(open_read_model, settings)
+    statuspage = await asyncio.to_thread(load_config, settings, engine, catalog)  # the secret the API uses too
     version, seeded = seed_from_file(engine, settings.policy, datetime.now(UTC),
                                      where=f"warroom worker on {socket.gethostname()}")
     log.info("on-call configuration: version %d%s", version, f" (seeded from {settings.policy})" if seeded else "")

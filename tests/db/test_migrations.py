@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from tests.conftest import TestDatabase
 from warroom import migrations
-from warroom.models.tables import Base, IncidentNumber, allocate_incident_number
+from warroom.models.tables import Base, IncidentNumber, allocate_incident_number, instance_secret
 from warroom.settings import Settings
 from warroom.startup import open_read_model
 
@@ -120,3 +120,24 @@ def test_start_up_without_auto_migrate_refuses_an_old_schema(database: TestDatab
     migrations.upgrade(database.engine())
     eng = open_read_model(settings)
     eng.dispose()
+
+
+def test_0008_adds_the_instance_secrets_table_and_its_downgrade_removes_it(database: TestDatabase) -> None:
+    eng = database.engine()
+    migrations.upgrade(eng, "0007_detection")
+    assert "instance_secrets" not in tables(database)
+
+    migrations.upgrade(eng, "0008_instance_secrets")
+    assert "instance_secrets" in tables(database)
+    assert {c["name"] for c in inspect(eng).get_columns("instance_secrets")} == {"name", "value", "created_at"}
+    now = datetime.now(UTC)
+    assert instance_secret(eng, "statuspage", "first", now) == ("first", True)
+    assert instance_secret(eng, "statuspage", "second", now) == ("first", False)  # the name is the key
+
+    migrations.downgrade(eng, "0007_detection")
+    assert migrations.current(eng) == "0007_detection"
+    assert "instance_secrets" not in tables(database)
+    assert "alert_deliveries" in tables(database)  # 0007's tables stay
+
+    migrations.upgrade(eng)
+    assert instance_secret(eng, "statuspage", "third", now) == ("third", True)  # dropped with its rows

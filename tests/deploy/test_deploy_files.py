@@ -10,6 +10,7 @@ worker can be scaled; and no secret is written in the file.
 from __future__ import annotations
 
 import importlib.util
+import io
 import os
 import re
 import subprocess
@@ -19,6 +20,7 @@ from typing import Any
 
 import pytest
 import yaml
+from dotenv import dotenv_values
 from sqlalchemy import make_url
 from typer.testing import CliRunner
 
@@ -91,6 +93,84 @@ def test_every_warroom_variable_is_a_setting() -> None:
     named |= set(re.findall(r"\b(WARROOM_[A-Z0-9_]+)=", DOCKERFILE))
     assert named, "the compose file configures warroom through WARROOM_* variables"
     assert named - SETTINGS_ENV == set()
+    # ...and in the example env file, commented out or not, and anywhere in the compose file's text.
+    text_names = set(re.findall(r"\b(WARROOM_[A-Z0-9_]+)\b", (ROOT / "docker-compose.yml").read_text()))
+    text_names -= {"WARROOM_VERSION", "WARROOM_DB"}  # compose's own knobs (image tag, database name), not settings
+    assert set(EXAMPLE) - SETTINGS_ENV == set()
+    assert text_names - SETTINGS_ENV == set()
+
+
+# --- warroom.env: every other setting, without editing the compose file ----------------------
+
+EXAMPLE_TEXT = (ROOT / "warroom.env.example").read_text(encoding="utf-8")
+_EXAMPLE_LINE = re.compile(r"^#[ ]?(WARROOM_[A-Z0-9_]+=.*)$", re.M)
+EXAMPLE: dict[str, str] = {
+    key: value or ""
+    for key, value in dotenv_values(stream=io.StringIO("\n".join(_EXAMPLE_LINE.findall(EXAMPLE_TEXT)))).items()
+}
+"""The example's settings, as compose would read them once uncommented (single quotes: literal)."""
+WARROOM_SERVICES = ("migrate", "api", "worker")
+
+
+@pytest.mark.parametrize("service", sorted(SERVICES))
+def test_warroom_services_read_the_optional_env_file_and_nothing_else_does(service: str) -> None:
+    env_file = SERVICES[service].get("env_file")
+    if service in WARROOM_SERVICES:
+        # Optional: without warroom.env the stack starts as before (Compose 2.24+ reads `required`).
+        assert env_file == [{"path": "./warroom.env", "required": False}], service
+    else:  # PostgreSQL and Temporal get no Twilio, SendGrid or Slack credentials
+        assert env_file is None, service
+
+
+def test_the_example_changes_nothing_until_edited() -> None:
+    for line in EXAMPLE_TEXT.splitlines():
+        assert not line.strip() or line.startswith("#"), f"an active line in warroom.env.example: {line!r}"
+    assert len(EXAMPLE) == len(_EXAMPLE_LINE.findall(EXAMPLE_TEXT)), "a setting is listed twice"
+
+
+def test_the_example_covers_every_setting_the_compose_file_leaves_open() -> None:
+    set_elsewhere = {key for svc in WARROOM_SERVICES for key in environment(svc)}
+    set_elsewhere |= set(re.findall(r"\b(WARROOM_[A-Z0-9_]+)=", DOCKERFILE))
+    not_for_compose = {"WARROOM_TEMPORAL_PORT"}  # the embedded dev server's; compose names WARROOM_TEMPORAL_ADDRESS
+    missing = SETTINGS_ENV - set_elsewhere - not_for_compose - set(EXAMPLE)
+    assert missing == set(), f"document these in warroom.env.example: {sorted(missing)}"
+    for wanted in ("WARROOM_PUBLIC_BASE_URL", "WARROOM_TWILIO_AUTH_TOKEN", "WARROOM_SENDGRID_API_KEY",
+                   "WARROOM_SLACK_BOT_TOKEN", "WARROOM_RUNBOOK_ENDPOINTS", "WARROOM_RUNBOOK_SECRETS",
+                   "WARROOM_COMPONENTS", "WARROOM_API_TOKEN"):
+        assert wanted in EXAMPLE
+
+
+def test_the_example_sets_nothing_the_compose_file_would_override() -> None:
+    """A service's ``environment:`` wins over its env_file: such a line would be ignored silently."""
+    for service in WARROOM_SERVICES:
+        assert set(EXAMPLE) & set(environment(service)) == set(), service
+
+
+def test_the_examples_values_are_settings_warroom_accepts(monkeypatch: pytest.MonkeyPatch) -> None:
+    for key in [k for k in os.environ if k.startswith("WARROOM_")]:
+        monkeypatch.delenv(key)
+    for key, value in {**environment("api"), **EXAMPLE}.items():
+        monkeypatch.setenv(key, value)
+    settings = Settings()
+    assert settings.public_base_url == "https://warroom.example.com"
+    assert settings.runbook_endpoints == {"platform": "https://ops.example.com"}
+    assert set(settings.runbook_secrets) == {"platform_token"}
+    assert [w.name for w in settings.webhooks] == ["ops-bus"]
+    assert settings.slack_users == {"alice": "U0123ALICE", "bob": "U0123BOB"}
+    assert str(settings.components) == "/etc/warroom/statuspage.yaml"
+
+
+def test_the_example_holds_no_secret() -> None:
+    for key, value in EXAMPLE.items():
+        if re.search(r"(TOKEN|SECRETS?|KEY|PASSWORD)$", key) or key == "WARROOM_WEBHOOKS":
+            assert value == "" or "replace-with" in value, f"{key} in warroom.env.example looks like a real secret"
+    assert not re.search(r"\b(SG\.[\w-]{20,}|xox[bp]-\w|wri?_\w{10,}|AC[0-9a-f]{32})", EXAMPLE_TEXT)
+
+
+def test_the_env_files_are_never_committed_nor_sent_to_docker() -> None:
+    for ignore in (".gitignore", ".dockerignore"):
+        lines = (ROOT / ignore).read_text().split()
+        assert ".env" in lines and "warroom.env" in lines, ignore
 
 
 @pytest.mark.parametrize("service", ["migrate", "api", "worker"])
@@ -194,3 +274,20 @@ def test_dockerfile_pins_its_base_and_runs_as_a_user() -> None:
     assert importlib.util.find_spec(module) is not None
     ignored = (ROOT / ".dockerignore").read_text().split()
     assert ".venv" in ignored and ".git" in ignored
+
+
+
+_CLI_RUN = re.compile(r"docker compose run (?P<options>(?:(?:--rm|-T|-e \S+) )*)migrate warroom (?P<command>[a-z][a-z -]*)")
+
+
+def test_documented_cli_runs_in_the_stack_carry_a_token_when_they_call_the_api() -> None:
+    """`docker compose run --rm migrate warroom list` calls the API: without a token it is a 401."""
+    runs = [(name, match) for name in ("README.md", "docker-compose.yml")
+            for match in _CLI_RUN.finditer((ROOT / name).read_text())]
+    assert len(runs) >= 4
+    for name, match in runs:
+        words = match["command"].split()
+        direct = words[0] in ("admin", "db")  # these open the database, not the API
+        assert direct or "WARROOM_API_TOKEN=" in match["options"], f"{name}: {match[0]!r} has no token"
+        command = [w for w in words if not w.startswith("-")][: 3 if words[:2] == ["admin", "token"] else 2 if direct else 1]
+        assert CliRunner().invoke(cli.app, [*command, "--help"]).exit_code == 0, f"{name}: no command warroom {command}"

@@ -60,6 +60,28 @@ def test_lines_written_inside_an_activity_carry_its_incident() -> None:
     assert json_lines(out)[0]["incident"] == 77
 
 
+
+@pytest.mark.parametrize(
+    ("workflow_id", "incident"),
+    [
+        ("incident-42-runbook-3", 42),  # a runbook run's steps
+        ("incident-42-action-items", 42),  # the postmortem's action-items tracker
+        ("statuspage-fanout-incident-42-update-3", 42),  # telling subscribers of an update
+        ("statuspage-fanout-subscriber-7-confirm-abc", None),  # a subscription: no incident
+        ("heartbeat-incident-42", None),
+    ],
+)
+def test_lines_of_an_incidents_other_workflows_carry_it_too(workflow_id: str, incident: int | None) -> None:
+    out = io.StringIO()
+    configure_logging("INFO", "json", stream=out)
+    env = ActivityEnvironment()
+    env.info = dataclasses.replace(env.info, workflow_id=workflow_id)
+    env.run(lambda: logging.getLogger("warroom.runbooks").info("step done"))
+    logging.getLogger("temporalio.workflow").warning("retrying", extra={"temporal_workflow": {"workflow_id": workflow_id}})
+    in_activity, from_sdk = json_lines(out)
+    assert in_activity.get("incident") == incident
+    assert from_sdk.get("incident") == incident
+
 def test_sdk_records_and_access_lines_carry_the_incident() -> None:
     out = io.StringIO()
     configure_logging("INFO", "json", stream=out)

@@ -76,6 +76,15 @@ async def test_email_goes_out_through_sendgrid_with_the_idempotency_key(notifier
     assert mail.params["from"] == {"email": FROM_EMAIL}
     assert mail.params["content"] == [{"type": "text/plain", "value": request("email").text}]
     assert mail.params["custom_args"] == {"warroom_key": "incident-42/step-0/alice/0-email"}
+    assert mail.params["headers"] == {}  # a page is nothing to unsubscribe from
+
+
+async def test_a_message_with_an_unsubscribe_link_carries_list_unsubscribe_headers(notifiers, fake_sendgrid):
+    req = request("email").model_copy(update={"unsubscribe_url": "http://status.example.test/status/unsubscribe?token=t"})
+    await notifiers.for_method("email").send(ALICE.email, req)
+    mail = await fake_sendgrid.expect("email", to=ALICE.email)
+    # Plain HTTP: the link, but no one-click promise (RFC 8058 wants HTTPS for that).
+    assert mail.params["headers"] == {"List-Unsubscribe": "<http://status.example.test/status/unsubscribe?token=t>"}
 
 
 @pytest.mark.parametrize(

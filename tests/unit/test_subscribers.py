@@ -6,6 +6,7 @@ from warroom.models.subscribers import (
     CONFIRM,
     UNSUBSCRIBE,
     SubscriberChannel,
+    list_unsubscribe_headers,
     normalise_contact,
     sign,
     sms_code,
@@ -74,3 +75,18 @@ def test_sms_codes_are_six_digits_and_change_with_the_nonce() -> None:
     assert len(code) == 6 and code.isdigit()
     assert sms_code("s3cret", 7, "n1") == code
     assert len({sms_code("s3cret", 7, f"n{i}") for i in range(20)}) > 15
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("https://status.example.com/status/unsubscribe?token=abc",
+         {"List-Unsubscribe": "<https://status.example.com/status/unsubscribe?token=abc>",
+          "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"}),
+        # RFC 8058 promises one-click only for HTTPS links; RFC 2369's header alone otherwise
+        ("http://127.0.0.1:8000/status/unsubscribe?token=abc",
+         {"List-Unsubscribe": "<http://127.0.0.1:8000/status/unsubscribe?token=abc>"}),
+    ],
+)
+def test_list_unsubscribe_headers(url: str, expected: dict[str, str]) -> None:
+    assert list_unsubscribe_headers(url) == expected

@@ -9,10 +9,11 @@ from urllib.error import URLError
 
 from python_http_client.exceptions import HTTPError
 from sendgrid import SendGridAPIClient
-from sendgrid.helpers.mail import CustomArg, Mail
+from sendgrid.helpers.mail import CustomArg, Header, Mail
 
 from warroom.activities.notify import PermanentDeliveryError, TransientDeliveryError, mask_contact
 from warroom.models.incident import NotificationRequest
+from warroom.models.subscribers import list_unsubscribe_headers
 
 log = logging.getLogger("warroom.notify.sendgrid")
 
@@ -45,6 +46,9 @@ class SendGridEmail:
     async def send(self, contact: str, req: NotificationRequest) -> str:
         mail = Mail(from_email=self._from, to_emails=contact, subject=req.subject, plain_text_content=req.text)
         mail.custom_arg = CustomArg("warroom_key", req.key)
+        if req.unsubscribe_url:  # a status-page subscriber: the mail client's own unsubscribe button
+            for name, value in list_unsubscribe_headers(req.unsubscribe_url).items():
+                mail.header = Header(name, value)
         try:
             response = await asyncio.to_thread(
                 self._sg.client.mail.send.post, request_body=mail.get(), timeout=self._timeout

@@ -154,7 +154,7 @@ class StatusPageActivities:
         """(status, detail, provider id) of one send: sent | failed | retrying | unconfirmed."""
         channel_name = SubscriberChannel(sub.channel)
         channel = self._notifiers.for_method(channel_name.value)
-        subject, text = self._render(event, sub)
+        subject, text, unsubscribe_url = self._render(event, sub)
         person = Person(
             name=f"subscriber {sub.id}",
             email=sub.contact if channel_name == SubscriberChannel.EMAIL else None,
@@ -169,6 +169,7 @@ class StatusPageActivities:
             kind=NotificationKind.RESOLUTION if event.kind == PublicEventKind.RESOLVED else NotificationKind.STATUS,
             subject=subject,
             text=text,
+            unsubscribe_url=unsubscribe_url,
         )
         try:
             provider_id = await channel.send(sub.contact, req)
@@ -217,24 +218,29 @@ class StatusPageActivities:
             return sub.status == SubscriberStatus.PENDING.value
         return sub.status == SubscriberStatus.CONFIRMED.value
 
-    def _render(self, event: PublicEvent, sub: SubscriberRow) -> tuple[str, str]:
+    def _render(self, event: PublicEvent, sub: SubscriberRow) -> tuple[str, str, str | None]:
+        """(subject, text, unsubscribe link): a confirmation has no link, there is nothing to leave yet."""
         channel = SubscriberChannel(sub.channel)
         page_name = self._catalog.page.name
         if event.kind == PublicEventKind.CONFIRM:
             token = sign(self._secret, CONFIRM, sub.id, sub.nonce)
             url = f"{self._public_url}/status/subscriptions/confirm?token={token}"
-            return notices.confirmation(channel, page_name, url, sms_code(self._secret, sub.id, sub.nonce))
+            return *notices.confirmation(channel, page_name, url, sms_code(self._secret, sub.id, sub.nonce)), None
         token = sign(self._secret, UNSUBSCRIBE, sub.id, sub.nonce)
+        # The same link as in the text: a GET shows a button, a POST (the button, or a
+        # mail client's one-click request) unsubscribes.
+        unsubscribe_url = f"{self._public_url}/status/unsubscribe?token={token}"
         by_id = self._catalog.by_id()
         names = [by_id[c].name for c in self._catalog.resolve_all(event.components)]
-        return notices.incident_notice(
+        subject, text = notices.incident_notice(
             event,
             channel,
             page_name,
             f"{self._page_url}/incidents/{event.incident_number}",
-            f"{self._public_url}/status/unsubscribe?token={token}",
+            unsubscribe_url,
             names,
         )
+        return subject, text, unsubscribe_url
 
     def _claim(self, event: PublicEvent, ids: list[int]) -> tuple[list[SubscriberRow], dict[int, str]]:
         """Claim the batch's delivery rows in one transaction.

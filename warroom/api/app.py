@@ -65,6 +65,7 @@ from warroom.models.incident import (
     StatusUpdate,
 )
 from warroom.models.access import Caller, Role
+from warroom.models.components import load_catalog
 from warroom.models.config_store import CurrentConfig
 from warroom.models.detection import load_detection
 from warroom.models.policy import Policy, load_policy
@@ -137,7 +138,7 @@ def create_app(
 ) -> FastAPI:
     """Build the API. ``client`` and ``engine`` may be injected by tests."""
     policy = load_policy(settings.policy)
-    status_config = load_config(settings)
+    catalog = load_catalog(settings.components)  # a bad components file stops start-up here, named
     detection_config = load_detection(settings.detection)
 
     @asynccontextmanager
@@ -146,6 +147,8 @@ def create_app(
         if eng is None:
             # Waits for the database and migrates it (or checks it is current).
             eng = await asyncio.to_thread(open_read_model, settings)
+        # The link secret: set, or the one stored in the database, so that links a worker sends validate here.
+        status_config = await asyncio.to_thread(load_config, settings, eng, catalog)
         cli = client or await Client.connect(
             settings.temporal_target,
             namespace=settings.temporal_namespace,

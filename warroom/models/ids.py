@@ -1,5 +1,7 @@
 """Names shared by every process: task queue and workflow ids."""
 
+import re
+
 DEFAULT_TASK_QUEUE = "warroom"
 INCIDENT_WORKFLOW_PREFIX = "incident-"
 
@@ -9,10 +11,19 @@ def incident_workflow_id(number: int) -> str:
 
 
 def incident_number_from_workflow_id(workflow_id: str) -> int | None:
-    if not workflow_id.startswith(INCIDENT_WORKFLOW_PREFIX):
-        return None
-    tail = workflow_id[len(INCIDENT_WORKFLOW_PREFIX):]
-    return int(tail) if tail.isdigit() else None
+    """The incident a workflow belongs to, for log lines; None for any other workflow.
+
+    Knows every id warroom gives a workflow of an incident: the incident's own,
+    its runbook runs, its action-items tracker and the status-page fan-outs of
+    its public events (``_INCIDENT_WORKFLOW_IDS``). Heartbeats, uptime checks,
+    subscription confirmations and ids from elsewhere give None, even when they
+    contain ``incident-<n>`` somewhere.
+    """
+    for pattern in _INCIDENT_WORKFLOW_IDS:
+        match = pattern.fullmatch(workflow_id)
+        if match:
+            return int(match.group("number"))
+    return None
 
 # Activity names, shared by the workflow (which must not import the activity
 # modules: they pull in SQLAlchemy and provider SDKs) and the worker.
@@ -45,6 +56,11 @@ the incident workflow's continue-as-new, and the fan-out must outlive it anyway.
 def fanout_workflow_id(event_key: str) -> str:
     """One fan-out per public event, ever: the event key is unique."""
     return f"{FANOUT_WORKFLOW_PREFIX}{event_key.replace('/', '-')}"
+
+
+def incident_event_key(number: int, slot: str) -> str:
+    """The key of an incident's public event (``declared``, ``update-<seq>``)."""
+    return f"{incident_workflow_id(number)}/{slot}"
 # Asked by the send activity just before a page goes out (and by a page the
 # per-contact cap held back): is it still wanted? An ack makes the answer no.
 PAGE_WANTED_QUERY = "page_wanted"
@@ -71,3 +87,20 @@ def heartbeat_workflow_id(name: str) -> str:
     return f"{HEARTBEAT_WORKFLOW_PREFIX}{name}"
 PROBE_ACTIVITY = "probe_uptime_check"
 RECORD_CHECK_ACTIVITY = "record_uptime_check"
+
+
+
+
+_SEQ = r"[1-9][0-9]{0,9}"
+_INCIDENT = rf"{re.escape(INCIDENT_WORKFLOW_PREFIX)}(?P<number>{_SEQ})"
+_INCIDENT_WORKFLOW_IDS = tuple(
+    re.compile(pattern, re.ASCII)
+    for pattern in (
+        _INCIDENT,  # incident_workflow_id
+        rf"{_INCIDENT}-runbook-{_SEQ}",  # runbook_run_workflow_id
+        rf"{_INCIDENT}-action-items",  # action_items_workflow_id
+        # fanout_workflow_id(incident_event_key(...)): the slot is "declared", "update-3", ...
+        # (a subscription's confirmation fans out as "statuspage-fanout-subscriber-...": no incident)
+        rf"{re.escape(FANOUT_WORKFLOW_PREFIX)}{_INCIDENT}-[a-z][a-z0-9]*(?:-[a-z0-9]+)*",
+    )
+)

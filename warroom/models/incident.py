@@ -418,6 +418,9 @@ class NotificationRequest(BaseModel):
     via: str | None = None
     """For on-call follow-ups: the target (``schedule:NAME``, ``team:NAME``) the person was
     paged through; the send activity drops the message once they are no longer part of it."""
+    unsubscribe_url: str | None = None
+    """Status-page subscriber messages only: the one-click unsubscribe link, which email
+    carries as ``List-Unsubscribe`` headers (pages never have one)."""
 
 
 class NotificationResult(BaseModel):

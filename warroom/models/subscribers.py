@@ -88,6 +88,20 @@ def sms_code(secret: str, subscriber_id: int, nonce: str) -> str:
 
 CONFIRM = "confirm"
 UNSUBSCRIBE = "unsubscribe"
+
+
+def list_unsubscribe_headers(unsubscribe_url: str) -> dict[str, str]:
+    """Mail headers that let a mail client offer "unsubscribe" itself.
+
+    ``List-Unsubscribe`` (RFC 2369) names the link; ``List-Unsubscribe-Post``
+    (RFC 8058) says that one POST to it, with the body ``List-Unsubscribe=One-Click``,
+    unsubscribes without a further click. RFC 8058 allows that only for an HTTPS
+    link, so a plain-HTTP one (a local install) gets the first header alone.
+    """
+    headers = {"List-Unsubscribe": f"<{unsubscribe_url}>"}
+    if unsubscribe_url.startswith("https://"):
+        headers["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+    return headers
 MAX_CODE_ATTEMPTS = 5
 
 

@@ -658,6 +658,48 @@ def allocate_incident_number(session: Session, now: datetime, request_key: str |
         return number
 
 
+class InstanceSecretRow(Base):
+    """A secret every process of one installation shares (the API, each worker), made once.
+
+    Each process may run in its own container with its own data directory; the
+    database is what they have in common."""
+
+    __tablename__ = "instance_secrets"
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime]
+
+
+def instance_secret(engine: Engine, name: str, candidate: str, now: datetime) -> tuple[str, bool]:
+    """The stored secret ``name``, storing ``candidate`` if there is none yet.
+
+    Returns (value, whether ``candidate`` was stored). Processes starting together
+    all agree: the INSERT skips an existing row (on PostgreSQL it waits for a
+    concurrent insert of the same name to commit; on SQLite the write lock
+    serialises them), and the value is read back after that.
+    """
+    with engine.begin() as conn:
+        dialect = engine.dialect.name
+        if dialect == "sqlite":
+            from sqlalchemy.dialects.sqlite import insert as dialect_insert
+        elif dialect == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert as dialect_insert
+        else:  # pragma: no cover - only SQLite and PostgreSQL are supported
+            raise RuntimeError(f"unsupported database dialect {dialect}")
+        # RETURNING rather than rowcount, which psycopg reports as -1 for this statement.
+        stored = conn.execute(
+            dialect_insert(InstanceSecretRow)
+            .values(name=name, value=candidate, created_at=now)
+            .on_conflict_do_nothing()
+            .returning(InstanceSecretRow.name)
+        ).first() is not None
+    with engine.connect() as conn:
+        value = conn.scalar(select(InstanceSecretRow.value).where(InstanceSecretRow.name == name))
+    if value is None:  # pragma: no cover - a row once written is never deleted by warroom
+        raise RuntimeError(f"the instance secret {name!r} vanished while it was being read")
+    return value, stored
+
+
 def insert_ignoring_duplicates(session: Session, model: type[Base], rows: list[dict[str, Any]]) -> None:
     """INSERT that skips rows whose primary key already exists (both dialects)."""
     if not rows:

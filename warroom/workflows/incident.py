@@ -42,6 +42,7 @@ with workflow.unsafe.imports_passed_through():
         START_FANOUT_ACTIVITY,
         action_items_workflow_id,
         fanout_workflow_id,
+        incident_event_key,
         runbook_run_workflow_id,
     )
     from warroom.models.incident import (
@@ -1294,7 +1295,7 @@ class IncidentWorkflow:
             return
         s = self._s
         event = PublicEvent(
-            key=f"incident-{s.number}/{slot}",
+            key=incident_event_key(s.number, slot),
             kind=kind,
             incident_number=s.number,
             title=s.title,
