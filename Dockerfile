@@ -10,6 +10,11 @@ COPY warroom ./warroom
 RUN python -m venv /opt/warroom && /opt/warroom/bin/pip install .
 
 FROM python:3.11.11-slim-bookworm
+# Programs that shipped runbooks run in shell steps (tests/deploy checks the list):
+# openssl for the certificate checks, with the CA list they verify against.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends openssl ca-certificates \
+ && rm -rf /var/lib/apt/lists/*
 RUN groupadd --system --gid 10001 warroom \
  && useradd --system --uid 10001 --gid warroom --home-dir /var/lib/warroom --create-home --shell /usr/sbin/nologin warroom
 COPY --from=build /opt/warroom /opt/warroom

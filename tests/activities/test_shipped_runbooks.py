@@ -1,10 +1,15 @@
 """The shipped runbooks, step by step, against the stand-in platform: each break
-mode is repaired by the runbook written for it (people's steps are taken as done)."""
+mode is repaired by the runbook written for it (people's steps are taken as done).
+
+The certificate runbook needs a person to renew the certificate half-way, so it
+runs whole, with that person, in tests/workflow/test_runbook_runs.py, as do the
+DNS, mail and payment runbooks with their people's steps."""
 
 from __future__ import annotations
 
 from typing import Any
 
+import httpx
 import pytest
 from sqlalchemy import Engine
 from temporalio.testing import ActivityEnvironment
@@ -26,6 +31,9 @@ TOKEN = "shipped-runbook-token"
         ("crash", "service-restart", {}),
         ("load", "scale-up", {"replicas": 8}),
         ("flag", "feature-flag-disable", {"flag": "new-checkout"}),
+        ("dns", "dns-propagation-issues", {"domain": "shop.example.com"}),
+        ("mail", "email-delivery-failures", {}),
+        ("payments", "payment-processing-outage", {}),
     ],
 )
 async def test_each_break_is_repaired_by_its_runbook(
@@ -65,3 +73,13 @@ async def test_maintenance_mode_switches_on_and_off(engine: Engine) -> None:
             assert (await ActivityEnvironment().run(acts.http_step, req)).ok
             assert platform.state.maintenance is enabled
         assert platform.state.maintenance_message == ""
+
+
+def test_the_certificate_break_needs_the_tls_site() -> None:
+    """Without --tls-port there is no certificate to expire: the control says so instead
+    of reporting a problem no runbook could check."""
+    with running_platform() as platform:
+        for path, body in (("/break", {"mode": "certificate"}), ("/renew-certificate", {})):
+            r = httpx.post(platform.url + path, json=body)
+            assert r.status_code == 409 and "--tls-port" in r.json()["error"], r.text
+        assert platform.state.problems() == []

@@ -26,6 +26,8 @@ from typer.testing import CliRunner
 
 from warroom import cli
 from warroom.api.app import create_app
+from warroom.models.runbook import ShellStep
+from warroom.runbooks import load_catalogue
 from warroom.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -275,6 +277,35 @@ def test_dockerfile_pins_its_base_and_runs_as_a_user() -> None:
     ignored = (ROOT / ".dockerignore").read_text().split()
     assert ".venv" in ignored and ".git" in ignored
 
+
+PACKAGE_OF_PROGRAM = {"openssl": "openssl"}
+"""The Debian package that provides each program a shipped runbook runs in a shell step."""
+
+
+def _apt_installed(stage: str) -> set[str]:
+    packages: set[str] = set()
+    for run in re.findall(r"^RUN\s+((?:.*\\\n)*.*)$", stage, re.M):
+        for command in run.replace("\\\n", " ").split("&&"):
+            words = command.split()
+            if words[:2] == ["apt-get", "install"]:
+                packages |= {w for w in words[2:] if not w.startswith("-")}
+    return packages
+
+
+def test_the_image_installs_every_program_the_shipped_runbooks_run() -> None:
+    """A shell step whose program is missing fails with "program not found on the worker"
+    in the middle of an incident; the slim base image has almost nothing."""
+    programs = {step.argv[0] for rb in load_catalogue() for step in rb.steps if isinstance(step, ShellStep)}
+    assert programs, "no shipped runbook runs a program: drop this test and the apt-get line"
+    unknown = programs - set(PACKAGE_OF_PROGRAM)
+    assert not unknown, f"say which Debian package provides {sorted(unknown)} and install it in the Dockerfile"
+    final_stage = DOCKERFILE.rsplit("\nFROM ", 1)[1]
+    missing = {PACKAGE_OF_PROGRAM[p] for p in programs} - _apt_installed(final_stage)
+    assert not missing, f"the Dockerfile's last stage does not install {sorted(missing)}"
+    # The certificate runbook verifies against the system's CA list by default.
+    assert "ca-certificates" in _apt_installed(final_stage)
+    default = load_catalogue().runbooks["certificate-expiry-recovery"].parameters["ca_bundle"].default
+    assert default == "/etc/ssl/certs/ca-certificates.crt"
 
 
 _CLI_RUN = re.compile(r"docker compose run (?P<options>(?:(?:--rm|-T|-e \S+) )*)migrate warroom (?P<command>[a-z][a-z -]*)")

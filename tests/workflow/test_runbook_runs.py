@@ -182,6 +182,120 @@ async def _has(incident: WorkflowHandle[Any, Any], text: str) -> bool:
     return any(text in line for line in await timeline(incident))
 
 
+# --- the shipped runbooks for DNS, mail, payments and certificates, with their people ------------------
+
+
+@pytest.fixture
+async def shipped(client: Client, engine: Engine) -> AsyncIterator[tuple[Harness, RunningPlatform]]:
+    """A worker and the stand-in with its token and its TLS site, as the shipped runbooks expect."""
+    with running_platform(token=TOKEN, tls=True) as platform:
+        config = RunbookConfig(endpoints={"platform": platform.url}, secrets={"platform_token": TOKEN})
+        async with running_worker(client, engine, runbook_config=config) as h:
+            yield h, platform
+
+
+async def _waits_then_confirm(client: Client, number: int, index: int, actor: str = "bob") -> RunbookRunState:
+    """Step ``index`` waits for a person; return the run's state then, after confirming it."""
+    await step_status(client, number, index, StepStatus.WAITING)
+    state = await run_of(client, number).query(RunbookRunWorkflow.view)
+    await run_of(client, number).execute_update(
+        RunbookRunWorkflow.confirm_step, StepDecisionInput(step=index, actor=actor, note="done")
+    )
+    return state
+
+
+def _statuses(state: RunbookRunState) -> list[StepStatus]:
+    return [st.status for st in state.steps]
+
+
+async def test_dns_propagation_restarts_the_stuck_publisher(shipped: tuple[Harness, RunningPlatform]) -> None:
+    h, platform = shipped
+    platform.break_("dns")
+    assert any("DNS publisher is stuck" in p for p in platform.state.problems())
+    number, incident = await declare(h)
+    rb = load_catalogue().runbooks["dns-propagation-issues"]
+    # Nothing in it is destructive: a responder without that right may run it.
+    await start(incident, rb, params={"domain": "shop.example.com"}, can_run_destructive=False,
+                confirm_destructive=False)
+    waiting = await _waits_then_confirm(h.client, number, 5)
+    S = StepStatus
+    assert _statuses(waiting) == [S.SUCCEEDED] * 4 + [S.WAITING]
+    compared, publisher = waiting.steps[0].output, waiting.steps[1].output
+    assert '"in_sync": false' in compared and "203.0.113.10" in compared, "the stale record was shown"
+    assert '"state": "stuck"' in publisher and '"queue": 42' in publisher
+    assert platform.state.problems() == [], "repaired before the person's last check"
+    assert len(platform.calls("/dns/publisher/restart")) == 1
+    final = await finished(h.client, number)
+    assert final.status == RunStatus.SUCCEEDED and final.steps[4].actor == "bob"
+
+
+async def test_email_delivery_waits_for_a_person_then_moves_mail_to_the_secondary_relay(
+    shipped: tuple[Harness, RunningPlatform],
+) -> None:
+    h, platform = shipped
+    platform.break_("mail")
+    assert any("relay primary is down" in p for p in platform.state.problems())
+    number, incident = await declare(h)
+    rb = load_catalogue().runbooks["email-delivery-failures"]
+    await start(incident, rb, can_run_destructive=False, confirm_destructive=False)
+    before = await _waits_then_confirm(h.client, number, 2)
+    assert '"primary": "down"' in before.steps[0].output and '"queue": 1200' in before.steps[0].output
+    assert platform.calls() == [], "nothing changed before the person read the reasons"
+    after = await _waits_then_confirm(h.client, number, 6)
+    assert _statuses(after) == [StepStatus.SUCCEEDED] * 5 + [StepStatus.WAITING]
+    assert platform.state.problems() == []
+    assert platform.state.mail_relay == "secondary" and '"delivered": 1200' in after.steps[3].output
+    assert (await finished(h.client, number)).status == RunStatus.SUCCEEDED
+
+
+async def test_payment_outage_switches_provider_only_after_a_second_operator_approves(
+    shipped: tuple[Harness, RunningPlatform],
+) -> None:
+    h, platform = shipped
+    platform.break_("payments")
+    assert any("payment provider A is down" in p for p in platform.state.problems())
+    number, incident = await declare(h)
+    await start(incident, load_catalogue().runbooks["payment-processing-outage"])
+    first = await _waits_then_confirm(h.client, number, 2, actor="alice")
+    assert '"a": "down"' in first.steps[0].output
+    await step_status(h.client, number, 3, StepStatus.WAITING)
+    assert platform.calls() == [] and platform.state.problems(), "no switch before the approval"
+    run = run_of(h.client, number)
+    assert "a second operator must approve" in await rejected(run.execute_update(
+        RunbookRunWorkflow.approve_step, ApprovalInput(step=3, actor="alice", can_run_destructive=True)
+    ))
+    await run.execute_update(RunbookRunWorkflow.approve_step,
+                             ApprovalInput(step=3, actor="bob", can_run_destructive=True, note="provider A down"))
+    last = await _waits_then_confirm(h.client, number, 6)
+    assert _statuses(last) == [StepStatus.SUCCEEDED] * 5 + [StepStatus.WAITING]
+    assert platform.state.problems() == [] and platform.state.flags["payments-provider-b"] is True
+    final = await finished(h.client, number)
+    assert final.status == RunStatus.SUCCEEDED and final.steps[2].result == "approved by bob: provider A down"
+
+
+async def test_certificate_expiry_is_recovered_once_a_person_renews_it(
+    shipped: tuple[Harness, RunningPlatform],
+) -> None:
+    h, platform = shipped
+    platform.break_("certificate")
+    assert any("certificate has expired" in p for p in platform.state.problems())
+    assert platform.site_port is not None and platform.ca_file is not None
+    number, incident = await declare(h)
+    params = {"host": "localhost", "port": platform.site_port, "ca_bundle": str(platform.ca_file)}
+    await start(incident, load_catalogue().runbooks["certificate-expiry-recovery"], params=params)
+    await step_status(h.client, number, 2, StepStatus.WAITING)
+    shown = (await run_of(h.client, number).query(RunbookRunWorkflow.view)).steps[0]
+    assert shown.status == StepStatus.SUCCEEDED and "certificate has expired" in shown.output, shown
+    platform.renew_certificate()  # what the person does before confirming
+    assert platform.state.problems(), "a renewed certificate is served only after the restart"
+    await _waits_then_confirm(h.client, number, 2)
+    last = await _waits_then_confirm(h.client, number, 5)
+    assert _statuses(last) == [StepStatus.SUCCEEDED] * 4 + [StepStatus.WAITING]
+    assert "Verification: OK" in last.steps[3].output and last.steps[3].attempts == 1
+    assert platform.state.problems() == [] and platform.state.restarts == 1
+    assert (await finished(h.client, number)).status == RunStatus.SUCCEEDED
+
+
 # --- retry, failure, timeout ------------------------------------------------------------------------
 
 
