@@ -453,6 +453,97 @@ async def test_abort_cancels_a_running_command_and_skips_the_rest(h: Harness, pl
     assert await _has(incident, "aborted by bob: wrong runbook")
 
 
+async def test_an_approval_nobody_gives_fails_at_its_timeout_and_nothing_destructive_runs(
+    h: Harness, platform: RunningPlatform
+) -> None:
+    """An approval step waits for at most its ``timeout`` (default 1 h); then the run fails,
+    so a run nobody approves does not hold the incident open for ever."""
+    number, incident = await declare(h)
+    approval = {"name": "second pair of eyes", "kind": "approval", "instruction": "Sure?", "timeout": "0.5s"}
+    await start(incident, runbook(approval, http("/database/failover", destructive=True)))
+    final = await finished(h.client, number)
+    assert final.status == RunStatus.FAILED
+    first, second = final.steps
+    assert first.status == StepStatus.FAILED and first.result == "nobody approved it within 0.5 s"
+    assert first.actor is None and 0.5 <= first.duration_seconds < 5
+    assert second.status == StepStatus.SKIPPED and platform.calls() == []
+    with pytest.raises(RPCError, match="already completed"):
+        await run_of(h.client, number).execute_update(
+            RunbookRunWorkflow.approve_step, ApprovalInput(step=1, actor="bob", can_run_destructive=True)
+        )
+    await until(lambda: _has(incident, "nobody approved it within 0.5 s"))
+
+
+async def test_abort_stops_a_health_wait_and_its_polling(h: Harness, platform: RunningPlatform) -> None:
+    platform.break_("database")
+    number, incident = await declare(h)
+    await start(incident, runbook(wait(timeout="30s"), http("/service/restart")))
+    await step_status(h.client, number, 1, StepStatus.RUNNING)
+    await until(lambda: _async(platform.health_checks >= 3))
+    began = time.monotonic()
+    result = await run_of(h.client, number).execute_update(
+        RunbookRunWorkflow.abort, AbortRunInput(actor="bob", reason="failing over instead")
+    )
+    assert time.monotonic() - began < 3 and result.status == RunStatus.ABORTED
+    final = await finished(h.client, number)
+    assert final.status == RunStatus.ABORTED and final.result == "aborted by bob: failing over instead"
+    assert final.steps[0].status == StepStatus.ABORTED and final.steps[1].status == StepStatus.SKIPPED
+    assert final.steps[0].result == "stopped: bob aborted the run"
+    polls = platform.health_checks
+    await asyncio.sleep(0.5)  # it polled every 0.1 s: a wait still running would have polled again
+    assert platform.health_checks == polls and platform.calls() == []
+
+
+async def test_abort_between_retries_of_an_http_step_makes_no_further_attempt(
+    h: Harness, platform: RunningPlatform
+) -> None:
+    platform.chaos(fail_next=100)
+    number, incident = await declare(h)
+    step = http("/service/restart", retry={"max_attempts": 5, "initial_interval": "20s"})
+    await start(incident, runbook(step, wait()))
+    await step_status(h.client, number, 1, StepStatus.RETRYING)
+    assert len(platform.calls("/service/restart")) == 1
+    began = time.monotonic()
+    result = await run_of(h.client, number).execute_update(RunbookRunWorkflow.abort, AbortRunInput(actor="bob"))
+    assert time.monotonic() - began < 3 and result.status == RunStatus.ABORTED, "it did not wait out the 20 s"
+    final = await finished(h.client, number)
+    assert final.status == RunStatus.ABORTED and final.steps[0].attempts == 1
+    assert final.steps[0].status == StepStatus.ABORTED and final.steps[1].status == StepStatus.SKIPPED
+    await asyncio.sleep(0.3)
+    assert len(platform.calls("/service/restart")) == 1 and platform.health_checks == 0
+    await until(lambda: _has(incident, "attempt 1 of 5 failed"))
+
+
+async def test_abort_cancels_an_http_attempt_in_flight_and_tries_no_more(
+    h: Harness, platform: RunningPlatform, engine: Engine
+) -> None:
+    platform.chaos(delay_seconds=4.0)  # the platform holds each request for 4 s before acting
+    number, incident = await declare(h)
+    step = http("/service/restart", retry={"max_attempts": 3, "initial_interval": "0.1s"}, timeout="30s")
+    await start(incident, runbook(step))
+    key = f"incident-{number}/run-1/step-1/attempt-1"
+
+    async def claimed() -> bool:
+        with Session(engine) as session:
+            return session.get(RunbookStepClaim, key) is not None
+
+    await until(claimed)  # the attempt claimed its key: its request is on its way
+    await asyncio.sleep(0.3)
+    began = time.monotonic()
+    result = await run_of(h.client, number).execute_update(RunbookRunWorkflow.abort, AbortRunInput(actor="bob"))
+    assert time.monotonic() - began < 3 and result.status == RunStatus.ABORTED, "it waited for the answer"
+    final = await finished(h.client, number)
+    assert final.steps[0].status == StepStatus.ABORTED and final.steps[0].attempts == 1
+    with Session(engine) as session:
+        claim = session.get(RunbookStepClaim, key)
+        assert claim is not None and claim.status == "running", "the attempt never finished"
+    # The platform still acts on the request it already had (as a real one would), but no
+    # retry follows it.
+    await until(lambda: _async(len(platform.calls("/service/restart")) == 1), timeout=6)
+    await asyncio.sleep(0.5)
+    assert len(platform.calls("/service/restart")) == 1
+
+
 async def _async(value: bool) -> bool:
     return value
 
