@@ -6,10 +6,16 @@ Already proven elsewhere, not repeated here:
 - one incident surviving a dev-server SIGKILL: tests/e2e/test_stack.py::
   test_dev_server_restart_keeps_the_incident_and_its_deadline;
 - continue-as-new before the history limit, losing no command: tests/workflow/test_continue_as_new.py.
+
+The runbook run below is the process-level twin of
+tests/workflow/test_runbook_runs.py::test_a_worker_killed_mid_run_resumes_without_repeating_a_completed_step,
+which stops an in-process worker politely; here the worker process gets SIGKILL.
 """
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
 import signal
 import threading
@@ -21,9 +27,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import Client
 
 from tests.fakes import ACCOUNT_SID, AUTH_TOKEN, FROM_NUMBER, FakeTwilio, Recorded
 from tests.stack import Stack, case, policy_data, wait_until
+from tests.standin import running_platform
+from warroom.models.ids import RUNBOOK_WAIT_ACTIVITY, runbook_run_workflow_id
 
 pytestmark = pytest.mark.slow
 
@@ -154,3 +164,86 @@ def test_dev_server_down_with_open_incidents_alerts_503_then_timers_fire_once(
     assert listed == listed_before | {from_alert}
     sample = stack.incident(numbers[len(numbers) // 2])
     assert (sample["status"], [p["person"] for p in sample["pages"]]) == ("triggered", ["alice", "bob"])
+
+
+def _wait_step_attempts(stack: Stack, number: int) -> list[tuple[int, str]]:
+    """(attempt, worker identity) of each finished health-wait activity of run #1."""
+
+    async def read() -> list[tuple[int, str]]:
+        client = await Client.connect(f"127.0.0.1:{stack.temporal_port}")
+        handle = client.get_workflow_handle(runbook_run_workflow_id(number, 1))
+        waits, out = set(), []
+        async for event in handle.fetch_history_events():
+            if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+                if event.activity_task_scheduled_event_attributes.activity_type.name == RUNBOOK_WAIT_ACTIVITY:
+                    waits.add(event.event_id)
+            elif event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED:
+                started = event.activity_task_started_event_attributes
+                if started.scheduled_event_id in waits:
+                    out.append((started.attempt, started.identity))
+        return out
+
+    with ThreadPoolExecutor(max_workers=1) as pool:  # asyncio.run in a thread: the test's loop stays
+        return pool.submit(asyncio.run, read()).result()
+
+
+def test_worker_killed_during_a_runbook_run_resumes_it_without_repeating_the_restart(
+    make_process_stack: Callable[..., Stack],
+) -> None:
+    """Service restart: step 1 restarts the application (not idempotent: each call is a
+    restart), step 2 waits for health. The worker is SIGKILLed while step 2 polls; a new
+    worker carries on polling, and the restart is never sent again."""
+    token = "fault-platform-token"
+    with running_platform(token=token) as platform:
+        platform.break_("crash")  # what the restart clears
+        platform.break_("database")  # keeps the health wait polling until the test repairs it
+        stack = make_process_stack(policy_data(ack_timeout="1h"))
+        stack.env["WARROOM_RUNBOOK_ENDPOINTS"] = json.dumps({"platform": platform.url})
+        stack.env["WARROOM_RUNBOOK_SECRETS"] = json.dumps({"platform_token": token})
+        stack.start()
+        resp = stack.http.post("/api/incidents", json={"title": "Control panel hangs", "severity": "SEV-2"})
+        assert resp.status_code == 201, resp.text
+        number = resp.json()["id"]
+        runs = f"/api/incidents/{number}/runbook-runs"
+        resp = stack.http.post(runs, json={"runbook": "service-restart", "confirm_destructive": True,
+                                           "reason": "threads stuck since 09:10"})
+        assert resp.status_code == 201, resp.text
+
+        def step(index: int) -> dict[str, Any]:
+            resp = stack.http.get(f"{runs}/1")
+            return dict(resp.json()["steps"][index - 1]) if resp.status_code == 200 else {}
+
+        wait_until("the restart", lambda: len(platform.calls("/service/restart")) == 1, timeout=30)
+        wait_until("the health wait to poll", lambda: platform.health_checks >= 2, timeout=30)
+        wait_until("step 1 recorded as done", lambda: step(1).get("status") == "succeeded", timeout=30)
+        assert step(1)["attempts"] == 1 and step(2)["status"] == "running", (step(1), step(2))
+        old_worker = stack.procs["worker"].pid
+        stack.kill("worker", signal.SIGKILL)
+
+        checks = platform.health_checks
+        time.sleep(2.5)  # longer than the wait step's 2 s interval: a live poller would show up
+        assert platform.health_checks == checks, "something still polls with the worker dead"
+        stack.start_worker()
+        new_worker = stack.procs["worker"].pid
+        wait_until("the new worker to poll the health check", lambda: platform.health_checks > checks, timeout=60)
+        assert platform.state.problems(), "still broken: the wait goes on"
+        with platform.platform.lock:
+            platform.state.db_nodes[platform.state.primary] = True  # the database comes back
+
+        wait_until("the manual step to wait", lambda: step(3).get("status") == "waiting", timeout=30)
+        resp = stack.as_("bob").post(f"{runs}/1/steps/3/confirm", json={"note": "no heap profile this time"})
+        assert resp.status_code == 200, resp.text
+        run = wait_until("the run to finish", lambda: (r := stack.http.get(f"{runs}/1").json())["status"]
+                         not in ("running", "waiting") and r, timeout=30)
+        assert run["status"] == "succeeded", run
+        assert [s["attempts"] for s in run["steps"][:2]] == [1, 1]
+
+        restarts = platform.calls("/service/restart")
+        assert len(restarts) == 1 and platform.state.restarts == 1, "the completed restart was sent again"
+        assert restarts[0]["key"] == f"incident-{number}/run-1/step-1"
+        attempts = _wait_step_attempts(stack, number)
+        assert len(attempts) == 1, attempts
+        attempt, identity = attempts[0]
+        assert attempt >= 2 and identity.startswith(f"{new_worker}@"), (attempts, old_worker, new_worker)
+        timeline = " ".join(e["text"] for e in stack.incident(number)["timeline"])
+        assert "step 1/3 'Restart the application' succeeded" in timeline
