@@ -180,6 +180,13 @@ async def test_an_interrupted_attempt_is_not_repeated_unless_the_step_is_idempot
     assert outcome.ok and platform.state.maintenance
     assert [c["key"] for c in platform.calls("/maintenance")] == ["incident-7/run-1/step-2"]
 
+    # A GET only reads: repeating it is safe, so an interrupted one is repeated, not left in doubt.
+    read = step(http("/deployment", method="GET"))
+    read = read.model_copy(update={"key": step_key(7, 1, 3, 1), "step_index": 3})
+    _interrupted(engine, read)
+    outcome = await run(acts(engine, platform).http_step, read)
+    assert outcome.ok and '"version": "2024.11.3"' in outcome.output, outcome
+
 
 # --- shell ---------------------------------------------------------------------------------
 

@@ -5,8 +5,8 @@ attempt key (incident, run, step, attempt) *before* acting. If Temporal runs
 the same attempt again (the worker died, or its answer was lost), the row says
 what happened: a finished attempt returns its recorded outcome without acting
 again; an attempt that stopped midway is repeated only when the step declares
-itself idempotent, and is otherwise reported as unconfirmed so that a person
-checks. ``wait_until_healthy`` only reads, so it needs no claim; it heartbeats
+itself idempotent (or is an HTTP GET), and is otherwise reported as
+unconfirmed so that a person checks. ``wait_until_healthy`` only reads, so it needs no claim; it heartbeats
 its start time, and a resumed attempt keeps the original deadline.
 """
 
@@ -78,7 +78,9 @@ class RunbookActivities:
     async def http_step(self, req: StepRequest) -> StepOutcome:
         step = req.step
         assert isinstance(step, HttpStep)
-        return await self._claimed(req, step.idempotent, lambda: run_http(step, req, self._config, _beat))
+        # A GET only reads: an attempt interrupted midway is repeated like an idempotent one.
+        repeatable = step.idempotent or step.method == "GET"
+        return await self._claimed(req, repeatable, lambda: run_http(step, req, self._config, _beat))
 
     @activity.defn(name=RUNBOOK_SHELL_ACTIVITY)
     async def shell_step(self, req: StepRequest) -> StepOutcome:

@@ -150,7 +150,8 @@ class HttpStep(_Step):
     idempotent: bool = False
     """True when repeating the call is harmless (the target honours the
     Idempotency-Key header, or the call sets a state): an attempt interrupted by a
-    worker crash is then repeated instead of reported as unconfirmed."""
+    worker crash is then repeated instead of reported as unconfirmed. A GET is
+    always treated so."""
     timeout: Duration = timedelta(seconds=30)
 
     @field_validator("expect_status")
