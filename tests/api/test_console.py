@@ -186,6 +186,7 @@ async def test_bad_input_shows_the_reason_on_the_page(api: Api, sessions: dict[s
         (f"/console/incidents/{number}/status-updates", {"message": "   "}, 422, "message"),
         (f"/console/incidents/{number}/severity", {"severity": "SEV-9"}, 422, "severity"),
         (f"/console/incidents/{number}/roles", {"role": "chef", "person": "bob"}, 422, "role"),
+        (f"/console/incidents/{number}/roles", {"role": "ic", "person": "zoe"}, 422, "not a known person"),
         (f"/console/incidents/{number}/resolve", {"summary": ""}, 422, "summary"),
         (f"/console/incidents/{number}/runbook-runs", {"runbook": "scale-up", "params": "replicas"}, 422,
          "name=value"),

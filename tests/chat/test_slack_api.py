@@ -110,6 +110,9 @@ async def test_slash_commands_act_as_the_mapped_person_with_their_rights(api: Ap
 
     await slash(api, "sev 1", "U0ERIN", channel)
     await slash(api, "role ic <@U0BOB|bob>", "U0ERIN", channel)
+    answer = await slash(api, "role scribe zoe", "U0ERIN", channel)  # nobody called zoe: refused for good
+    assert answer["text"].startswith("Not done: 'zoe' is not a known person"), answer
+    assert "Try again" not in answer["text"]
     await slash(api, "status Mail is flowing again for most customers", "U0ERIN", channel)
     await slash(api, "note queue drained at 02:40", "U0ERIN", channel)
     body = await api.incident(number)

@@ -11,7 +11,7 @@ from temporalio.client import Client, RPCTimeoutOrCancelledError, WorkflowUpdate
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
-from warroom.models.ids import incident_workflow_id
+from warroom.models.ids import INVALID_COMMAND, incident_workflow_id
 
 T = TypeVar("T")
 
@@ -44,7 +44,9 @@ async def call(awaitable: Awaitable[T], timeout: float, what: str) -> T:
     except WorkflowUpdateFailedError as err:
         cause = err.cause
         if isinstance(cause, ApplicationError):
-            raise HTTPException(status_code=409, detail=cause.message) from None
+            # 422: the input itself is wrong (the workflow said so); 409: the incident's state refuses it.
+            status = 422 if INVALID_COMMAND in cause.details else 409
+            raise HTTPException(status_code=status, detail=cause.message) from None
         raise HTTPException(status_code=409, detail=str(cause or err)) from None
     except RPCError as err:
         if err.status == RPCStatusCode.NOT_FOUND:

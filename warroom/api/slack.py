@@ -194,7 +194,7 @@ async def _run(rt: Any, number: int, method: Any, arg: Any) -> CommandResult:
     except commands.IncidentGone:
         raise Refused(f"Incident #{number} is not open (or does not exist); it takes no more commands.") from None
     except HTTPException as err:
-        if err.status_code == 409:
+        if err.status_code < 500:  # refused for a reason (409, 422): trying again would not help
             raise Refused(f"Not done: {err.detail}") from None
         raise Refused(f"Not done: {err.detail}. Try again in a moment.") from None
 

@@ -25,6 +25,10 @@ def incident_number_from_workflow_id(workflow_id: str) -> int | None:
             return int(match.group("number"))
     return None
 
+INVALID_COMMAND = "invalid-input"
+"""The detail of a workflow's refusal that is about the command's input, not the incident's
+state (e.g. a role for someone nobody configured): the API answers it 422, not 409."""
+
 # Activity names, shared by the workflow (which must not import the activity
 # modules: they pull in SQLAlchemy and provider SDKs) and the worker.
 PERSIST_INCIDENT_ACTIVITY = "persist_incident"

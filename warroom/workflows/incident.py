@@ -39,6 +39,7 @@ with workflow.unsafe.imports_passed_through():
         RUNBOOK_EVENT_SIGNAL,
         SEND_NOTIFICATION_ACTIVITY,
         FANOUT_WORKFLOW_NAME,
+        INVALID_COMMAND,
         START_FANOUT_ACTIVITY,
         action_items_workflow_id,
         fanout_workflow_id,
@@ -144,8 +145,10 @@ RESOLVE_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_inter
 """Bounded: when the configuration cannot be read, page from the incident's own copy rather than wait."""
 
 
-def _reject(message: str) -> None:
-    raise ApplicationError(message, type="CommandRejected", non_retryable=True)
+def _reject(message: str, *, invalid: bool = False) -> None:
+    """Refuse a command; ``invalid``: because of what its input says, whatever the incident's state."""
+    details = (INVALID_COMMAND,) if invalid else ()
+    raise ApplicationError(message, *details, type="CommandRejected", non_retryable=True)
 
 
 @workflow.defn
@@ -692,9 +695,9 @@ class IncidentWorkflow:
         if s.status in (IncidentStatus.RESOLVED, IncidentStatus.CLOSED):
             _reject(f"incident #{s.number} is already resolved; cannot {verb}")
 
-    def _require_person(self, person: str, what: str = "a responder of this incident") -> None:
+    def _require_person(self, person: str, what: str = "a responder of this incident", invalid: bool = False) -> None:
         if person not in self._policy.people and not (self._oncall and person in self._s.contacts):
-            _reject(f"'{person}' is not {what}")
+            _reject(f"'{person}' is not {what}", invalid=invalid)
 
     @workflow.update
     def acknowledge(self, cmd: AckInput) -> CommandResult:
@@ -789,7 +792,7 @@ class IncidentWorkflow:
             return
         if self._s.status == IncidentStatus.CLOSED:
             _reject(f"incident #{self._s.number} is closed")
-        self._require_person(cmd.person, "a known person")
+        self._require_person(cmd.person, "a known person", invalid=True)
 
     @workflow.update
     def change_severity(self, cmd: SeverityInput) -> CommandResult:
