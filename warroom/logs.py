@@ -84,6 +84,32 @@ class JsonFormatter(logging.Formatter):
 
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s%(incident_tag)s: %(message)s"
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_NAMED = {"\r": "\\r", "\n": "\\n", "\t": "\\t"}
+
+
+def _escaped(match: re.Match[str]) -> str:
+    char = match.group()
+    return _NAMED.get(char) or (f"\\x{ord(char):02x}" if ord(char) < 0x100 else f"\\u{ord(char):04x}")
+
+
+def escape_controls(text: str) -> str:
+    """``text`` with CR, LF, ESC and every other control character written as an escape
+    (``\\r``, ``\\n``, ``\\x1b``), so it stays on its one line and cannot drive the terminal."""
+    return _CONTROL.sub(_escaped, text)
+
+
+class TextFormatter(logging.Formatter):
+    """``TEXT_FORMAT``, with the message (alert titles, names, notes: text from outside)
+    escaped: a title with a line break and a timestamp in it cannot print a fake log line,
+    nor an ESC sequence clear the terminal. A traceback keeps its lines."""
+
+    def __init__(self) -> None:
+        super().__init__(TEXT_FORMAT)
+
+    def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 (logging's name)
+        return TEXT_FORMAT % {**vars(record), "message": escape_controls(record.message)}
+
 
 def configure_logging(level: str = "INFO", fmt: str = "auto", stream: TextIO | None = None) -> None:
     """Route every logger (uvicorn's and Temporal's too) through one handler."""
@@ -92,7 +118,7 @@ def configure_logging(level: str = "INFO", fmt: str = "auto", stream: TextIO | N
         fmt = "text" if out.isatty() else "json"
     handler = logging.StreamHandler(out)
     handler.addFilter(_IncidentFilter())
-    handler.setFormatter(JsonFormatter() if fmt == "json" else logging.Formatter(TEXT_FORMAT))
+    handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

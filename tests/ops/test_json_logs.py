@@ -119,3 +119,31 @@ def test_auto_is_text_on_a_terminal_and_json_elsewhere() -> None:
     logging.getLogger("warroom.worker").info("paged", extra={"incident": 8})
     assert " INFO warroom.worker incident=#8: paged" in terminal.getvalue()
     assert json_lines(pipe)[0]["incident"] == 8
+
+
+def test_text_lines_escape_control_characters_so_user_text_cannot_forge_a_line() -> None:
+    out = FakeTerminal()
+    configure_logging("INFO", "text", stream=out)
+    title = "disk full\r\n2026-12-04 08:00:00,000 INFO warroom.api: alice acknowledged everything\x1b[2J\x07\u2028"
+    logging.getLogger("warroom.api").info("alert %r: %s", "t", title, extra={"incident": 4})
+    logging.getLogger("warroom.api").info("note:\tline one\nline two")
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 2, lines
+    assert lines[0].endswith(
+        "INFO warroom.api incident=#4: alert 't': disk full\\r\\n2026-12-04 08:00:00,000 INFO warroom.api: "
+        "alice acknowledged everything\\x1b[2J\\x07\\u2028"
+    )
+    assert lines[1].endswith("note:\\tline one\\nline two")
+    assert "\x1b" not in out.getvalue() and "\r" not in out.getvalue()
+
+
+def test_text_lines_keep_a_tracebacks_lines() -> None:
+    out = FakeTerminal()
+    configure_logging("INFO", "text", stream=out)
+    try:
+        raise RuntimeError("provider said no")
+    except RuntimeError:
+        logging.getLogger("warroom.activities").exception("send failed")
+    text = out.getvalue()
+    assert "warroom.activities: send failed\nTraceback (most recent call last):\n" in text
+    assert text.rstrip().endswith("RuntimeError: provider said no")
