@@ -124,3 +124,21 @@ def test_the_cli_creates_the_schema_it_needs(tmp_path: Path, monkeypatch: pytest
     engine = make_engine(f"sqlite:///{(tmp_path / 'fresh' / 'warroom.db').resolve()}")
     create_schema(engine)  # idempotent: the tables are there already
     engine.dispose()
+
+
+@pytest.mark.parametrize(("source", "says", "never"), [
+    ("alertmanager", ["Alertmanager", "/api/webhooks/alertmanager", "http_config.authorization"], ["Grafana"]),
+    ("grafana", ["Grafana: a webhook contact point", "/api/webhooks/grafana"], ["Alertmanager", "http_config"]),
+    ("generic", ["/api/webhooks/generic", "Authorization: Bearer <secret>"], ["Alertmanager", "http_config"]),
+    ("heartbeat", ["/api/heartbeats/nightly-backup/<secret>", "under heartbeats: in the detection file"],
+     ["Alertmanager", "http_config", "/api/webhooks"]),
+])
+def test_a_new_integration_says_where_its_secret_goes_for_its_own_source(
+        engine: Engine, source: str, says: list[str], never: list[str]) -> None:
+    made = admin(engine, "integration", "create", "nightly-backup", "--source", source)
+    assert made.exit_code == 0, made.output
+    assert made.stdout.strip().startswith("wri_")
+    for text in says:
+        assert text in made.stderr
+    for text in never:
+        assert text not in made.stderr

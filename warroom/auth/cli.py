@@ -277,11 +277,27 @@ def integration_create(
         c.audit(session, "create_integration", f"integration {row.id} ({row.name})",
                 target=f"integration_id={row.id}", source=row.source)
     typer.echo(value)
-    where = (f"$WARROOM_PUBLIC_BASE_URL/api/heartbeats/{row.name}/<secret>" if row.source == "heartbeat"
-             else f"$WARROOM_PUBLIC_BASE_URL/api/webhooks/{row.source}/<secret>")
-    typer.echo(f"integration {row.id} ({row.name}); the secret is not shown again. POST to {where}, or send "
-               "'Authorization: Bearer <secret>' (Alertmanager: http_config.authorization credentials <secret>)",
-               err=True)
+    typer.echo(f"integration {row.id} ({row.name}); the secret is not shown again. "
+               f"{integration_hint(row.source, row.name)}", err=True)
+
+
+def integration_hint(source: str, name: str) -> str:
+    """Where a new integration's secret goes, in the words of its alert source."""
+    base = "$WARROOM_PUBLIC_BASE_URL"
+    if source == "heartbeat":
+        return (f"After each run the job POSTs to {base}/api/heartbeats/{name}/<secret> (or to "
+                f"{base}/api/heartbeats/{name} with 'Authorization: Bearer <secret>'). The heartbeat "
+                f"'{name}' must be listed under heartbeats: in the detection file (WARROOM_DETECTION), "
+                "or the call is refused with 404.")
+    if source == "grafana":
+        return (f"Grafana: a webhook contact point with URL {base}/api/webhooks/grafana and "
+                "Authorization header scheme Bearer, credentials <secret> (or the URL "
+                f"{base}/api/webhooks/grafana/<secret>).")
+    if source == "generic":
+        return (f"POST JSON alerts to {base}/api/webhooks/generic with 'Authorization: Bearer <secret>' "
+                f"(or to {base}/api/webhooks/generic/<secret>).")
+    return (f"Alertmanager: a webhook receiver with url {base}/api/webhooks/alertmanager and "
+            f"http_config.authorization.credentials <secret> (or the url {base}/api/webhooks/alertmanager/<secret>).")
 
 
 @integration_app.command("list")
