@@ -4,6 +4,12 @@ Brings the read model's schema up to date, then starts the Temporal dev server
 (SQLite file under the data directory, so incidents survive a restart), one
 worker and the API; logs go to this terminal; Ctrl-C stops everything, API
 first and Temporal last.
+
+While running it supervises: a child that exits unexpectedly (a killed worker, a
+crashed API, a dead Temporal dev server) is started again after a short backoff
+(1 s, doubling to 30 s, back to 1 s once it has stayed up a while); the others keep
+reconnecting meanwhile. A child that keeps dying within seconds (a bad configuration)
+stops everything with a non-zero exit rather than restart forever.
 """
 
 from __future__ import annotations
@@ -15,10 +21,13 @@ import socket
 import subprocess
 import sys
 import time
+from collections import deque
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from warroom.models.components import CatalogError, load_catalog
 from warroom.logs import configure_logging
+from warroom.models.detection import DetectionError, load_detection
 from warroom.migrations import SchemaNotCurrent
 from warroom.models.policy import PolicyError, load_policy
 from warroom.models.runbook import RunbookError
@@ -71,13 +80,61 @@ def port_free(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) != 0
 
 
+RESTART_BACKOFF_FIRST = 1.0
+RESTART_BACKOFF_MAX = 30.0
+STABLE_AFTER = 30.0
+"""A child that has run this long since its last start gets its backoff reset to the first."""
+CRASH_LIMIT = 5
+CRASH_WINDOW = 60.0
+"""This many exits of one child within this many seconds: it is not going to get better
+on its own (a bad configuration, a broken install); stop everything and say so."""
+
+
+@dataclass
+class Child:
+    """One process the launcher keeps running, and its restart bookkeeping."""
+
+    name: str
+    args: list[str]
+    proc: subprocess.Popen[bytes] | None = None
+    started_at: float = 0.0
+    backoff: float = RESTART_BACKOFF_FIRST
+    restart_at: float | None = None
+    exits: deque[float] = field(default_factory=deque)
+
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+
+def on_exit(child: Child, now: float) -> str | None:
+    """Book an unexpected exit of ``child`` at ``now`` and schedule its restart.
+    Returns why everything must stop instead (it keeps crashing), or None."""
+    assert child.proc is not None
+    code = child.proc.returncode
+    child.exits.append(now)
+    while child.exits and child.exits[0] < now - CRASH_WINDOW:
+        child.exits.popleft()
+    if len(child.exits) >= CRASH_LIMIT:
+        return (
+            f"{child.name} exited {len(child.exits)} times within {CRASH_WINDOW:.0f} s (last exit code {code}); "
+            f"it is not going to recover on its own (see its error above: a bad configuration?), so stopping "
+            f"everything"
+        )
+    child.restart_at = now + child.backoff
+    print(f"warroom: {child.name} exited with code {code}; restarting it in {child.backoff:.0f} s",
+          file=sys.stderr)
+    child.backoff = min(child.backoff * 2, RESTART_BACKOFF_MAX)
+    return None
+
+
 def main() -> None:
     settings = Settings()
     try:
         load_policy(settings.policy)
         load_catalogue(settings.runbooks_dir)
         load_catalog(settings.components)
-    except (PolicyError, RunbookError, CatalogError) as err:
+        load_detection(settings.detection)
+    except (PolicyError, RunbookError, CatalogError, DetectionError) as err:
         sys.exit(f"warroom: cannot start: {err}")
     data = settings.data_dir.resolve()
     data.mkdir(parents=True, exist_ok=True)
@@ -94,17 +151,21 @@ def main() -> None:
         sys.exit(f"warroom: cannot start: {err}")
 
     env = dict(os.environ, WARROOM_DATA_DIR=str(data))
-    procs: list[tuple[str, subprocess.Popen[bytes]]] = []
+    children: list[Child] = []
 
-    def start(name: str, args: list[str]) -> subprocess.Popen[bytes]:
-        proc = subprocess.Popen(args, env=env, start_new_session=True)
-        procs.append((name, proc))
-        return proc
+    def start(child: Child) -> subprocess.Popen[bytes]:
+        if child not in children:
+            children.append(child)
+        child.proc = subprocess.Popen(child.args, env=env, start_new_session=True)
+        child.started_at = time.monotonic()
+        child.restart_at = None
+        return child.proc
 
     def stop_all(code: int) -> None:
-        for name, proc in reversed(procs):
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGINT if name == "temporal" else signal.SIGTERM)
+        for child in reversed(children):  # API first, Temporal last
+            proc = child.proc
+            if proc is not None and proc.poll() is None:
+                proc.send_signal(signal.SIGINT if child.name == "temporal" else signal.SIGTERM)
                 try:
                     proc.wait(timeout=15)
                 except subprocess.TimeoutExpired:
@@ -116,39 +177,41 @@ def main() -> None:
     signal.signal(signal.SIGINT, lambda *_: stop_all(0))
     signal.signal(signal.SIGTERM, lambda *_: stop_all(0))
 
-    temporal = start(
-        "temporal",
-        [
-            temporal_binary(), "server", "start-dev",
-            *temporal_store_args(settings.temporal_db_file.resolve()),
-            "--ip", "127.0.0.1",
-            "--port", str(settings.temporal_port),
-            "--ui-port", str(settings.temporal_ui_port),
-            "--namespace", settings.temporal_namespace,
-            "--log-level", "warn",
-        ],
-    )
-    wait_for_port("127.0.0.1", settings.temporal_port, temporal)
-    start("worker", [sys.executable, "-m", "warroom.worker"])
-    start(
-        "api",
-        [
-            sys.executable, "-m", "uvicorn", "--factory", "warroom.api.main:app",
-            "--host", settings.http_host, "--port", str(settings.http_port), "--log-level", "warning",
-        ],
-    )
+    temporal = Child("temporal", [
+        temporal_binary(), "server", "start-dev",
+        *temporal_store_args(settings.temporal_db_file.resolve()),
+        "--ip", "127.0.0.1",
+        "--port", str(settings.temporal_port),
+        "--ui-port", str(settings.temporal_ui_port),
+        "--namespace", settings.temporal_namespace,
+        "--log-level", "warn",
+    ])
+    wait_for_port("127.0.0.1", settings.temporal_port, start(temporal))
+    start(Child("worker", [sys.executable, "-m", "warroom.worker"]))
+    start(Child("api", [
+        sys.executable, "-m", "uvicorn", "--factory", "warroom.api.main:app",
+        "--host", settings.http_host, "--port", str(settings.http_port), "--log-level", "warning",
+    ]))
     print(
         f"warroom: API on http://{settings.http_host}:{settings.http_port} (docs at /docs, status page at /status), "
         f"Temporal UI on http://127.0.0.1:{settings.temporal_ui_port}; Ctrl-C stops everything",
         file=sys.stderr,
     )
     while True:
-        for name, proc in procs:
-            if proc.poll() is not None:
-                print(f"warroom: {name} exited with code {proc.returncode}; stopping", file=sys.stderr)
-                stop_all(1)
+        now = time.monotonic()
+        for child in children:
+            if child.restart_at is not None:
+                if now >= child.restart_at:
+                    print(f"warroom: {child.name} restarted (pid {start(child).pid})", file=sys.stderr)
+            elif child.running():
+                if now - child.started_at >= STABLE_AFTER:
+                    child.backoff = RESTART_BACKOFF_FIRST
+            else:
+                reason = on_exit(child, now)
+                if reason is not None:
+                    print(f"warroom: {reason}", file=sys.stderr)
+                    stop_all(1)
         time.sleep(0.5)
-
 
 if __name__ == "__main__":
     main()

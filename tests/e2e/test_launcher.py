@@ -1,7 +1,8 @@
 """``make run``'s launcher (``python -m warroom.run``) as a newcomer runs it: on the
 shipped default policy, it brings up Temporal (UI on the port +1000), the worker and the
 API, keeps Temporal's SQLite file durable and write-ahead logged, and stops every process
-it started on Ctrl-C."""
+it started on Ctrl-C; a child killed under it comes back, and one that keeps crashing
+stops the whole launcher with a non-zero exit."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -50,19 +51,29 @@ def _started_by(data_dir: Path) -> list[int]:
     return found
 
 
+Launched = tuple[subprocess.Popen[bytes], dict[str, int], Path, Path]
+
+
 @pytest.fixture
-def launcher(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], dict[str, int], Path, Path]]:
-    http, temporal = _ports()
-    data = tmp_path / "var"
-    log = tmp_path / "launcher.log"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("WARROOM_")}
-    env.update(WARROOM_DATA_DIR=str(data), WARROOM_HTTP_PORT=str(http), WARROOM_TEMPORAL_PORT=str(temporal))
-    with log.open("wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "warroom.run"], cwd=ROOT, env=env, stdout=out,
-                                stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        yield proc, {"http": http, "temporal": temporal, "ui": temporal + 1000}, data, log
-    finally:
+def launch(tmp_path: Path) -> Iterator[Callable[..., Launched]]:
+    """Starts ``python -m warroom.run`` (with extra ``WARROOM_*`` settings); kills what is left after."""
+    started: list[tuple[subprocess.Popen[bytes], Path]] = []
+
+    def start(**settings: str) -> Launched:
+        http, temporal = _ports()
+        data = tmp_path / "var"
+        log = tmp_path / "launcher.log"
+        env = {k: v for k, v in os.environ.items() if not k.startswith("WARROOM_")}
+        env.update(WARROOM_DATA_DIR=str(data), WARROOM_HTTP_PORT=str(http), WARROOM_TEMPORAL_PORT=str(temporal),
+                   **settings)
+        with log.open("wb") as out:
+            proc = subprocess.Popen([sys.executable, "-m", "warroom.run"], cwd=ROOT, env=env, stdout=out,
+                                    stderr=subprocess.STDOUT, start_new_session=True)
+        started.append((proc, data))
+        return proc, {"http": http, "temporal": temporal, "ui": temporal + 1000}, data, log
+
+    yield start
+    for proc, data in started:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
@@ -71,6 +82,22 @@ def launcher(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], dict[str
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
+
+
+@pytest.fixture
+def launcher(launch: Callable[..., Launched]) -> Launched:
+    return launch()
+
+
+def _worker_pids(data: Path) -> list[int]:
+    pids = []
+    for pid in _started_by(data):
+        try:
+            if b"warroom.worker" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                pids.append(pid)
+        except OSError:
+            continue
+    return pids
 
 
 def _wait(what: str, check: object, proc: subprocess.Popen[bytes], log: Path, timeout: float = 120) -> None:
@@ -110,3 +137,49 @@ def test_make_run_starts_everything_on_the_default_and_ctrl_c_stops_it_all(launc
         time.sleep(0.2)
     assert not _started_by(data), "every process the launcher started has exited"
     assert all(_free(port) for port in ports.values())
+
+
+def test_a_killed_worker_is_started_again_and_the_api_stays_up(launcher) -> None:  # noqa: ANN001
+    proc, ports, data, log = launcher
+    base = f"http://127.0.0.1:{ports['http']}"
+    _wait("healthy API", lambda: httpx.get(f"{base}/healthz", timeout=5).status_code == 200, proc, log)
+    _wait("a worker", lambda: _worker_pids(data), proc, log)
+    [first] = _worker_pids(data)
+
+    os.kill(first, signal.SIGKILL)
+    _wait("the restart message", lambda: "worker exited with code -9; restarting it in 1 s" in log.read_text(),
+          proc, log, timeout=30)
+    _wait("a new worker", lambda: _worker_pids(data) and first not in _worker_pids(data), proc, log, timeout=30)
+    assert "worker restarted (pid" in log.read_text()
+    _wait("healthy API", lambda: httpx.get(f"{base}/healthz", timeout=5).status_code == 200, proc, log, timeout=60)
+    assert proc.poll() is None, "the launcher keeps running"
+
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=60) == 0, log.read_text()[-3000:]
+
+
+def test_a_worker_that_keeps_crashing_stops_the_launcher_with_a_non_zero_exit(launch, tmp_path: Path) -> None:  # noqa: ANN001
+    policy = tmp_path / "policy.yaml"
+    policy.write_text((ROOT / "warroom" / "policies" / "default.yaml").read_text())
+    proc, ports, data, log = launch(WARROOM_POLICY=str(policy))
+    base = f"http://127.0.0.1:{ports['http']}"
+    _wait("healthy API", lambda: httpx.get(f"{base}/healthz", timeout=5).status_code == 200, proc, log)
+    _wait("a worker", lambda: _worker_pids(data), proc, log)
+
+    # The launcher's own checks passed; now the policy goes bad and the worker dies: every
+    # restart fails at once on the policy, which a restart cannot fix.
+    policy.write_text("people: [unterminated\n")
+    for pid in _worker_pids(data):
+        os.kill(pid, signal.SIGKILL)
+    try:
+        code = proc.wait(timeout=150)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"the launcher kept restarting a worker that cannot start:\n{log.read_text()[-3000:]}")
+    text = log.read_text()
+    assert code != 0, text[-3000:]
+    assert "worker exited 5 times within 60 s" in text
+    assert "stopped" in text
+    deadline = time.monotonic() + 10
+    while _started_by(data) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not _started_by(data), "the API and Temporal were stopped too"
