@@ -151,6 +151,19 @@ async def test_patch_changes_part_of_it_and_unknown_names_are_refused(http: http
     assert overlapping.status_code == 422 and "overrides.1 (bob) overlaps overrides.0 (alice)" in overlapping.json()["detail"]
 
 
+async def test_patching_a_schedule_that_does_not_exist_says_so(http: httpx.AsyncClient) -> None:
+    resp = await http.patch("/api/oncall/config", json={"schedules": {"platform-secondary": {"overrides": []}}})
+    assert resp.status_code == 422
+    detail = resp.json()["detail"]
+    assert detail.startswith("schedules.platform-secondary: there is no schedule 'platform-secondary' in the "
+                             "configuration in force (version 1)"), detail
+    assert "schedules.platform-secondary.layers" in detail  # what a new one lacks, still named
+    # an existing schedule is patched as before, and other refusals keep their own words
+    unknown = await http.patch("/api/oncall/config", json={"teams": {"platform": {"members": ["zoe"]}}})
+    assert unknown.status_code == 422 and "teams.platform.members.0: unknown person" in unknown.json()["detail"]
+    assert "there is no" not in unknown.json()["detail"]
+
+
 async def test_the_coming_shifts_are_listed_by_number_or_window_with_local_times(http: httpx.AsyncClient) -> None:
     body = (await http.get("/api/oncall")).json()
     primary = next(s for s in body["schedules"] if s["schedule"] == "platform-primary")

@@ -323,4 +323,31 @@ async def patch_config(request: Request, caller: Admin, if_match: IfMatch = None
     expected = _expected(if_match)
     if expected is None:
         expected = row.version  # the patch was computed against this version
-    return await _store(request, rt, merge_patch(row.document, patch), actor, expected, "patched")
+    try:
+        return await _store(request, rt, merge_patch(row.document, patch), actor, expected, "patched")
+    except HTTPException as err:
+        if err.status_code == 422:
+            err.detail = _explain_new_entries(row.document, patch, row.version, str(err.detail))
+        raise
+
+
+NAMED_COLLECTIONS = {"people": "person", "teams": "team", "schedules": "schedule",
+                     "escalation_policies": "escalation policy"}
+
+
+def _explain_new_entries(current: dict[str, Any], patch: dict[str, Any], version: int, detail: str) -> str:
+    """A PATCH naming a schedule (team, ...) that does not exist adds it, so a partial one
+    fails on the keys it lacks; say that it does not exist rather than only 'Field required'."""
+    for collection, kind in NAMED_COLLECTIONS.items():
+        entries = patch.get(collection)
+        if not isinstance(entries, dict):
+            continue
+        existing = current.get(collection) if isinstance(current.get(collection), dict) else {}
+        for name, value in entries.items():
+            if value is None or name in existing:
+                continue
+            if f"{collection}.{name}." in detail or f"{collection}.{name}:" in detail:
+                return (f"{collection}.{name}: there is no {kind} '{name}' in the configuration in force "
+                        f"(version {version}), so this PATCH would add it and must give all of it; "
+                        f"GET /api/oncall/config to see what exists. {detail}")
+    return detail
