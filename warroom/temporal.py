@@ -2,14 +2,38 @@
 
 from __future__ import annotations
 
-from temporalio.client import Client
+import asyncio
+from collections.abc import Awaitable
+from typing import TypeVar
+
+from temporalio.client import Client, RPCTimeoutOrCancelledError
 from temporalio.contrib.pydantic import pydantic_data_converter
 
 DATA_CONVERTER = pydantic_data_converter
 
+T = TypeVar("T")
+
 
 async def connect(target: str, namespace: str = "default") -> Client:
     return await Client.connect(target, namespace=namespace, data_converter=DATA_CONVERTER)
+
+
+class NoAnswer(TimeoutError):
+    """A workflow did not answer an update within ``seconds`` (no worker, or one too busy)."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(f"no answer within {seconds:g} s")
+        self.seconds = seconds
+
+
+async def answer_within(awaitable: Awaitable[T], seconds: float) -> T:
+    """Await a workflow update for at most ``seconds``; past that, ``NoAnswer`` saying how long
+    was waited (an outer timeout then reports this one, not its own)."""
+    try:
+        return await asyncio.wait_for(awaitable, seconds)
+    except (TimeoutError, RPCTimeoutOrCancelledError):
+        # wait_for cancels the update in flight, which the SDK raises as RPCTimeoutOrCancelledError.
+        raise NoAnswer(seconds) from None
 
 
 # --- the workflow sandbox ---------------------------------------------------------------

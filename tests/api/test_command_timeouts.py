@@ -19,7 +19,7 @@ from asgi_lifespan import LifespanManager
 from sqlalchemy import Engine
 from temporalio.client import Client
 
-from tests.access import client_as, token_for
+from tests.access import bearer, client_as, integration_secret, token_for
 from tests.conftest import fast_policy
 from tests.stack import write_policy
 from warroom.api.app import create_app
@@ -71,3 +71,17 @@ async def test_command_without_an_answer_is_503_with_retry_after(
     detail = resp.json()["detail"]
     assert "no answer from the incident's workflow within 1 s" in detail
     assert "sending it again is safe" in detail
+
+
+async def test_an_alert_without_an_answer_says_how_long_it_really_waited(
+    stalled: tuple[httpx.AsyncClient, int], primary_engine: Engine
+) -> None:
+    """Each update is given command_timeout_seconds (the route allows three of them in all):
+    the 503 names the timeout that ran out, not the route's longer one."""
+    http, _ = stalled
+    secret = integration_secret(primary_engine, f"gen-{uuid.uuid4().hex[:6]}", "generic")
+    alert = {"title": "Backups failing", "component": "dns", "dedup_key": f"k-{uuid.uuid4().hex}"}
+    resp = await http.post("/api/webhooks/generic", json=alert, headers=bearer(secret))
+    assert resp.status_code == 503, resp.text
+    detail = resp.json()["detail"]
+    assert "no answer from the incident's workflow within 1 s while declaring the incident" in detail, detail

@@ -50,6 +50,7 @@ from warroom.models.tables import (
     allocate_incident_number,
     insert_ignoring_duplicates,
 )
+from warroom.temporal import answer_within
 
 log = logging.getLogger("warroom.detection")
 Clock = Callable[[], datetime]
@@ -252,7 +253,7 @@ class AlertIntake:
             return None, "ignored", 0
         handle = client.get_workflow_handle(incident_workflow_id(number))
         try:
-            result: AlertBatchResult = await asyncio.wait_for(
+            result: AlertBatchResult = await answer_within(
                 handle.execute_update(RECEIVE_ALERTS_UPDATE, batch, result_type=AlertBatchResult), self.timeout)
         except RPCError as err:
             if err.status == RPCStatusCode.NOT_FOUND:
@@ -278,7 +279,7 @@ class AlertIntake:
                 id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
             )
             try:
-                result: AlertBatchResult = await asyncio.wait_for(
+                result: AlertBatchResult = await answer_within(
                     client.execute_update_with_start_workflow(
                         RECEIVE_ALERTS_UPDATE, batch, start_workflow_operation=start, result_type=AlertBatchResult),
                     self.timeout)

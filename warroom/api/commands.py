@@ -12,6 +12,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
 from warroom.models.ids import INVALID_COMMAND, incident_workflow_id
+from warroom.temporal import NoAnswer
 
 T = TypeVar("T")
 
@@ -54,6 +55,8 @@ async def call(awaitable: Awaitable[T], timeout: float, what: str) -> T:
         if err.status in UNREACHABLE:
             raise temporal_unavailable() from None
         raise HTTPException(status_code=502, detail=f"Temporal refused the request: {err.message}") from None
+    except NoAnswer as err:  # an inner, shorter timeout ran out first: report that one
+        raise no_answer(err.seconds, what) from None
     except (asyncio.TimeoutError, TimeoutError, RPCTimeoutOrCancelledError):
         # ``wait_for`` cancels an update in flight, and the SDK turns that cancellation
         # into WorkflowUpdateRPCTimeoutOrCancelledError rather than a CancelledError.
