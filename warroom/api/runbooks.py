@@ -311,7 +311,7 @@ async def start_run(
     except UnknownRunbook as err:
         raise HTTPException(status_code=404, detail=str(err)) from None
     except ParameterError as err:
-        raise HTTPException(status_code=422, detail=f"parameters of '{body.runbook}': {err}") from None
+        raise HTTPException(status_code=422, detail=f"params of runbook '{body.runbook}': {err}") from None
     except NotAllowed as err:
         detail = f"{err}; that needs the operator role ({who.user} is {who.role.article} {who.role.value})"
         raise HTTPException(status_code=403, detail=detail) from None

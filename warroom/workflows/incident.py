@@ -1035,7 +1035,7 @@ class IncidentWorkflow:
         try:
             check_params(rb, cmd.params)
         except ParameterError as err:
-            _reject(f"parameters of '{rb.id}' are not valid: {err}")
+            _reject(f"params of runbook '{rb.id}' are not valid: {err}")
         if rb.destructive:
             names = ", ".join(f"'{st.name}'" for st in rb.steps if st.destructive)
             if not cmd.can_run_destructive:
