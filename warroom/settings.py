@@ -95,10 +95,18 @@ class Settings(BaseSettings):
     """Sign-in attempts per client address: ``burst`` at once, then this many a minute."""
     webhook_rate_burst: int = Field(default=120, ge=1)
     webhook_rate_per_minute: float = Field(default=600, gt=0)
+    """Alert webhook deliveries per client address: ``burst`` at once, then this many a minute."""
     report_rate_burst: int = Field(default=3, ge=1)
     report_rate_per_minute: float = Field(default=0.5, gt=0)
     """Customer problem reports per client address: ``burst`` at once, then this many a minute."""
-    """Alert webhook deliveries per client address: ``burst`` at once, then this many a minute."""
+    subscribe_rate_burst: int = Field(default=5, ge=1)
+    subscribe_rate_per_minute: float = Field(default=1, gt=0)
+    """Status-page subscription requests per client address: ``burst`` at once, then this many a
+    minute (each may send an SMS or email that costs money and lands on a stranger's phone)."""
+    confirmation_rate_burst: int = Field(default=3, ge=1)
+    confirmation_rate_per_hour: float = Field(default=2, gt=0)
+    """Subscription confirmation messages to one email address or number, from any client:
+    ``burst`` at once, then this many an hour."""
 
     # --- the incident channel (Slack) and outgoing webhooks: off unless configured ----------------
     slack_bot_token: SecretStr | None = None
