@@ -48,6 +48,11 @@ class Settings(BaseSettings):
     """Base URL of the API, for the CLI; defaults to http://<http_host>:<http_port>."""
     api_token: SecretStr | None = None
     """Bearer token the CLI sends with every request."""
+    max_request_bytes: int = Field(default=1024**2, ge=64 * 1024)
+    """The largest request body the API reads (bytes); larger ones are refused with 413 before
+    anything reads them. Postmortems may be up to 4 MiB, alert webhooks ``max_alert_request_bytes``."""
+    max_alert_request_bytes: int = Field(default=10 * 1024**2, ge=64 * 1024)
+    """The largest alert webhook delivery (Alertmanager, Grafana, generic) the API reads."""
     command_timeout_seconds: float = Field(default=10.0, gt=0)
     """How long the API waits for the workflow to answer a command before a 503."""
     runbooks_dir: Path | None = None

@@ -1,4 +1,11 @@
-"""Two ASGI middlewares: the audit log of every command, and security headers on every answer.
+"""Three ASGI middlewares: a bound on request bodies, the audit log of every command, and
+security headers on every answer.
+
+``BodyLimitMiddleware`` refuses a request body larger than its route's limit
+with 413 and the reason, before anything reads it: at once when the
+Content-Length says so, else as soon as the streamed (chunked) body passes the
+limit. It runs before authentication and body parsing, so a caller without a
+token cannot make the API hold a large body in memory.
 
 ``AuditMiddleware`` writes one row per non-GET request to a route that is not
 plainly public (commands, configuration changes, sign-ins, alert and Twilio
@@ -26,6 +33,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 from urllib.parse import parse_qs
 
+from fastapi import HTTPException
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.orm import Session
 
@@ -58,6 +66,78 @@ def _header(scope: Scope, name: bytes) -> str | None:
         if key == name:
             return value.decode("latin-1")
     return None
+
+
+BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+class BodyTooLarge(HTTPException):
+    """Raised from ``receive`` once a streamed body passes the limit; FastAPI and Starlette
+    pass HTTPExceptions from the body reader through, so the route answers 413."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(status_code=413, detail=too_large(limit), headers={"Connection": "close"})
+
+
+def too_large(limit: int) -> str:
+    shown = f"{limit // 1024**2} MiB" if limit % 1024**2 == 0 else f"{limit} bytes"
+    return f"the request body is larger than {shown}, the most this endpoint accepts"
+
+
+class BodyLimitMiddleware:
+    """Refuses request bodies over ``limit_for(path)`` bytes with 413 (see the module's docstring)."""
+
+    def __init__(self, app: ASGIApp, *, limit_for: Callable[[str], int]) -> None:
+        self.app = app
+        self.limit_for = limit_for
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] not in BODY_METHODS:
+            await self.app(scope, receive, send)
+            return
+        limit = self.limit_for(scope["path"])
+        declared = _header(scope, b"content-length")
+        if declared is not None:
+            if not declared.strip().isdigit():
+                await _refuse(send, 400, "the Content-Length header is not a number")
+                return
+            if int(declared) > limit:
+                await _refuse(send, 413, too_large(limit))
+                return
+        seen = 0
+        started = False
+
+        async def counted_receive() -> Message:
+            nonlocal seen
+            if seen > limit:
+                raise BodyTooLarge(limit)
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > limit:
+                    raise BodyTooLarge(limit)
+            return message
+
+        async def watched_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, counted_receive, watched_send)
+        except BodyTooLarge as err:  # a reader that let it through: answer here if nothing was sent yet
+            if started:
+                raise
+            await _refuse(send, 413, str(err.detail))
+
+
+async def _refuse(send: Send, status: int, reason: str) -> None:
+    body = json.dumps({"detail": reason}).encode()
+    await send({"type": "http.response.start", "status": status, "headers": [
+        (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+        (b"connection", b"close")]})
+    await send({"type": "http.response.body", "body": body, "more_body": False})
 
 
 class AuditMiddleware:
