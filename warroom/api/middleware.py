@@ -14,7 +14,11 @@ reason from the answer's ``detail`` (or what the route noted in the
 request's scope), the caller, the incident, the client address and user
 agent, and the request body with secrets redacted (for a configuration change, what it
 changed instead). Refusals that happen before any route code runs (401, 403, 422, 429)
-are recorded the same way.
+are recorded the same way, with the caller named by a valid token or session even when
+the body was refused before authentication ran. Whatever the body holds (lone
+surrogates, NUL characters, 100,000 levels of nesting), the row is written: at most
+``KEEP`` bytes of it are kept, nesting and size are bounded, text the database cannot
+store is replaced, and if describing the request fails the row is written without it.
 
 ``SecurityHeadersMiddleware`` adds nosniff, a Referrer-Policy, frame denial and
 a Content-Security-Policy; HTML pages get a CSP that allows exactly the inline
@@ -38,6 +42,7 @@ from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.orm import Session
 
 from warroom.api.auth import AUDIT_NOTES, SAFE_METHODS, SESSION_COOKIE, access_of
+from warroom.models.access import Caller
 from warroom.auth import store
 
 log = logging.getLogger("warroom.api.audit")
@@ -186,6 +191,27 @@ class AuditMiddleware:
         if runtime is None:
             return
         state = scope.get(AUDIT_NOTES, {})
+        try:
+            entry = self._entry(scope, route, markers, runtime, state, status, body, answer)
+        except Exception as err:  # noqa: BLE001 - a request we cannot describe is still recorded
+            log.exception("could not describe %s %s for the audit log", scope["method"], scope["path"])
+            entry = self._bare_entry(scope, route, runtime, state, status, err)
+        # A route that needs a signed-in caller, refused before authentication ran (a body that could
+        # not be parsed): name the caller its token or session would have named.
+        identify = state.get("caller") is None and "audit_actor" not in state and any(m.kind == "role" for m in markers)
+        credentials = _credentials(scope) if identify else None
+        clean = {k: _storable(v) if isinstance(v, str) else v for k, v in entry.items()}
+
+        def write() -> None:
+            with Session(runtime.engine) as session, session.begin():
+                if credentials is not None:
+                    clean.update(_known_caller(session, credentials, clean["at"]))
+                store.append_audit(session, **clean)
+
+        await run_in_threadpool(write)
+
+    def _entry(self, scope: Scope, route: Any, markers: list[Any], runtime: Any, state: dict[str, Any], status: int,
+               body: bytes, answer: bytes) -> dict[str, Any]:
         caller = state.get("caller")
         params = dict(scope.get("path_params", {}))
         path = scope["path"]
@@ -216,18 +242,63 @@ class AuditMiddleware:
             user_agent=_header(scope, b"user-agent"),
             detail=state.get("audit_detail") or _detail(body, content_type, keep=route_name not in BODY_NOT_KEPT),
         )
+        return entry
 
-        def write() -> None:
-            with Session(runtime.engine) as session, session.begin():
-                store.append_audit(session, **entry)
+    @staticmethod
+    def _bare_entry(scope: Scope, route: Any, runtime: Any, state: dict[str, Any], status: int,
+                    err: Exception) -> dict[str, Any]:
+        """What is known without looking at the body or the answer."""
+        caller = state.get("caller")
+        return dict(
+            at=runtime.clock(), action=getattr(route, "name", None) or scope["path"],
+            accepted=200 <= status < 400 and state.get("audit_accepted", True), status_code=status,
+            reason=str(state.get("audit_reason") or ""),
+            actor=caller.user if caller is not None else state.get("audit_actor"),
+            role=caller.role.value if caller is not None else None,
+            credential=caller.credential if caller is not None else state.get("audit_credential", "none"),
+            method=scope["method"], path=scope["path"], client_ip=(scope.get("client") or (None,))[0],
+            user_agent=_header(scope, b"user-agent"),
+            detail=f"(the request could not be described: {type(err).__name__})",
+        )
 
-        await run_in_threadpool(write)
+
+def _storable(text: str) -> str:
+    """Text every database stores: lone surrogates and NUL characters replaced."""
+    return _UNSTORABLE.sub("\ufffd", text)
+
+
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def _credentials(scope: Scope) -> tuple[str, str] | None:
+    """("token", value) or ("session", cookie) the request carries, if any."""
+    header = _header(scope, b"authorization")
+    if header:
+        scheme, _, value = header.partition(" ")
+        return ("token", value.strip()) if scheme.lower() == "bearer" and value.strip() else None
+    cookies = _header(scope, b"cookie") or ""
+    for part in cookies.split(";"):
+        name, _, value = part.strip().partition("=")
+        if name == SESSION_COOKIE and value:
+            return "session", value
+    return None
+
+
+def _known_caller(session: Session, credentials: tuple[str, str], now: Any) -> dict[str, Any]:
+    """Who the credentials name, for a request refused before authentication ran (a body that
+    could not be parsed): the same actor and credential authentication would have recorded."""
+    kind, value = credentials
+    try:
+        caller: Caller = (store.caller_for_token if kind == "token" else store.caller_for_session)(session, value, now)
+    except store.Unauthenticated as err:
+        return {"actor": err.actor, "credential": err.credential}
+    return {"actor": caller.user, "role": caller.role.value, "credential": caller.credential}
 
 
 def _json(raw: bytes) -> Any:
     try:
         return json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: nested past the parser's depth
         return None
 
 
