@@ -97,3 +97,28 @@ async def test_a_body_refused_before_authentication_names_the_caller(
         await bob.post("/api/reports", content=b'{"text": "\\ud800"}', headers=JSON)
     [report] = rows(engine, "report_api")
     assert report.actor is None and report.status_code == 422
+
+
+async def test_customer_contacts_never_reach_the_audit_log_in_full(
+    served: httpx.AsyncBaseTransport, engine: Engine
+) -> None:
+    async with client_as(served, None) as anonymous:
+        answers = [
+            await anonymous.post("/api/reports", json={"text": "Panel down", "contact": "+1 415 555 0123"}),
+            await anonymous.post("/api/reports", json={"text": "Call me on +44 20 7946 0000 or pat@example.com",
+                                                       "contact": "pat@example.com"}),
+            await anonymous.post("/api/reports", json={"text": "x", "contact": "Pat, phone 0044-20-7946-0000"}),
+            # rate limited (three a client), still recorded, still masked
+            await anonymous.post("/api/reports", json={"text": "still down", "contact": "+14155550123"}),
+            # refused by validation (unknown field), recorded with the body
+            await anonymous.post("/api/reports", json={"text": "x", "contact": "+14155550123", "extra": 1}),
+            await anonymous.post("/status/report", data={"text": "form", "contact": "+14155550123"}),
+        ]
+    assert [a.status_code for a in answers] == [201, 201, 201, 429, 422, 429]
+    with Session(engine) as session:
+        recorded = list(session.scalars(select(AuditRow).where(AuditRow.action.in_(["report_api", "report_form"]))))
+        assert len(recorded) == 6
+        everything = "\n".join(str(getattr(r, c.name)) for r in recorded for c in AuditRow.__table__.columns)
+    for full in ("4155550123", "415 555 0123", "7946 0000", "79460000", "7946-0000", "pat@example.com"):
+        assert full not in everything, full
+    assert "***0123" in everything and "p***@example.com" in everything and "too many problem reports" in everything

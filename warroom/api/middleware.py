@@ -43,6 +43,7 @@ from sqlalchemy.orm import Session
 
 from warroom.api.auth import AUDIT_NOTES, SAFE_METHODS, SESSION_COOKIE, access_of
 from warroom.models.access import Caller
+from warroom.models.paging import mask_contact, mask_contacts_in
 from warroom.auth import store
 
 log = logging.getLogger("warroom.api.audit")
@@ -64,6 +65,9 @@ SECRET_PATH_PARAMS = ("token",)
 BODY_NOT_KEPT = frozenset({"replace_config", "patch_config"})
 """Routes whose request body is described (size and type), not copied: the on-call configuration
 holds everyone's phone numbers and addresses. The route notes what changed instead."""
+CONTACTS_MASKED = frozenset({"report_api", "report_form"})
+"""Routes whose bodies carry a customer's phone number or email address (problem reports): the
+audit log, which is append-only, records them masked (``***0123``, ``p***@example.com``)."""
 
 
 def _header(scope: Scope, name: bytes) -> str | None:
@@ -201,6 +205,8 @@ class AuditMiddleware:
         identify = state.get("caller") is None and "audit_actor" not in state and any(m.kind == "role" for m in markers)
         credentials = _credentials(scope) if identify else None
         clean = {k: _storable(v) if isinstance(v, str) else v for k, v in entry.items()}
+        if getattr(route, "name", "") in CONTACTS_MASKED:
+            clean.update({k: mask_contacts_in(clean[k]) for k in ("reason", "detail") if clean.get(k)})
 
         def write() -> None:
             with Session(runtime.engine) as session, session.begin():
@@ -240,7 +246,8 @@ class AuditMiddleware:
             target=", ".join(f"{k}={v}" for k, v in params.items() if k != "incident_id") or None,
             client_ip=(scope.get("client") or (None,))[0],
             user_agent=_header(scope, b"user-agent"),
-            detail=state.get("audit_detail") or _detail(body, content_type, keep=route_name not in BODY_NOT_KEPT),
+            detail=state.get("audit_detail") or _detail(body, content_type, keep=route_name not in BODY_NOT_KEPT,
+                                                        contacts=route_name in CONTACTS_MASKED),
         )
         return entry
 
@@ -323,13 +330,15 @@ def _incident(params: dict[str, Any], answer: Any, action: str) -> int | None:
         return None
 
 
-def _detail(body: bytes, content_type: str, keep: bool = True) -> str:
+def _detail(body: bytes, content_type: str, keep: bool = True, contacts: bool = False) -> str:
     if not body:
         return ""
     if not keep:
         return f"({len(body)} bytes of {content_type or 'unknown type'})"
     if content_type.startswith("application/json"):
         data = _json(body)
+        if contacts and isinstance(data, dict) and isinstance(data.get("contact"), str):
+            data["contact"] = mask_contact(data["contact"])  # whatever it is, not only a number or address
         return store.compact(store.redact(data)) if data is not None else "(not JSON)"
     if content_type.startswith("application/x-www-form-urlencoded"):
         try:
