@@ -48,6 +48,11 @@ class Settings(BaseSettings):
     """Base URL of the API, for the CLI; defaults to http://<http_host>:<http_port>."""
     api_token: SecretStr | None = None
     """Bearer token the CLI sends with every request."""
+    max_request_bytes: int = Field(default=1024**2, ge=64 * 1024)
+    """The largest request body the API reads (bytes); larger ones are refused with 413 before
+    anything reads them. Postmortems may be up to 4 MiB, alert webhooks ``max_alert_request_bytes``."""
+    max_alert_request_bytes: int = Field(default=10 * 1024**2, ge=64 * 1024)
+    """The largest alert webhook delivery (Alertmanager, Grafana, generic) the API reads."""
     command_timeout_seconds: float = Field(default=10.0, gt=0)
     """How long the API waits for the workflow to answer a command before a 503."""
     runbooks_dir: Path | None = None
@@ -95,10 +100,18 @@ class Settings(BaseSettings):
     """Sign-in attempts per client address: ``burst`` at once, then this many a minute."""
     webhook_rate_burst: int = Field(default=120, ge=1)
     webhook_rate_per_minute: float = Field(default=600, gt=0)
+    """Alert webhook deliveries per client address: ``burst`` at once, then this many a minute."""
     report_rate_burst: int = Field(default=3, ge=1)
     report_rate_per_minute: float = Field(default=0.5, gt=0)
     """Customer problem reports per client address: ``burst`` at once, then this many a minute."""
-    """Alert webhook deliveries per client address: ``burst`` at once, then this many a minute."""
+    subscribe_rate_burst: int = Field(default=5, ge=1)
+    subscribe_rate_per_minute: float = Field(default=1, gt=0)
+    """Status-page subscription requests per client address: ``burst`` at once, then this many a
+    minute (each may send an SMS or email that costs money and lands on a stranger's phone)."""
+    confirmation_rate_burst: int = Field(default=3, ge=1)
+    confirmation_rate_per_hour: float = Field(default=2, gt=0)
+    """Subscription confirmation messages to one email address or number, from any client:
+    ``burst`` at once, then this many an hour."""
 
     # --- the incident channel (Slack) and outgoing webhooks: off unless configured ----------------
     slack_bot_token: SecretStr | None = None

@@ -121,6 +121,14 @@ async def test_put_accepts_yaml_and_refuses_a_stale_version(http: httpx.AsyncCli
         (None, "application/json", "the body must be a mapping"),
         ("people: [unclosed", "application/yaml", "the body is not valid YAML"),
         ("{", "application/json", "the body is not valid JSON"),
+        # An alias bomb (here a small one: each level ten times the one before) and a merge key.
+        ("a: &a [x, x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]\n"
+         "c: [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]\n", "application/yaml",
+         "the body has an anchor (&a) at line 1: YAML anchors and aliases are not accepted"),
+        ("base: &base {ack_timeout: 7m}\nother:\n  <<: *base\n", "application/yaml", "anchors and aliases"),
+        ("x: " + "[" * 100_000, "application/yaml", "the body nests more than 64 levels deep"),
+        ("[" * 100_000 + "]" * 100_000, "application/json", "the body nests more than 64 levels deep"),
+        ('{"a": ' * 70 + "1" + "}" * 70, "application/json", "the body nests more than 64 levels deep"),
     ],
 )
 async def test_a_bad_put_is_a_422_with_the_reason_and_changes_nothing(

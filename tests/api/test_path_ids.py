@@ -1,7 +1,7 @@
-"""Every integer in a URL path is bounded: an id past 2**31-1 is 422 with the reason, never a 500.
+"""Every integer in a URL path or query is bounded: an id past 2**31-1 is 422 with the reason, never a 500.
 
 The routes come from the OpenAPI document, so a route added later with an
-unbounded ``int`` path parameter fails here without anyone listing it. The API
+unbounded ``int`` path or query parameter fails here without anyone listing it. The API
 runs with a Temporal client aimed where nothing listens: a route that let the id
 through would answer 404/503 (or a 500 from the database), not 422.
 """
@@ -74,4 +74,51 @@ async def test_every_integer_path_parameter_refuses_ids_past_32_bits(
                     "application/json") else ""
                 if resp.status_code != 422 or bad_name not in str(detail):
                     failures.append(f"{method} {path} -> {resp.status_code} {resp.text[:120]}")
+    assert not failures, "\n".join(failures)
+
+
+def integer_schemas(schema: dict[str, Any]) -> list[dict[str, Any]]:
+    """The integer schemas in a parameter's schema (``int | None`` is an anyOf)."""
+    if schema.get("type") == "integer":
+        return [schema]
+    return [s for key in ("anyOf", "oneOf", "allOf") for part in schema.get(key, []) for s in integer_schemas(part)]
+
+
+def int_query_params(spec: dict[str, Any]) -> list[tuple[str, str, dict[str, Any], list[str]]]:
+    """(method, path template, an integer query parameter, every path parameter)."""
+    found = []
+    for path, ops in spec["paths"].items():
+        for method, op in ops.items():
+            params = op.get("parameters", [])
+            names = [p["name"] for p in params if p["in"] == "path"]
+            found.extend((method.upper(), path, p, names) for p in params
+                         if p["in"] == "query" and integer_schemas(p["schema"]))
+    return found
+
+
+async def test_every_integer_query_parameter_is_bounded_and_refuses_huge_values(
+    app_and_http: tuple[Any, httpx.AsyncClient],
+) -> None:
+    app, http = app_and_http
+    params = int_query_params(app.openapi())
+    seen = {(path, p["name"]) for _, path, p, _ in params}
+    # The walk must see the parameter the bug was found on, or it proves nothing.
+    assert ("/api/audit", "before") in seen and ("/api/notifications", "incident_id") in seen
+    unbounded = [f"{m} {path} ?{p['name']}" for m, path, p, _ in params
+                 if any(s.get("maximum") is None for s in integer_schemas(p["schema"]))]
+    assert not unbounded, "integer query parameters without a maximum:\n" + "\n".join(unbounded)
+    failures = []
+    for method, template, param, names in params:
+        path = template
+        for name in names:
+            path = path.replace("{" + name + "}", "1")
+        for bad in ("99999999999999999999", str(2**63), str(MAX_ID + 1)):
+            maximum = min(s["maximum"] for s in integer_schemas(param["schema"]))
+            if int(bad) <= maximum:
+                continue
+            resp = await http.request(method, path, params={param["name"]: bad})
+            detail = resp.json().get("detail", "") if resp.headers.get("content-type", "").startswith(
+                "application/json") else ""
+            if resp.status_code != 422 or param["name"] not in str(detail):
+                failures.append(f"{method} {path}?{param['name']}={bad} -> {resp.status_code} {resp.text[:120]}")
     assert not failures, "\n".join(failures)

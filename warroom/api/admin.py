@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 
 from warroom.api.auth import Admin, CurrentUser
-from warroom.api.params import path_id
+from warroom.api.params import path_id, query_id
 from warroom.auth import store
 from warroom.models.access import Role, shown_prefix
 from warroom.models.tables import ApiTokenRow, IntegrationRow, UserRow
@@ -314,7 +314,7 @@ def _filters(
 
 ActorQ = Annotated[str | None, Query(max_length=200, description="user id, or integration:<name>")]
 ActionQ = Annotated[str | None, Query(max_length=100, description="e.g. acknowledge, start_run, login")]
-IncidentQ = Annotated[int | None, Query(ge=1, le=2**31 - 1)]
+IncidentQ = Annotated[int | None, query_id("the incident number")]
 AcceptedQ = Annotated[bool | None, Query(description="true: accepted only; false: refused only")]
 SinceQ = Annotated[datetime | None, Query(description="from this instant (inclusive)")]
 UntilQ = Annotated[datetime | None, Query(description="up to this instant (exclusive)")]
@@ -325,7 +325,7 @@ async def audit(
     request: Request, caller: Admin, actor: ActorQ = None, action: ActionQ = None, incident_id: IncidentQ = None,
     accepted: AcceptedQ = None, since: SinceQ = None, until: UntilQ = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    before: Annotated[int | None, Query(ge=1, description="entries older than this id (paging)")] = None,
+    before: Annotated[int | None, query_id("entries older than this id (paging)")] = None,
 ) -> Any:
     """Newest first. Page back with ``before`` = the smallest id of the previous page."""
     f = _filters(actor, action, incident_id, accepted, since, until)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -30,7 +31,7 @@ from warroom.api import oncall as oncall_routes
 from warroom.api import postmortems as postmortem_routes
 from warroom.api import runbooks as runbook_routes
 from warroom.api.auth import Responder, acting_as, integration, public, require
-from warroom.api.middleware import AuditMiddleware, SecurityHeadersMiddleware
+from warroom.api.middleware import AuditMiddleware, BodyLimitMiddleware, SecurityHeadersMiddleware
 from warroom.api.schemas import (
     AckIn,
     AlertIngestOut,
@@ -128,6 +129,27 @@ MAX_INCIDENT_NUMBER = 2**31 - 1
 id is malformed input, not a database error."""
 IncidentId = Annotated[int, FastAPIPath(ge=1, le=MAX_INCIDENT_NUMBER, description="the incident number, e.g. 42")]
 
+POSTMORTEM_BODY_BYTES = 4 * 1024**2
+"""A postmortem may hold about 220,000 characters (sections, timeline, action items); in JSON with
+every character escaped that is more than the default limit."""
+_ALERT_WEBHOOK = re.compile(r"^/api/webhooks/(alertmanager|grafana|generic)(/|$)")
+_POSTMORTEM = re.compile(r"^/api/incidents/[^/]+/postmortem(/draft)?/?$")
+
+
+def body_limit(settings: Settings) -> Callable[[str], int]:
+    """The largest request body each path accepts: alert webhooks (Alertmanager groups of
+    thousands of alerts) and postmortems more, every other route ``max_request_bytes``."""
+    default = settings.max_request_bytes
+
+    def limit_for(path: str) -> int:
+        if _ALERT_WEBHOOK.match(path):
+            return max(default, settings.max_alert_request_bytes)
+        if _POSTMORTEM.match(path):
+            return max(default, POSTMORTEM_BODY_BYTES)
+        return default
+
+    return limit_for
+
 
 def create_app(
     settings: Settings,
@@ -210,6 +232,8 @@ def create_app(
 
     console.install(app)
     app.add_middleware(AuditMiddleware)
+    # Outside the audit log and before every route and dependency: nothing reads a body over the limit.
+    app.add_middleware(BodyLimitMiddleware, limit_for=body_limit(settings))
     https = (settings.public_base_url or "").startswith("https://")
     app.add_middleware(SecurityHeadersMiddleware, https=https)  # outermost: headers on every answer
     return app

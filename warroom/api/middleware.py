@@ -1,4 +1,11 @@
-"""Two ASGI middlewares: the audit log of every command, and security headers on every answer.
+"""Three ASGI middlewares: a bound on request bodies, the audit log of every command, and
+security headers on every answer.
+
+``BodyLimitMiddleware`` refuses a request body larger than its route's limit
+with 413 and the reason, before anything reads it: at once when the
+Content-Length says so, else as soon as the streamed (chunked) body passes the
+limit. It runs before authentication and body parsing, so a caller without a
+token cannot make the API hold a large body in memory.
 
 ``AuditMiddleware`` writes one row per non-GET request to a route that is not
 plainly public (commands, configuration changes, sign-ins, alert and Twilio
@@ -7,7 +14,11 @@ reason from the answer's ``detail`` (or what the route noted in the
 request's scope), the caller, the incident, the client address and user
 agent, and the request body with secrets redacted (for a configuration change, what it
 changed instead). Refusals that happen before any route code runs (401, 403, 422, 429)
-are recorded the same way.
+are recorded the same way, with the caller named by a valid token or session even when
+the body was refused before authentication ran. Whatever the body holds (lone
+surrogates, NUL characters, 100,000 levels of nesting), the row is written: at most
+``KEEP`` bytes of it are kept, nesting and size are bounded, text the database cannot
+store is replaced, and if describing the request fails the row is written without it.
 
 ``SecurityHeadersMiddleware`` adds nosniff, a Referrer-Policy, frame denial and
 a Content-Security-Policy; HTML pages get a CSP that allows exactly the inline
@@ -26,10 +37,13 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 from urllib.parse import parse_qs
 
+from fastapi import HTTPException
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.orm import Session
 
 from warroom.api.auth import AUDIT_NOTES, SAFE_METHODS, SESSION_COOKIE, access_of
+from warroom.models.access import Caller
+from warroom.models.paging import mask_contact, mask_contacts_in
 from warroom.auth import store
 
 log = logging.getLogger("warroom.api.audit")
@@ -51,6 +65,9 @@ SECRET_PATH_PARAMS = ("token",)
 BODY_NOT_KEPT = frozenset({"replace_config", "patch_config"})
 """Routes whose request body is described (size and type), not copied: the on-call configuration
 holds everyone's phone numbers and addresses. The route notes what changed instead."""
+CONTACTS_MASKED = frozenset({"report_api", "report_form"})
+"""Routes whose bodies carry a customer's phone number or email address (problem reports): the
+audit log, which is append-only, records them masked (``***0123``, ``p***@example.com``)."""
 
 
 def _header(scope: Scope, name: bytes) -> str | None:
@@ -58,6 +75,78 @@ def _header(scope: Scope, name: bytes) -> str | None:
         if key == name:
             return value.decode("latin-1")
     return None
+
+
+BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+class BodyTooLarge(HTTPException):
+    """Raised from ``receive`` once a streamed body passes the limit; FastAPI and Starlette
+    pass HTTPExceptions from the body reader through, so the route answers 413."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(status_code=413, detail=too_large(limit), headers={"Connection": "close"})
+
+
+def too_large(limit: int) -> str:
+    shown = f"{limit // 1024**2} MiB" if limit % 1024**2 == 0 else f"{limit} bytes"
+    return f"the request body is larger than {shown}, the most this endpoint accepts"
+
+
+class BodyLimitMiddleware:
+    """Refuses request bodies over ``limit_for(path)`` bytes with 413 (see the module's docstring)."""
+
+    def __init__(self, app: ASGIApp, *, limit_for: Callable[[str], int]) -> None:
+        self.app = app
+        self.limit_for = limit_for
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] not in BODY_METHODS:
+            await self.app(scope, receive, send)
+            return
+        limit = self.limit_for(scope["path"])
+        declared = _header(scope, b"content-length")
+        if declared is not None:
+            if not declared.strip().isdigit():
+                await _refuse(send, 400, "the Content-Length header is not a number")
+                return
+            if int(declared) > limit:
+                await _refuse(send, 413, too_large(limit))
+                return
+        seen = 0
+        started = False
+
+        async def counted_receive() -> Message:
+            nonlocal seen
+            if seen > limit:
+                raise BodyTooLarge(limit)
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > limit:
+                    raise BodyTooLarge(limit)
+            return message
+
+        async def watched_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, counted_receive, watched_send)
+        except BodyTooLarge as err:  # a reader that let it through: answer here if nothing was sent yet
+            if started:
+                raise
+            await _refuse(send, 413, str(err.detail))
+
+
+async def _refuse(send: Send, status: int, reason: str) -> None:
+    body = json.dumps({"detail": reason}).encode()
+    await send({"type": "http.response.start", "status": status, "headers": [
+        (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+        (b"connection", b"close")]})
+    await send({"type": "http.response.body", "body": body, "more_body": False})
 
 
 class AuditMiddleware:
@@ -106,6 +195,29 @@ class AuditMiddleware:
         if runtime is None:
             return
         state = scope.get(AUDIT_NOTES, {})
+        try:
+            entry = self._entry(scope, route, markers, runtime, state, status, body, answer)
+        except Exception as err:  # noqa: BLE001 - a request we cannot describe is still recorded
+            log.exception("could not describe %s %s for the audit log", scope["method"], scope["path"])
+            entry = self._bare_entry(scope, route, runtime, state, status, err)
+        # A route that needs a signed-in caller, refused before authentication ran (a body that could
+        # not be parsed): name the caller its token or session would have named.
+        identify = state.get("caller") is None and "audit_actor" not in state and any(m.kind == "role" for m in markers)
+        credentials = _credentials(scope) if identify else None
+        clean = {k: _storable(v) if isinstance(v, str) else v for k, v in entry.items()}
+        if getattr(route, "name", "") in CONTACTS_MASKED:
+            clean.update({k: mask_contacts_in(clean[k]) for k in ("reason", "detail") if clean.get(k)})
+
+        def write() -> None:
+            with Session(runtime.engine) as session, session.begin():
+                if credentials is not None:
+                    clean.update(_known_caller(session, credentials, clean["at"]))
+                store.append_audit(session, **clean)
+
+        await run_in_threadpool(write)
+
+    def _entry(self, scope: Scope, route: Any, markers: list[Any], runtime: Any, state: dict[str, Any], status: int,
+               body: bytes, answer: bytes) -> dict[str, Any]:
         caller = state.get("caller")
         params = dict(scope.get("path_params", {}))
         path = scope["path"]
@@ -134,20 +246,66 @@ class AuditMiddleware:
             target=", ".join(f"{k}={v}" for k, v in params.items() if k != "incident_id") or None,
             client_ip=(scope.get("client") or (None,))[0],
             user_agent=_header(scope, b"user-agent"),
-            detail=state.get("audit_detail") or _detail(body, content_type, keep=route_name not in BODY_NOT_KEPT),
+            detail=state.get("audit_detail") or _detail(body, content_type, keep=route_name not in BODY_NOT_KEPT,
+                                                        contacts=route_name in CONTACTS_MASKED),
+        )
+        return entry
+
+    @staticmethod
+    def _bare_entry(scope: Scope, route: Any, runtime: Any, state: dict[str, Any], status: int,
+                    err: Exception) -> dict[str, Any]:
+        """What is known without looking at the body or the answer."""
+        caller = state.get("caller")
+        return dict(
+            at=runtime.clock(), action=getattr(route, "name", None) or scope["path"],
+            accepted=200 <= status < 400 and state.get("audit_accepted", True), status_code=status,
+            reason=str(state.get("audit_reason") or ""),
+            actor=caller.user if caller is not None else state.get("audit_actor"),
+            role=caller.role.value if caller is not None else None,
+            credential=caller.credential if caller is not None else state.get("audit_credential", "none"),
+            method=scope["method"], path=scope["path"], client_ip=(scope.get("client") or (None,))[0],
+            user_agent=_header(scope, b"user-agent"),
+            detail=f"(the request could not be described: {type(err).__name__})",
         )
 
-        def write() -> None:
-            with Session(runtime.engine) as session, session.begin():
-                store.append_audit(session, **entry)
 
-        await run_in_threadpool(write)
+def _storable(text: str) -> str:
+    """Text every database stores: lone surrogates and NUL characters replaced."""
+    return _UNSTORABLE.sub("\ufffd", text)
+
+
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def _credentials(scope: Scope) -> tuple[str, str] | None:
+    """("token", value) or ("session", cookie) the request carries, if any."""
+    header = _header(scope, b"authorization")
+    if header:
+        scheme, _, value = header.partition(" ")
+        return ("token", value.strip()) if scheme.lower() == "bearer" and value.strip() else None
+    cookies = _header(scope, b"cookie") or ""
+    for part in cookies.split(";"):
+        name, _, value = part.strip().partition("=")
+        if name == SESSION_COOKIE and value:
+            return "session", value
+    return None
+
+
+def _known_caller(session: Session, credentials: tuple[str, str], now: Any) -> dict[str, Any]:
+    """Who the credentials name, for a request refused before authentication ran (a body that
+    could not be parsed): the same actor and credential authentication would have recorded."""
+    kind, value = credentials
+    try:
+        caller: Caller = (store.caller_for_token if kind == "token" else store.caller_for_session)(session, value, now)
+    except store.Unauthenticated as err:
+        return {"actor": err.actor, "credential": err.credential}
+    return {"actor": caller.user, "role": caller.role.value, "credential": caller.credential}
 
 
 def _json(raw: bytes) -> Any:
     try:
         return json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: nested past the parser's depth
         return None
 
 
@@ -172,13 +330,15 @@ def _incident(params: dict[str, Any], answer: Any, action: str) -> int | None:
         return None
 
 
-def _detail(body: bytes, content_type: str, keep: bool = True) -> str:
+def _detail(body: bytes, content_type: str, keep: bool = True, contacts: bool = False) -> str:
     if not body:
         return ""
     if not keep:
         return f"({len(body)} bytes of {content_type or 'unknown type'})"
     if content_type.startswith("application/json"):
         data = _json(body)
+        if contacts and isinstance(data, dict) and isinstance(data.get("contact"), str):
+            data["contact"] = mask_contact(data["contact"])  # whatever it is, not only a number or address
         return store.compact(store.redact(data)) if data is not None else "(not JSON)"
     if content_type.startswith("application/x-www-form-urlencoded"):
         try:

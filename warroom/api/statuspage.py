@@ -11,6 +11,8 @@ without JavaScript.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import secrets
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Annotated, Any
@@ -29,8 +31,9 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from warroom.activities.notify import mask_contact
 from warroom.api import alerts, commands
-from warroom.api.auth import Operator, acting_as, public, require
-from warroom.models.access import Role
+from warroom.api.auth import Operator, acting_as, client_ip, public, rate_limit, require
+from warroom.auth import store
+from warroom.models.access import Bucket, Role
 from warroom.models.components import ComponentState, ComponentStateInput, Maintenance, components_in_maintenance
 from warroom.api.params import path_id
 from warroom.models.ids import fanout_workflow_id
@@ -162,9 +165,24 @@ def _one(form: dict[str, list[str]], name: str, default: str = "") -> str:
     return values[0].strip()
 
 
-async def _page(rt: "Runtime", title: str, body: str, status: int = 200, form: dict[str, Any] | None = None) -> HTMLResponse:
+async def _page(rt: "Runtime", title: str, body: str, status: int = 200, form: dict[str, Any] | None = None,
+                headers: dict[str, str] | None = None) -> HTMLResponse:
     view = await _view(rt)
-    return HTMLResponse(render.render_message(view, render.served_links(), title, body, form), status_code=status)
+    return HTMLResponse(render.render_message(view, render.served_links(), title, body, form), status_code=status,
+                        headers=headers)
+
+
+def _wait_words(seconds: int) -> str:
+    if seconds < 120:
+        return f"{seconds} seconds"
+    return f"{-(-seconds // 60)} minutes"
+
+
+def _contact_key(secret: str, channel: SubscriberChannel, contact: str) -> str:
+    """The rate-limit key of one address or number: keyed by a MAC, so the rate_limits table
+    holds no phone number or address (and a short number cannot be found by hashing guesses)."""
+    digest = hmac.new(secret.encode(), f"{channel.value}:{contact}".encode(), hashlib.sha256).hexdigest()
+    return f"confirm:{digest[:32]}"
 
 
 async def _send_confirmation(rt: "Runtime", subscriber_id: int, nonce: str) -> None:
@@ -189,6 +207,16 @@ async def _send_confirmation(rt: "Runtime", subscriber_id: int, nonce: str) -> N
 @router.post("/status/subscribe", response_class=HTMLResponse, tags=["status page"],
              dependencies=SUBSCRIPTION)
 async def subscribe(request: Request, rt: RuntimeDep) -> HTMLResponse:
+    settings = rt.settings
+    try:
+        await rate_limit(request, f"subscribe:{client_ip(request) or 'unknown'}",
+                         Bucket(capacity=settings.subscribe_rate_burst, per_minute=settings.subscribe_rate_per_minute),
+                         "subscription requests")
+    except HTTPException as err:
+        wait = int((err.headers or {}).get("Retry-After", "60"))
+        return await _page(rt, "Too many requests",
+                           f"Too many subscription requests came from your address. Please try again in "
+                           f"{_wait_words(wait)}.", 429, headers={"Retry-After": str(wait)})
     form = await _form(request)
     catalog = _config(rt).catalog
     try:
@@ -204,9 +232,13 @@ async def subscribe(request: Request, rt: RuntimeDep) -> HTMLResponse:
     if unknown:
         return await _page(rt, "Cannot subscribe", f"Unknown component: {', '.join(unknown)[:200]}.", 422)
     now = rt.clock()
+    confirmations = Bucket(capacity=settings.confirmation_rate_burst,
+                           per_minute=settings.confirmation_rate_per_hour / 60)
+    contact_key = _contact_key(_config(rt).secret, channel, contact)
 
-    def upsert(session: Session) -> tuple[int, str, bool, bool]:
-        """(id, nonce, send a confirmation?, already confirmed?)"""
+    def upsert(session: Session) -> tuple[int, str, bool, bool] | int:
+        """(id, nonce, send a confirmation?, already confirmed?), or the seconds to wait when this
+        address or number has had its share of confirmation messages."""
         row = session.scalar(
             select(SubscriberRow).where(SubscriberRow.channel == channel.value, SubscriberRow.contact == contact)
         )
@@ -215,6 +247,9 @@ async def subscribe(request: Request, rt: RuntimeDep) -> HTMLResponse:
         if row is not None and row.status == SubscriberStatus.PENDING.value and now - row.created_at < RESEND_AFTER:
             row.components = wanted
             return row.id, row.nonce, False, False
+        wait = store.take(session, contact_key, confirmations, now.timestamp())
+        if wait:
+            return wait
         nonce = secrets.token_hex(8)
         if row is None:
             try:
@@ -231,7 +266,13 @@ async def subscribe(request: Request, rt: RuntimeDep) -> HTMLResponse:
             row.code_attempts, row.created_at, row.unsubscribed_at = 0, now, None
         return row.id, nonce, True, False
 
-    subscriber_id, nonce, send, confirmed = await _db(rt, upsert)
+    outcome = await _db(rt, upsert)
+    if isinstance(outcome, int):
+        return await _page(rt, "Too many confirmation messages",
+                           f"We have sent several confirmation messages to {mask_contact(contact)} recently. "
+                           f"Please use the last one, or try again in {_wait_words(outcome)}.", 429,
+                           headers={"Retry-After": str(outcome)})
+    subscriber_id, nonce, send, confirmed = outcome
     if send:
         await _send_confirmation(rt, subscriber_id, nonce)
     shown = mask_contact(contact)

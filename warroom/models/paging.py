@@ -84,6 +84,20 @@ def mask_contact(contact: str) -> str:
     return f"***{digits[-4:]}" if len(digits) >= 4 else "***"
 
 
+_EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
+_PHONE = re.compile(r"\+?\(?\d[\d\s().\-/]{5,}\d")
+
+
+def mask_contacts_in(text: str) -> str:
+    """``text`` with every email address and phone-number-like run of 7 or more digits masked
+    as ``mask_contact`` does (for free text that may carry a customer's contact details)."""
+
+    def phone(match: re.Match[str]) -> str:
+        return mask_contact(match.group()) if len(re.sub(r"\D", "", match.group())) >= 7 else match.group()
+
+    return _PHONE.sub(phone, _EMAIL.sub(lambda m: mask_contact(m.group()), text))
+
+
 def same_number(a: str | None, b: str | None) -> bool:
     if not a or not b:
         return False
