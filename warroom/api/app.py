@@ -457,7 +457,7 @@ def _routes(app: FastAPI) -> None:  # noqa: C901 - one place that lists every ro
     async def get_incident(incident_id: IncidentId, rt: RuntimeDep) -> Any:
         wid = incident_workflow_id(incident_id)
         try:
-            view = await _view(rt, incident_id, min(5.0, rt.settings.command_timeout_seconds))
+            view = await _view(rt, incident_id, rt.settings.query_timeout_seconds)
             return IncidentOut.from_view(view, wid, rt.ui_link(wid))
         except (commands.IncidentGone, HTTPException) as err:
             if isinstance(err, HTTPException) and err.status_code != 503:
