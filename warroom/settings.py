@@ -55,6 +55,9 @@ class Settings(BaseSettings):
     """The largest alert webhook delivery (Alertmanager, Grafana, generic) the API reads."""
     command_timeout_seconds: float = Field(default=10.0, gt=0)
     """How long the API waits for the workflow to answer a command before a 503."""
+    query_timeout_seconds: float = Field(default=1.5, gt=0, le=30)
+    """How long an incident read (API and web page) waits for the workflow's live state
+    before answering from the read model instead (a stopped or busy worker)."""
     runbooks_dir: Path | None = None
     """Directory of runbook YAML files; defaults to the runbooks shipped with warroom."""
     runbook_endpoints: dict[str, str] = Field(default_factory=lambda: {"platform": "http://127.0.0.1:8100"})

@@ -85,3 +85,34 @@ async def test_an_alert_without_an_answer_says_how_long_it_really_waited(
     assert resp.status_code == 503, resp.text
     detail = resp.json()["detail"]
     assert "no answer from the incident's workflow within 1 s while declaring the incident" in detail, detail
+
+
+async def test_reading_an_incident_whose_worker_is_gone_answers_from_the_read_model_quickly(
+    client: Client, engine: Engine, tmp_path: Path
+) -> None:
+    """The worker stops after the incident was stored: the API and the web page wait
+    ``query_timeout_seconds`` (1.5 s by default) for the live state, not 5 s, and then
+    show the stored state; commands keep their own, longer timeout."""
+    import time
+
+    from tests.api.support import eventually, serving
+
+    async with serving(client, engine, tmp_path) as api:
+        number = (await api.declare(title="Billing page is blank"))["id"]
+
+        async def stored() -> bool:
+            return (await api.http.get("/api/incidents", params={"status": "open"})).json() != []
+
+        await eventually("the read model has the incident", stored)
+        settings = api.settings
+    assert settings.query_timeout_seconds == 1.5 and settings.command_timeout_seconds == 10
+    app = create_app(settings, client=client, engine=engine)  # the same queue, and now no worker polls it
+    async with LifespanManager(app) as manager:
+        async with client_as(httpx.ASGITransport(app=manager.app), token_for(engine, "alice")) as http:
+            for path in (f"/api/incidents/{number}", f"/console/incidents/{number}"):
+                began = time.monotonic()
+                resp = await http.get(path)
+                took = time.monotonic() - began
+                assert resp.status_code == 200, (path, resp.text[:300])
+                assert "Billing page is blank" in resp.text
+                assert 1.4 <= took < 3.5, (path, took)

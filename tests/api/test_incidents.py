@@ -247,6 +247,7 @@ REFUSED_WHEN_RESOLVED: list[tuple[str, dict[str, Any]]] = [
     ("status-updates", {"message": "Still watching."}),
     ("severity", {"severity": "SEV-1"}),
     ("resolve", {"summary": "Rolled back again."}),
+    ("components", {"component": "dns", "state": "major_outage"}),
 ]
 
 
@@ -410,3 +411,32 @@ async def test_concurrent_requests_with_one_idempotency_key_make_one_incident(ap
     assert {a.json()["id"] for a in answers} == {api.first_number}
     await eventually("the page", lambda: pages_of(api, api.first_number))
     assert len(await pages_of(api, api.first_number)) == 1
+
+
+# --- what a declaration may name -----------------------------------------------------------------
+
+
+async def test_declaring_with_an_unknown_component_is_422_naming_the_known_ones(api: Api) -> None:
+    resp = await api.http.post("/api/incidents", json={"title": "x", "severity": "SEV-3", "components": ["dns", "nope"]})
+    assert resp.status_code == 422, resp.text
+    detail = resp.json()["detail"]
+    assert "'nope'" in detail and "'dns'" not in detail
+    assert "known: control-panel, api, billing, dns, email" in detail
+    listed = await api.http.get("/api/incidents")
+    assert listed.json() == []  # nothing declared, no number used up
+    # Names, aliases and any case are the same component as on the status page.
+    inc = await api.declare(components=["DNS", "mail"])
+    assert inc["components"] == ["DNS", "mail"]
+
+
+async def test_an_impact_start_in_the_future_is_422_but_clock_skew_is_tolerated(api: Api) -> None:
+    far = await api.http.post("/api/incidents", json={"title": "x", "severity": "SEV-3",
+                                                      "impact_started_at": "9999-12-31T00:00:00Z"})
+    assert far.status_code == 422, far.text
+    assert "impact_started_at" in far.json()["detail"] and "future" in far.json()["detail"]
+    soon = (datetime.now(UTC) + timedelta(minutes=10)).isoformat()
+    assert (await api.http.post("/api/incidents", json={"title": "x", "severity": "SEV-3",
+                                                        "impact_started_at": soon})).status_code == 422
+    skewed = datetime.now(UTC) + timedelta(minutes=1)
+    inc = await api.declare(severity="SEV-3", impact_started_at=skewed.isoformat())
+    assert at(inc["impact_started_at"]) == skewed

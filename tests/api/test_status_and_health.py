@@ -41,7 +41,7 @@ async def test_status_page_lists_open_incident_and_its_public_updates(api: Api) 
 
     html = await eventually("the update on the status page", page_shows_update)
     assert "Webmail logins fail" in html
-    assert "Major outage" in html  # an open SEV-1 sets the headline even on a component outside the catalog
+    assert "Major outage" in html  # an open SEV-1 on webmail (an alias of email) sets the headline
     assert "webmail" in html
     assert "All systems operational" not in html
 

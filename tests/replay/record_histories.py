@@ -156,6 +156,16 @@ async def severity_and_updates(h: Harness) -> Handle:
     return handle
 
 
+async def sev4_notices(h: Harness) -> Handle:
+    """SEV-4 (pages nobody): first-status reminder, holding statement, an IC, resolved.
+    Recorded when its reminders and notices still went by SMS."""
+    handle = await start(h, "sev4_notices", 8, Severity.SEV4, first_status_within="2s", reminder_lead="1s")
+    await until(lambda: sent(h, 8, "auto-initial/"))
+    await handle.execute_update(IncidentWorkflow.assign_role, RoleInput(role=Role.INCIDENT_COMMANDER, person="bob"))
+    await handle.execute_update(IncidentWorkflow.resolve, ResolveInput(summary="Cleared the stale cache.", by="bob"))
+    return handle
+
+
 async def continued_as_new(h: Harness) -> Handle:
     """A long SEV-3 whose history passes the policy's limit: continues as new, then resolves."""
     handle = await start(h, "continued_as_new", 5, Severity.SEV3, ack_timeout="1h", first_status_within="1h",
@@ -209,6 +219,7 @@ SCENARIOS: list[Callable[[Harness], Awaitable[Handle]]] = [
     continued_as_new,
     postmortem_author_and_action_items,
     action_item_tracker,
+    sev4_notices,
 ]
 
 

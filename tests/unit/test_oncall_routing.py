@@ -18,8 +18,18 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from warroom.models import lifecycle, routing
+from warroom.models.paging import quiet_notice_method
 from warroom.models.oncall import Window
-from warroom.models.policy import DEFAULT_POLICY_PATH, Policy, PolicyError, Team, load_policy, parse_policy
+from warroom.models.policy import (
+    DEFAULT_POLICY_PATH,
+    ContactMethod,
+    Person,
+    Policy,
+    PolicyError,
+    Team,
+    load_policy,
+    parse_policy,
+)
 from warroom.models.severity import Severity
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -372,3 +382,42 @@ def test_a_level_the_configuration_lost_is_resolved_as_declared_with_the_people_
 
 def test_the_example_starts_on_a_monday() -> None:
     assert date(2026, 11, 30).weekday() == 0
+
+
+# --- reminders and notices follow what a page would do now ------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("severity", "at", "paged_already", "ann", "ben"),
+    [
+        # SEV-4 pages nobody: email only, and nothing at all for someone without an address.
+        (Severity.SEV4, TUESDAY_NOON_NY, False, "email", None),
+        (Severity.SEV4, TUESDAY_NIGHT_NY, True, "email", None),
+        # SEV-3 pages by email in business hours; someone with no email gets their page's fallback.
+        (Severity.SEV3, TUESDAY_NOON_NY, False, "email", "sms"),
+        # SEV-3 at night waits for business hours: nobody's phone buzzes for a reminder either...
+        (Severity.SEV3, TUESDAY_NIGHT_NY, False, "email", None),
+        # ...until someone was paged after all (escalation goes on at any hour).
+        (Severity.SEV3, TUESDAY_NIGHT_NY, True, "email", "sms"),
+        # SEV-2 texts by day; at night its rule pages by email, and so do its reminders.
+        (Severity.SEV2, TUESDAY_NOON_NY, False, "sms", "sms"),
+        (Severity.SEV2, TUESDAY_NIGHT_NY, False, "email", "sms"),
+        # SEV-1 calls and texts: a reminder is a text, never a call.
+        (Severity.SEV1, TUESDAY_NIGHT_NY, False, "sms", "sms"),
+    ],
+)
+def test_reminders_and_notices_use_what_a_page_of_the_severity_would_use_now(
+    severity: Severity, at: datetime, paged_already: bool, ann: str | None, ben: str | None
+) -> None:
+    policy = rules_policy()
+    methods, pages_now = routing.notice_methods(policy, severity, "ops", at, paging_started=paged_already)
+    got = [quiet_notice_method(policy.people[p], methods, pages_now) for p in ("ann", "ben")]
+    assert [m.value if m else None for m in got] == [ann, ben]
+
+
+def test_a_reminder_of_a_sev1_paged_by_call_only_is_a_text_when_the_person_has_one() -> None:
+    dana = Person(name="Dana", phone="+15005550110", sms="+15005550110", email="d@example.com")
+    assert quiet_notice_method(dana, [ContactMethod.VOICE], True) == ContactMethod.SMS
+    only_phone = Person(name="Phil", phone="+15005550111")
+    assert quiet_notice_method(only_phone, [ContactMethod.VOICE], True) == ContactMethod.VOICE
+    assert quiet_notice_method(only_phone, [ContactMethod.EMAIL], False) is None

@@ -316,11 +316,38 @@ async def _view(rt: Runtime, number: int, timeout: float) -> IncidentView:
 # --- commands (the JSON API and the console's forms both go through these) ---------------------
 
 
+CLOCK_SKEW = timedelta(minutes=5)
+"""How far ahead of the server's clock a caller's instant may be (their clock may run fast)."""
+
+
+def check_components(rt: Runtime, names: list[str]) -> None:
+    """Refuse component names the status page's catalogue does not know (422, naming the known ones)."""
+    catalog = rt.statuspage.catalog if rt.statuspage is not None else None
+    if catalog is None:
+        return
+    unknown = [n for n in names if catalog.resolve(n) is None]
+    if unknown:
+        known = ", ".join(c.id for c in catalog.components)
+        what = ", ".join(f"'{n[:100]}'" for n in unknown)
+        raise HTTPException(status_code=422, detail=f"components: unknown component {what} (known: {known})")
+
+
+def check_not_future(field: str, value: datetime | None, now: datetime) -> None:
+    if value is not None and value > now + CLOCK_SKEW:
+        raise HTTPException(
+            status_code=422,
+            detail=f"{field}: {value.isoformat()} is in the future (now {now.isoformat(timespec='seconds')}); "
+                   "give when it happened",
+        )
+
+
 async def declare_incident(
     rt: Runtime, caller: Caller, body: DeclareIn, idempotency_key: str | None, source: str = "api"
 ) -> IncidentOut:
     declared_by = acting_as(caller, body.declared_by, "declared_by")
     now = rt.clock()
+    check_components(rt, body.components)
+    check_not_future("impact_started_at", body.impact_started_at, now)
     key = f"api:{idempotency_key}" if idempotency_key else None
     number = await db(rt, lambda s: allocate_incident_number(s, now, key))
     inp = IncidentInput(
@@ -454,7 +481,7 @@ def _routes(app: FastAPI) -> None:  # noqa: C901 - one place that lists every ro
     async def get_incident(incident_id: IncidentId, rt: RuntimeDep) -> Any:
         wid = incident_workflow_id(incident_id)
         try:
-            view = await _view(rt, incident_id, min(5.0, rt.settings.command_timeout_seconds))
+            view = await _view(rt, incident_id, rt.settings.query_timeout_seconds)
             return IncidentOut.from_view(view, wid, rt.ui_link(wid))
         except (commands.IncidentGone, HTTPException) as err:
             if isinstance(err, HTTPException) and err.status_code != 503:

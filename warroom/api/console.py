@@ -136,7 +136,7 @@ async def _incident_context(request: Request, number: int) -> dict[str, Any]:
     policy = await oncall_routes.current_policy(rt)
     live = True
     try:
-        view = await api._view(rt, number, min(5.0, rt.settings.command_timeout_seconds))
+        view = await api._view(rt, number, rt.settings.query_timeout_seconds)
         state, deadlines = view.state, countdowns(view.deadlines, now)
     except (commands.IncidentGone, HTTPException) as err:
         if isinstance(err, HTTPException) and err.status_code != 503:

@@ -581,5 +581,15 @@ async def set_component_state(incident_id: Annotated[int, path_id("the incident 
             rt.client, incident_id, IncidentWorkflow.set_component_state, arg, rt.settings.command_timeout_seconds
         )
     except commands.IncidentGone:
-        raise HTTPException(status_code=404, detail=f"incident #{incident_id} is not open or does not exist") from None
+        def stored(session: Session) -> str | None:
+            row = session.get(IncidentRow, incident_id)
+            return row.status if row is not None else None
+
+        status = await _db(rt, stored)
+        if status is None:
+            raise HTTPException(status_code=404, detail=f"incident #{incident_id} not found") from None
+        raise HTTPException(
+            status_code=409,
+            detail=f"incident #{incident_id} is {status}; it takes no more commands",
+        ) from None
     return {"incident_id": result.number, "status": result.status.value, "message": result.message}

@@ -62,6 +62,28 @@ def notice_method(person: Person) -> ContactMethod:
     return order[0]
 
 
+def quiet_notice_method(person: Person, methods: Sequence[ContactMethod], paging: bool) -> ContactMethod | None:
+    """How a reminder or notice of an incident reaches someone, following what a page of
+    its severity would do now (``routing.notice_methods``):
+
+    - ``paging``: the person's first method (in their order) among ``methods`` that is
+      not a phone call; a text when only a call is among them; with none of them, their
+      usual notice method (a page of theirs would fall back to it too);
+    - not ``paging`` (a SEV-4 under the default policy, or a paging rule that waits for
+      business hours or pages nobody at this hour): email only, and None for someone
+      without an address: such a notice must not buzz a phone.
+    """
+    order = person.methods()
+    if not paging:
+        return ContactMethod.EMAIL if ContactMethod.EMAIL in order else None
+    for method in order:
+        if method in methods and method != ContactMethod.VOICE:
+            return method
+    if ContactMethod.VOICE in methods and ContactMethod.SMS in order:
+        return ContactMethod.SMS
+    return notice_method(person)
+
+
 def page_key(number: int, slot: str, person: str, attempt: int, method: str) -> str:
     """The idempotency key of one page attempt: one delivery per key, ever."""
     return f"incident-{number}/{slot}/{person}/{attempt}-{method}"

@@ -153,6 +153,19 @@ def paging_decision(
     return PagingDecision(action="page", methods=methods, why=f"{severity.value}: {', '.join(m.value for m in methods)}")
 
 
+def notice_methods(
+    policy: Policy, severity: Severity, team_name: str | None, at: datetime, paging_started: bool
+) -> tuple[list[ContactMethod], bool]:
+    """What reminders and notices of an incident may use at ``at``: the methods a page of
+    its severity would go out with now, and whether it pages at all now. A severity that
+    pages nobody at this hour (not paged by the policy, a ``none`` rule, or a first page
+    deferred to business hours) must not buzz a phone with a reminder either."""
+    decision = paging_decision(policy, severity, team_name, at, first=not paging_started)
+    if decision.action != "page":
+        return [ContactMethod.EMAIL], False
+    return list(decision.methods or policy.methods_for(severity)), True
+
+
 # --- resolving an escalation level -------------------------------------------------------
 
 

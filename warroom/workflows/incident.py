@@ -139,6 +139,10 @@ DETECTION_RULES_PATCH = "detection-alert-rule-escalation"
 PAGE_RETRY_PATCH = "page-retry-while-unacked"
 """A person every one of whose methods failed is paged again every ``page_retry_every``
 while the incident is unacknowledged (histories before it gave up on them)."""
+QUIET_NOTICES_PATCH = "notices-follow-severity-methods"
+"""Reminders and notices use the methods a page of the incident's severity would use now
+(a SEV-4 or a severity not paging at this hour: email only, never a phone). Histories
+before it sent them by each person's first method that is not a call."""
 RESOLVE_TIMEOUT = timedelta(seconds=10)
 RESOLVE_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=2),
                             maximum_attempts=3)
@@ -1250,12 +1254,25 @@ class IncidentWorkflow:
         stop_on_ack: bool = False,
     ) -> None:
         """Send to each person; ``stop_on_ack`` marks escalation pages, which an ack cancels."""
+        rule: tuple[list[ContactMethod], bool] | None = None
+        if workflow.patched(QUIET_NOTICES_PATCH):
+            s = self._s
+            rule = routing.notice_methods(self._policy, s.severity, self._route_choice().team,
+                                          workflow.now(), paging_started=bool(s.pages))
         for person_id in dict.fromkeys(people):
             person = self._person(person_id)
             if person is None:
                 self._log("notify", f"Cannot notify '{person_id}': not in the policy")
                 continue
-            channel = paging.notice_method(person).value
+            if rule is None:
+                method: ContactMethod | None = paging.notice_method(person)
+            else:
+                method = paging.quiet_notice_method(person, rule[0], paging=rule[1])
+            if method is None:
+                self._log("notify", f"Did not send the {kind.value} to {person_id}: {self._s.severity.value} "
+                                    f"pages nobody now, so it goes by email only, and they have no address")
+                continue
+            channel = method.value
             key = f"incident-{self._s.number}/{slot}/{person_id}/{channel}"
             req = NotificationRequest(
                 key=key,
