@@ -225,6 +225,7 @@ class IncidentActivities:
         cap = timedelta(seconds=req.page_cap_seconds)
         held_since = self._clock()
         noted: datetime | None = None
+        waited = False
         while True:
             turn = await self._io(self._try_slot, req.key, ref, cap)
             if turn.done is not None:
@@ -236,6 +237,7 @@ class IncidentActivities:
                 noted = turn.wait_until
                 await self._io(self._note_held, req.key, turn.wait_until, cap)
             pause = (turn.wait_until - self._clock()).total_seconds()
+            waited = True
             try:
                 await asyncio.sleep(min(max(pause, 0.01), self._poll))
             except asyncio.CancelledError:
@@ -260,7 +262,8 @@ class IncidentActivities:
         if not wanted:
             await self._io(self._restore_slot, ref, taken_at, previous)
             return self._withdrawn_result(req, channel.provider)
-        held = max(0.0, (taken_at - held_since).total_seconds())
+        # Held only if it had to wait for the slot (not for the database on the first try).
+        held = max(0.0, (taken_at - held_since).total_seconds()) if waited else 0.0
         numbers = sorted({r.incident_number for r in wanted})
         outgoing = req
         if len(wanted) > 1 or wanted[0].key != req.key:
