@@ -116,3 +116,30 @@ async def test_the_same_alerts_delivered_twice_are_counted_once(harness: Harness
     await handle.execute_update(IncidentWorkflow.resolve, RESOLVE)
     late = await handle.execute_update(IncidentWorkflow.receive_alerts, AlertBatch(group_key="g", alerts=[alert("fp-9")]))
     assert not late.accepted  # the caller must open a new incident
+
+
+async def test_a_storm_of_distinct_alerts_keeps_the_incident_small_and_alive(harness: Harness) -> None:
+    """Past MAX_ALERT_RECORDS distinct alerts the rest are counted in one record and past
+    MAX_ALERT_LINES the timeline stops listing them: the state (in every persist and
+    continue-as-new payload) stays bounded, and the incident still takes commands."""
+    from warroom.workflows.incident import MAX_ALERT_LINES, MAX_ALERT_RECORDS, OVERFLOW_ALERTS
+
+    handle, n = await start_incident(harness, policy=QUIET)
+    total = MAX_ALERT_RECORDS + 150
+    for start in range(0, total, 50):
+        batch = AlertBatch(group_key="g", alerts=[alert(f"fp-{i}", instance=f"host-{i}") for i in range(start, start + 50)])
+        assert (await handle.execute_update(IncidentWorkflow.receive_alerts, batch)).new_alerts == 50
+
+    s = await state(handle)
+    assert len(s.alerts) == MAX_ALERT_RECORDS + 1
+    listed, overflow = s.alerts[:-1], s.alerts[-1]
+    assert [a.fingerprint for a in listed] == [f"fp-{i}" for i in range(MAX_ALERT_RECORDS)]
+    assert (overflow.fingerprint, overflow.count, overflow.received) == (OVERFLOW_ALERTS, 150, 150)
+    lines = [t.text for t in s.timeline if t.kind == "alert"]
+    assert len(lines) == MAX_ALERT_LINES + 1 and "counted" in lines[-1]
+    # A redelivery of a listed alert is still counted once; the incident still answers.
+    again = AlertBatch(group_key="g", alerts=[alert("fp-3", instance="host-3")])
+    assert (await handle.execute_update(IncidentWorkflow.receive_alerts, again)).new_alerts == 0
+    assert len(s.model_dump_json()) < 400_000
+    await handle.execute_update(IncidentWorkflow.acknowledge, AckInput(person="alice"))
+    assert (await state(handle)).acknowledged_by == "alice"

@@ -102,6 +102,16 @@ with workflow.unsafe.imports_passed_through():
 
 MAX_TEXT = 5000
 MAX_REMEMBERED_COMMANDS = 200
+MAX_ALERT_RECORDS = 200
+"""Distinct alerts an incident lists one by one. Past that, a storm is counted in one record
+(every delivery stays in the raw alert-deliveries table): the incident's state rides in
+every persist and continue-as-new payload, and must stay far below Temporal's 2 MB limit
+(3,144 listed alerts made 1.6 MB and one more storm failed the workflow task for good)."""
+MAX_ALERT_LINES = 100
+"""Alert lines in the timeline; past that, one line says the rest are counted, not written."""
+MAX_SEEN_KEYS = 20
+"""Distinct firings remembered per alert, to count a redelivery once."""
+OVERFLOW_ALERTS = "(further alerts)"
 NOTIFY_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
     backoff_coefficient=2.0,
@@ -1174,9 +1184,26 @@ class IncidentWorkflow:
     def _merge_alerts(self, alerts: Iterable[AlertEvent]) -> int:
         s, now, fresh = self._s, workflow.now(), 0
         by_fp = {a.fingerprint: a for a in s.alerts}
+        lines = sum(1 for e in s.timeline if e.kind == "alert")
         for alert in alerts:
             key = f"{alert.status}|{alert.starts_at.isoformat() if alert.starts_at else ''}"
             record = by_fp.get(alert.fingerprint)
+            if record is None and len(s.alerts) >= MAX_ALERT_RECORDS:
+                # A storm of distinct alerts: counted in one record, each delivery as new
+                # (their fingerprints are not kept, which is the point).
+                record = by_fp.get(OVERFLOW_ALERTS)
+                if record is None:
+                    record = AlertRecord(fingerprint=OVERFLOW_ALERTS, name="further alerts, counted but not listed",
+                                         first_seen=now, last_seen=now, count=0, source=alert.source)
+                    s.alerts.append(record)
+                    by_fp[OVERFLOW_ALERTS] = record
+                record.last_seen = now
+                record.received += 1
+                record.count += 1
+                record.status = alert.status
+                fresh += 1
+                lines = self._log_alert(alert, lines)
+                continue
             if record is None:
                 record = AlertRecord(
                     fingerprint=alert.fingerprint,
@@ -1197,16 +1224,26 @@ class IncidentWorkflow:
             if key in record.seen_keys:
                 continue
             record.seen_keys.append(key)
+            del record.seen_keys[:-MAX_SEEN_KEYS]
             record.count += 1
             record.status = alert.status
             fresh += 1
+            lines = self._log_alert(alert, lines)
+        if fresh:
+            self._touch()
+        return fresh
+
+    def _log_alert(self, alert: AlertEvent, lines: int) -> int:
+        """One timeline line per alert up to MAX_ALERT_LINES, then one saying the rest are counted."""
+        if lines < MAX_ALERT_LINES:
             where = f" on {alert.labels['instance']}" if "instance" in alert.labels else ""
             what = alert.summary or alert.name or alert.fingerprint
             verb = "resolved" if alert.status == "resolved" else "firing"
             self._log("alert", f"Alert {verb} ({alert.source}){where}: {what}")
-        if fresh:
-            self._touch()
-        return fresh
+        elif lines == MAX_ALERT_LINES:
+            self._log("alert", f"More than {MAX_ALERT_LINES} alerts: further ones are counted in the incident's "
+                               "alert list, not written here one by one (every delivery is in the raw alert record)")
+        return lines + 1
 
     def _last_paged(self) -> list[str]:
         s = self._s
