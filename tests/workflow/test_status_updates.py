@@ -111,9 +111,10 @@ async def test_a_due_update_is_reminded_then_escalated_to_the_ic_when_overdue(ha
     stamp = due.isoformat()
 
     overdue = await eventually(
-        lambda: [r for r in sent(harness, n, "escalation") if r.key.endswith(f"overdue-{stamp}/bob/sms")],
+        lambda: [r for r in sent(harness, n, "escalation")
+                 if r.key.endswith(f"overdue-{stamp}/bob/sms") and r.status == "sent"],
         timeout=7,
-        what="the overdue escalation to the IC",
+        what="the overdue escalation to the IC, sent",
     )
     reminder = [r for r in sent(harness, n, "reminder") if f"/update-{stamp}/" in r.key]
     assert slots(reminder) == [f"update-{stamp}/bob/sms"]  # no communications lead: the IC is reminded
