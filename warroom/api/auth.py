@@ -192,6 +192,25 @@ class Unauthorized(HTTPException):
         super().__init__(status_code=401, detail=reason, headers={"WWW-Authenticate": challenge})
 
 
+def credentials_in(authorization: str | None, session_cookie: str | None) -> tuple[str, str] | None:
+    """What a request presents: ``("token", value)`` from a bearer Authorization header,
+    else ``("session", cookie)``, else None. A malformed Authorization header is refused
+    (``store.Unauthenticated``), not passed over for the cookie."""
+    if authorization:
+        scheme, _, value = authorization.partition(" ")
+        if scheme.lower() != "bearer" or not value.strip():
+            raise store.Unauthenticated("send the API token as 'Authorization: Bearer <token>'")
+        return "token", value.strip()
+    return ("session", session_cookie) if session_cookie else None
+
+
+def caller_for(session: Session, presented: tuple[str, str], now: Any) -> Caller:
+    """The caller those credentials name (``store.Unauthenticated`` with the reason if none)."""
+    kind, value = presented
+    lookup = store.caller_for_token if kind == "token" else store.caller_for_session
+    return lookup(session, value, now)
+
+
 async def identify(
     request: Request,
     _token: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
@@ -202,19 +221,13 @@ async def identify(
     rt = _runtime(request)
     now = rt.clock()
     header = request.headers.get("authorization")
-    cookie = request.cookies.get(SESSION_COOKIE)
     try:
-        if header:
-            scheme, _, value = header.partition(" ")
-            if scheme.lower() != "bearer" or not value.strip():
-                raise store.Unauthenticated("send the API token as 'Authorization: Bearer <token>'")
-            caller: Caller = await _db(request, lambda s: store.caller_for_token(s, value.strip(), now))
-        elif cookie:
-            caller = await _db(request, lambda s: store.caller_for_session(s, cookie, now))
-        else:
+        presented = credentials_in(header, request.cookies.get(SESSION_COOKIE))
+        if presented is None:
             raise store.Unauthenticated(
                 "no credentials: send 'Authorization: Bearer <API token>' or sign in at /login"
             )
+        caller: Caller = await _db(request, lambda s: caller_for(s, presented, now))
     except store.Unauthenticated as err:
         _state(request, audit_actor=err.actor, audit_credential=err.credential)
         raise Unauthorized(err.reason, token_given=bool(header)) from None

@@ -39,9 +39,10 @@ from urllib.parse import parse_qs
 
 from fastapi import HTTPException
 from fastapi.concurrency import run_in_threadpool
+from starlette.requests import cookie_parser
 from sqlalchemy.orm import Session
 
-from warroom.api.auth import AUDIT_NOTES, SAFE_METHODS, SESSION_COOKIE, access_of
+from warroom.api.auth import AUDIT_NOTES, SAFE_METHODS, SESSION_COOKIE, access_of, caller_for, credentials_in
 from warroom.models.access import Caller
 from warroom.models.paging import mask_contact, mask_contacts_in
 from warroom.auth import store
@@ -278,25 +279,19 @@ _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
 
 def _credentials(scope: Scope) -> tuple[str, str] | None:
-    """("token", value) or ("session", cookie) the request carries, if any."""
-    header = _header(scope, b"authorization")
-    if header:
-        scheme, _, value = header.partition(" ")
-        return ("token", value.strip()) if scheme.lower() == "bearer" and value.strip() else None
-    cookies = _header(scope, b"cookie") or ""
-    for part in cookies.split(";"):
-        name, _, value = part.strip().partition("=")
-        if name == SESSION_COOKIE and value:
-            return "session", value
-    return None
+    """("token", value) or ("session", cookie) the request carries, as authentication reads them."""
+    try:
+        return credentials_in(_header(scope, b"authorization"),
+                              cookie_parser(_header(scope, b"cookie") or "").get(SESSION_COOKIE))
+    except store.Unauthenticated:
+        return None
 
 
 def _known_caller(session: Session, credentials: tuple[str, str], now: Any) -> dict[str, Any]:
     """Who the credentials name, for a request refused before authentication ran (a body that
     could not be parsed): the same actor and credential authentication would have recorded."""
-    kind, value = credentials
     try:
-        caller: Caller = (store.caller_for_token if kind == "token" else store.caller_for_session)(session, value, now)
+        caller: Caller = caller_for(session, credentials, now)
     except store.Unauthenticated as err:
         return {"actor": err.actor, "credential": err.credential}
     return {"actor": caller.user, "role": caller.role.value, "credential": caller.credential}

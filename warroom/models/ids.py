@@ -65,6 +65,8 @@ def fanout_workflow_id(event_key: str) -> str:
 def incident_event_key(number: int, slot: str) -> str:
     """The key of an incident's public event (``declared``, ``update-<seq>``)."""
     return f"{incident_workflow_id(number)}/{slot}"
+
+
 # Asked by the send activity just before a page goes out (and by a page the
 # per-contact cap held back): is it still wanted? An ack makes the answer no.
 PAGE_WANTED_QUERY = "page_wanted"
