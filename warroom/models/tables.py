@@ -679,16 +679,9 @@ def instance_secret(engine: Engine, name: str, candidate: str, now: datetime) ->
     serialises them), and the value is read back after that.
     """
     with engine.begin() as conn:
-        dialect = engine.dialect.name
-        if dialect == "sqlite":
-            from sqlalchemy.dialects.sqlite import insert as dialect_insert
-        elif dialect == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert as dialect_insert
-        else:  # pragma: no cover - only SQLite and PostgreSQL are supported
-            raise RuntimeError(f"unsupported database dialect {dialect}")
         # RETURNING rather than rowcount, which psycopg reports as -1 for this statement.
         stored = conn.execute(
-            dialect_insert(InstanceSecretRow)
+            _dialect_insert(engine.dialect.name)(InstanceSecretRow)
             .values(name=name, value=candidate, created_at=now)
             .on_conflict_do_nothing()
             .returning(InstanceSecretRow.name)
@@ -704,14 +697,18 @@ def insert_ignoring_duplicates(session: Session, model: type[Base], rows: list[d
     """INSERT that skips rows whose primary key already exists (both dialects)."""
     if not rows:
         return
-    dialect = session.get_bind().dialect.name
+    session.execute(_dialect_insert(session.get_bind().dialect.name)(model).on_conflict_do_nothing(), rows)
+
+
+def _dialect_insert(dialect: str) -> Any:
+    """The dialect's ``insert``, which has ``on_conflict_do_nothing``."""
     if dialect == "sqlite":
         from sqlalchemy.dialects.sqlite import insert as dialect_insert
     elif dialect == "postgresql":
         from sqlalchemy.dialects.postgresql import insert as dialect_insert
     else:  # pragma: no cover - only SQLite and PostgreSQL are supported
         raise RuntimeError(f"unsupported database dialect {dialect}")
-    session.execute(dialect_insert(model).on_conflict_do_nothing(), rows)
+    return dialect_insert
 
 
 def upsert_newer(session: Session, values: dict[str, Any]) -> None:
