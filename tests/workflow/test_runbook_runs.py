@@ -361,8 +361,12 @@ async def test_a_manual_step_waits_for_a_person_and_holds_the_resolution(h: Harn
     await step_status(h.client, number, 1, StepStatus.WAITING)
     run = run_of(h.client, number)
 
-    resolve = incident.execute_update(IncidentWorkflow.resolve, ResolveInput(summary="ok"))
-    assert "still waiting" in await rejected(resolve)
+    # The incident hears of the wait by the run's signal, a moment after the run's own state says so.
+    async def refused_as_waiting() -> bool:
+        resolve = incident.execute_update(IncidentWorkflow.resolve, ResolveInput(summary="ok"))
+        return "still waiting" in await rejected(resolve)
+
+    await until(refused_as_waiting)
     assert "still waiting" in await rejected(start(incident, rb))
     def confirm(step: int, actor: str, note: str = "") -> Awaitable[Any]:
         return run.execute_update(RunbookRunWorkflow.confirm_step, StepDecisionInput(step=step, actor=actor, note=note))
