@@ -429,6 +429,7 @@ async def test_runbook_runs_are_followed_and_answered_from_the_cli(
                                               "aborted by erin")
             again = await run_cli("runbooks", "abort", n, "3", *erin)
             assert again.exit_code == cli.EXIT_REFUSED and "has already aborted" in again.stderr
+            await run_state(number, 3, erin, lambda run: run["status"] == "aborted")
             shown = await run_cli("runbooks", "show", n, "3", *erin)
             assert re.search(r"^  aborted by +erin$", shown.output, re.M)
             assert re.search(r"^  result +aborted by erin: wrong incident$", shown.output, re.M)
