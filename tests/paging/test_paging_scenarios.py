@@ -20,6 +20,7 @@ from tests.paging.conftest import (
     paging_policy,
     timeline,
 )
+from tests.workflow.helpers import eventually
 from warroom.models.incident import IncidentStatus
 
 VOICE = "/api/webhooks/twilio/voice"
@@ -192,7 +193,9 @@ async def test_ack_one_second_before_a_held_sms_and_it_never_goes_out(make_stack
         await stack.twilio.expect_nothing(2.5)  # past the moment it was due: nothing
         state = await stack.state(n)
         assert "Page to alice by sms withdrawn before it went out (acknowledged by alice)" in timeline(state)
-        assert [r.status for r in stack.notifications(n)] == ["withdrawn"]
+        # The timeline comes from the workflow; the notification row is written just after it.
+        await eventually(lambda: [r.status for r in stack.notifications(n)] == ["withdrawn"],
+                         timeout=5, what="the held page's row to read withdrawn")
         assert time.monotonic() - second_declared > 4
 
 
