@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import secrets
 import threading
 import time
 from dataclasses import dataclass, field
@@ -291,7 +292,7 @@ def main(argv: list[str] | None = None) -> None:
         _receive(args.port, args.secret)
     elif args.what == "command":
         body = urlencode({"command": "/warroom", "text": args.text, "user_id": args.user,
-                          "channel_id": args.channel}).encode()
+                          "channel_id": args.channel, "trigger_id": secrets.token_hex(8)}).encode()
         _post(args.api, "/api/slack/commands", body, "application/x-www-form-urlencoded")
     else:
         event = {"type": "event_callback", "event": {"type": "reaction_added", "user": args.user,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -59,8 +60,9 @@ def signed(body: bytes, *, secret: str = SIGNING_SECRET, at: float | None = None
 
 
 def command(text: str, user: str, channel: str) -> bytes:
+    # Slack gives every invocation its own trigger_id, so no two real requests are the same.
     return urlencode({"command": "/warroom", "text": text, "user_id": user, "channel_id": channel,
-                      "team_id": "T0001", "response_url": ""}).encode()
+                      "team_id": "T0001", "response_url": "", "trigger_id": uuid.uuid4().hex}).encode()
 
 
 async def slash(api: Api, text: str, user: str, channel: str) -> dict[str, Any]:
@@ -155,6 +157,30 @@ async def test_forged_replayed_and_unsigned_requests_change_nothing(api: Api) ->
     assert {r.reason.split(":")[0] for r in rows} >= {"X-Slack-Signature does not match"}
 
 
+async def test_the_same_signed_request_sent_again_acts_once(api: Api) -> None:
+    inc = await api.declare(title="Webmail logins fail", severity="SEV-2")
+    number = inc["id"]
+    channel = await channel_of(api, number)
+    body = command("status Logins are failing for some customers; we are on it", "U0ERIN", channel)
+    headers = signed(body)  # captured once, sent twice within its five minutes
+    first = await api.anonymous.post("/api/slack/commands", content=body, headers=headers)
+    assert first.status_code == 200 and first.json()["text"].startswith("Done:"), first.text
+    again = await api.anonymous.post("/api/slack/commands", content=body, headers=headers)
+    assert again.status_code == 409 and "already received" in again.json()["detail"]
+    updates = [u for u in (await api.incident(number))["status_updates"] if u["kind"] == "update"]
+    assert [u["message"] for u in updates] == ["Logins are failing for some customers; we are on it"]
+    assert [r.accepted for r in audit(api, "slash_command")] == [True, False]
+
+    payload = {"type": "block_actions", "user": {"id": "U0ERIN"}, "channel": {"id": channel},
+               "actions": [{"action_id": "warroom_escalate", "value": str(number)}]}
+    press = urlencode({"payload": json.dumps(payload)}).encode()
+    headers = signed(press)
+    assert (await api.anonymous.post("/api/slack/interactions", content=press, headers=headers)).status_code == 200
+    assert (await api.anonymous.post("/api/slack/interactions", content=press, headers=headers)).status_code == 409
+    escalations = [e for e in (await api.incident(number))["timeline"] if "at erin's request" in e["text"]]
+    assert len(escalations) == 1, escalations
+
+
 async def test_the_acknowledge_button_and_a_pushpin_reaction(api: Api, slack: FakeSlack) -> None:
     inc = await api.declare(title="Billing exports late", severity="SEV-2")
     number = inc["id"]
@@ -164,7 +190,7 @@ async def test_the_acknowledge_button_and_a_pushpin_reaction(api: Api, slack: Fa
 
     async def press(action: str, user: str = "U0ERIN") -> str:
         payload = {"type": "block_actions", "user": {"id": user}, "channel": {"id": channel},
-                   "actions": [{"action_id": action, "value": str(number)}]}
+                   "trigger_id": uuid.uuid4().hex, "actions": [{"action_id": action, "value": str(number)}]}
         body = urlencode({"payload": json.dumps(payload)}).encode()
         resp = await api.anonymous.post("/api/slack/interactions", content=body, headers=signed(body))
         assert resp.status_code == 200, resp.text

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import inspect, select, text
@@ -11,7 +11,13 @@ from sqlalchemy.orm import Session
 
 from tests.conftest import TestDatabase
 from warroom import migrations
-from warroom.models.tables import Base, IncidentNumber, allocate_incident_number, instance_secret
+from warroom.models.tables import (
+    Base,
+    IncidentNumber,
+    allocate_incident_number,
+    first_slack_request,
+    instance_secret,
+)
 from warroom.settings import Settings
 from warroom.startup import open_read_model
 
@@ -141,3 +147,25 @@ def test_0008_adds_the_instance_secrets_table_and_its_downgrade_removes_it(datab
 
     migrations.upgrade(eng)
     assert instance_secret(eng, "statuspage", "third", now) == ("third", True)  # dropped with its rows
+
+
+def test_0009_adds_the_slack_requests_table_and_a_request_is_first_only_once(database: TestDatabase) -> None:
+    eng = database.engine()
+    migrations.upgrade(eng, "0008_instance_secrets")
+    assert "slack_requests" not in tables(database)
+
+    migrations.upgrade(eng, "0009_slack_requests")
+    assert {c["name"] for c in inspect(eng).get_columns("slack_requests")} == {"signature", "received_at"}
+    now = datetime.now(UTC)
+    long_ago = now - timedelta(minutes=10)
+    with Session(eng) as session, session.begin():
+        assert first_slack_request(session, "v0=aa", long_ago, long_ago - timedelta(minutes=10))
+        assert first_slack_request(session, "v0=bb", now, now - timedelta(minutes=10))
+        assert not first_slack_request(session, "v0=bb", now, now - timedelta(minutes=10))
+    with Session(eng) as session, session.begin():
+        # Past the window a signature is forgotten (its timestamp would be refused anyway).
+        assert first_slack_request(session, "v0=aa", now, now - timedelta(minutes=5))
+
+    migrations.downgrade(eng, "0008_instance_secrets")
+    assert "slack_requests" not in tables(database)
+    assert "instance_secrets" in tables(database)  # 0008's table stays

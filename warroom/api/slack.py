@@ -4,6 +4,8 @@ and the Events API (a reaction that copies a message to the timeline).
 Every request must carry Slack's signature (``X-Slack-Signature``, HMAC-SHA256
 with the signing secret over ``v0:<timestamp>:<body>``) and a timestamp within
 five minutes of now: anything else is refused with 403 and changes nothing.
+The same signed request sent again within those five minutes (a replay, or a
+proxy retrying) acts once: a command or button gets 409, an event a plain 200.
 
 The Slack user is then mapped to a warroom person (``WARROOM_SLACK_USERS`` or
 the policy's ``slack:`` field of a person) and acts with exactly that person's
@@ -21,6 +23,7 @@ import asyncio
 import json
 import logging
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -39,6 +42,7 @@ from warroom.models.chat import (
     ACK_ACTION,
     ESCALATE_ACTION,
     USAGE,
+    SLACK_REPLAY_WINDOW_SECONDS,
     CommandProblem,
     SlashCommand,
     parse_command,
@@ -56,7 +60,7 @@ from warroom.models.incident import (
 )
 from warroom.models.policy import Policy
 from warroom.models.severity import Severity
-from warroom.models.tables import ChatChannelRow, UserRow
+from warroom.models.tables import ChatChannelRow, UserRow, first_slack_request
 from warroom.workflows import IncidentWorkflow
 
 log = logging.getLogger("warroom.api.slack")
@@ -85,8 +89,14 @@ async def _db(rt: Any, fn: Callable[[Session], Any]) -> Any:
     return await run_in_threadpool(run)
 
 
+class AlreadyReceived(Exception):
+    """This signed request was acted on before."""
+
+
 async def verified_body(request: Request, rt: Any) -> bytes:
-    """The body of a request Slack signed in the last five minutes, or a 403 that changes nothing."""
+    """The body of a request Slack signed in the last five minutes, or a 403 that changes nothing.
+
+    Raises AlreadyReceived for a request whose signature was seen before (see SlackRequestRow)."""
     settings = rt.settings
     if not settings.slack_configured or settings.slack_signing_secret is None:
         note_for_audit(request, credential="none", reason="Slack is not configured")
@@ -108,7 +118,18 @@ async def verified_body(request: Request, rt: Any) -> bytes:
         log.warning("Slack request to %s refused: %s", request.url.path, problem)
         note_for_audit(request, credential="slack signature (bad)", reason=problem)
         raise HTTPException(status_code=403, detail=problem)
+    now = rt.clock()
+    signature = str(request.headers.get("x-slack-signature"))
+    forget_before = now - timedelta(seconds=2 * SLACK_REPLAY_WINDOW_SECONDS)
+    if not await _db(rt, lambda session: first_slack_request(session, signature, now, forget_before)):
+        log.warning("Slack request to %s ignored: the same signed request was received before", request.url.path)
+        note_for_audit(request, credential="slack signature", reason="the same signed request again: ignored")
+        raise AlreadyReceived
     return body
+
+
+def _again() -> HTTPException:
+    return HTTPException(status_code=409, detail="this signed Slack request was already received; it acts once")
 
 
 def _form(body: bytes) -> dict[str, str]:
@@ -246,7 +267,10 @@ async def _execute(rt: Any, cmd: SlashCommand, number: int, person: str) -> Comm
 async def slash_command(request: Request) -> JSONResponse:
     """``/warroom ack | status <text> | sev 2 | role ic @person | resolve <summary> | note <text>``."""
     rt = _rt(request)
-    form = _form(await verified_body(request, rt))
+    try:
+        form = _form(await verified_body(request, rt))
+    except AlreadyReceived:
+        raise _again() from None
     number = None
     try:
         cmd = parse_command(form.get("text", ""))
@@ -267,7 +291,10 @@ async def slash_command(request: Request) -> JSONResponse:
 async def interaction(request: Request) -> JSONResponse:
     """The status message's buttons: Acknowledge, Escalate now."""
     rt = _rt(request)
-    form = _form(await verified_body(request, rt))
+    try:
+        form = _form(await verified_body(request, rt))
+    except AlreadyReceived:
+        raise _again() from None
     try:
         payload = json.loads(form.get("payload", ""))
         action = payload["actions"][0]
@@ -308,7 +335,10 @@ async def events(request: Request) -> JSONResponse:
     """Slack's Events API: the URL check, and ``reaction_added`` with the note reaction
     (default :pushpin:) on a message in an incident channel, which copies it to the timeline."""
     rt = _rt(request)
-    body = await verified_body(request, rt)
+    try:
+        body = await verified_body(request, rt)
+    except AlreadyReceived:  # Slack takes anything but a 200 as "send it again"
+        return JSONResponse({"ok": True})
     try:
         payload = json.loads(body)
         kind = payload.get("type")

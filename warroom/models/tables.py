@@ -749,6 +749,31 @@ class ChatChannelRow(Base):
     created_at: Mapped[datetime]
 
 
+class SlackRequestRow(Base):
+    """A signed Slack request already acted on, by its signature.
+
+    Slack's signature covers the request's timestamp and body, and a timestamp is
+    accepted for five minutes: the same signed request sent again in that time
+    (a replay, or a proxy retrying) finds its row and acts no more. Rows older than
+    the window are removed as new ones arrive."""
+
+    __tablename__ = "slack_requests"
+    signature: Mapped[str] = mapped_column(String(100), primary_key=True)
+    received_at: Mapped[datetime] = mapped_column(index=True)
+
+
+def first_slack_request(session: Session, signature: str, now: datetime, forget_before: datetime) -> bool:
+    """Record a verified Slack request; False when the same signed request came before."""
+    session.execute(delete(SlackRequestRow).where(SlackRequestRow.received_at < forget_before))
+    # RETURNING rather than rowcount, which psycopg reports as -1 for this statement.
+    return session.execute(
+        _dialect_insert(session.get_bind().dialect.name)(SlackRequestRow)
+        .values(signature=signature, received_at=now)
+        .on_conflict_do_nothing()
+        .returning(SlackRequestRow.signature)
+    ).first() is not None
+
+
 class WebhookDeliveryRow(Base):
     """One outgoing webhook event to one endpoint: the unique key makes it go out once."""
 
