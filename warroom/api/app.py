@@ -261,7 +261,8 @@ def _state_from_row(row: IncidentRow, session: Session) -> IncidentState:
         select(StatusUpdateRow).where(StatusUpdateRow.incident_number == row.number).order_by(StatusUpdateRow.seq)
     )
     state.status_updates = [
-        StatusUpdate(seq=u.seq, at=u.at, kind=u.kind, author=u.author, message=u.message) for u in updates
+        StatusUpdate(seq=u.seq, at=u.at, kind=u.kind, author=u.author, message=u.message, phase=u.phase)
+        for u in updates
     ]
     return state
 
