@@ -401,7 +401,7 @@ async def escalate_incident(rt: Runtime, caller: Caller, number: int, body: Esca
 
 
 async def post_status_update(rt: Runtime, caller: Caller, number: int, body: StatusUpdateIn) -> CommandOut:
-    arg = StatusUpdateInput(message=body.message, author=acting_as(caller, body.author, "author"))
+    arg = StatusUpdateInput(message=body.message, author=acting_as(caller, body.author, "author"), phase=body.phase)
     return await _command(rt, number, IncidentWorkflow.post_status_update, arg)
 
 
