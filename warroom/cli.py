@@ -21,6 +21,7 @@ from pydantic import ValidationError
 
 from warroom.auth.cli import app as admin_app
 from warroom import cli_oncall
+from warroom.models.incident import PublicPhase
 from warroom.models.policy import PolicyError
 from warroom.models.routing import OnCallReport
 from warroom.settings import Settings
@@ -191,6 +192,8 @@ def render_incident(inc: dict[str, Any]) -> str:
         ("resolved", when(inc.get("resolved_at"))),
         ("components", ", ".join(inc.get("components") or []) or "-"),
     ]
+    if inc.get("public_phase") and not inc.get("resolved_at"):
+        facts.append(("public phase", inc["public_phase"]))
     if inc.get("resolution_summary"):
         facts.append(("resolution", clip(inc["resolution_summary"], 300)))
     for role, person in (inc.get("roles") or {}).items():
@@ -207,7 +210,8 @@ def render_incident(inc: dict[str, Any]) -> str:
     if updates:
         out.append("")
         out.append("Status updates:")
-        out += [f"  {when(u['at'])}  {u['author']}: {clip(u['message'], 200)}" for u in updates]
+        out += [f"  {when(u['at'])}  {u['author']}{' (' + u['phase'] + ')' if u.get('phase') else ''}: "
+                f"{clip(u['message'], 200)}" for u in updates]
     timeline = inc.get("timeline") or []
     if timeline:
         out.append("")
@@ -312,13 +316,19 @@ def ack(
 def update(
     incident: IncidentId,
     message: Annotated[str, typer.Argument(metavar="MESSAGE", help="The public status update.", show_default=False)],
+    phase: Annotated[PublicPhase | None, typer.Option(
+        case_sensitive=False, show_default=False,
+        help="Where the incident stands for the public: identified = cause found, monitoring = fix applied and "
+             "being watched. Leave it out to keep the current phase; going back is allowed.")] = None,
     actor: Actor = None,
     as_json: JsonOut = False,
     api_url: ApiUrl = None,
     token: Token = None,
 ) -> None:
-    """Post a public status update."""
-    body = {"message": message, "author": actor}
+    """Post a public status update, optionally moving the incident to another phase."""
+    body: dict[str, Any] = {"message": message, "author": actor}
+    if phase is not None:
+        body["phase"] = phase.value
     command_done(Api(api_url, token).call("POST", f"/api/incidents/{incident}/status-updates", body=body), as_json)
 
 

@@ -31,6 +31,7 @@ from warroom.models.incident import (
     IncidentStatus,
     PersistInput,
     PostmortemState,
+    PublicPhase,
     StatusKind,
     StatusPlan,
     StatusUpdate,
@@ -70,7 +71,7 @@ TIMELINE = [
 ]
 UPDATES = [
     StatusUpdate(seq=1, at=at(90), author="alice", message="We are looking into slow DNS changes."),
-    StatusUpdate(seq=2, at=at(600), author="alice", message="A rollback is under way."),
+    StatusUpdate(seq=2, at=at(600), author="alice", message="A rollback is under way.", phase=PublicPhase.IDENTIFIED),
     StatusUpdate(seq=3, at=at(900), kind=StatusKind.RESOLUTION, author="alice", message="Resolved."),
 ]
 DNS_DEGRADED = ComponentImpact(component="dns", state=ComponentState.DEGRADED_PERFORMANCE, since=at(0))
@@ -191,10 +192,10 @@ def test_persist_incident_writes_each_row_once_and_keeps_the_newest_version(
         assert IncidentState.model_validate(row.state) == want
         timeline = [(t.seq, t.kind, t.text, t.actor) for t in session.scalars(
             select(TimelineRow).where(TimelineRow.incident_number == N).order_by(TimelineRow.seq))]
-        updates = [(u.seq, u.kind, u.message) for u in session.scalars(
+        updates = [(u.seq, u.kind, u.message, u.phase) for u in session.scalars(
             select(StatusUpdateRow).where(StatusUpdateRow.incident_number == N).order_by(StatusUpdateRow.seq))]
     assert timeline == [(e.seq, e.kind, e.text, e.actor) for e in TIMELINE[: expected.timeline]]
-    assert updates == [(u.seq, u.kind.value, u.message) for u in UPDATES[: expected.updates]]
+    assert updates == [(u.seq, u.kind.value, u.message, u.phase and u.phase.value) for u in UPDATES[: expected.updates]]
     assert impacts_of(engine, N) == expected.impacts
 
 

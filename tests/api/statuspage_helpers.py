@@ -64,11 +64,12 @@ def add_incident(
     severity: str,
     declared_at: datetime,
     components: list[str],
-    updates: list[tuple[timedelta, str, str]],
+    updates: list[tuple[timedelta, str, str] | tuple[timedelta, str, str, str | None]],
     resolved_after: timedelta | None = None,
     impacts: list[tuple[str, str, timedelta, timedelta | None]] = (),  # type: ignore[assignment]
 ) -> None:
-    """An incident as the persist activity stores it (updates: offset, kind, message)."""
+    """An incident as the persist activity stores it (updates: offset, kind, message and
+    optionally the public phase the update set)."""
     resolved_at = declared_at + resolved_after if resolved_after is not None else None
     status = "closed" if resolved_at else "acknowledged"
     with Session(engine) as session, session.begin():
@@ -78,9 +79,10 @@ def add_incident(
             acknowledged_by=None, resolved_at=resolved_at, postmortem_deadline=None, postmortem_submitted_at=None,
             version=1, state={"max_severity": severity},
         ))
-        for seq, (offset, kind, message) in enumerate(updates, start=1):
+        for seq, (offset, kind, message, *phase) in enumerate(updates, start=1):
             session.execute(insert(StatusUpdateRow).values(
                 incident_number=number, seq=seq, at=declared_at + offset, kind=kind, author="alice", message=message,
+                phase=phase[0] if phase else None,
             ))
         for seq, (component, state, start, end) in enumerate(impacts):
             session.execute(insert(ComponentImpactRow).values(

@@ -105,17 +105,25 @@ async def test_declare_acknowledge_update_and_resolve_through_the_forms(
     twice = await erin.post(f"/console/incidents/{number}/acknowledge")
     assert twice.status_code == 409 and "already acknowledged" in shown_error(twice).lower()
 
-    assert number_of(await erin.post(f"/console/incidents/{number}/status-updates",
+    shown = (await erin.http.get(f"/console/incidents/{number}")).text
+    assert '<option value="" selected>Keep current (investigating)</option>' in shown
+    assert number_of(await erin.post(f"/console/incidents/{number}/status-updates", phase="",  # keep current
                                      message="We are rolling back the deploy <script>x()</script>.")) == number
+    assert number_of(await erin.post(f"/console/incidents/{number}/status-updates", phase="monitoring",
+                                     message="Rolled back; watching the error rate.")) == number
     shown = (await erin.http.get(f"/console/incidents/{number}")).text
     assert "rolling back the deploy &lt;script&gt;x()&lt;/script&gt;." in shown and "<script>x()" not in shown
+    assert '<option value="" selected>Keep current (monitoring)</option>' in shown
+    assert '<dd id="public-phase">monitoring' in shown
     assert number_of(await erin.post(f"/console/incidents/{number}/severity", severity="SEV-1",
                                      reason="all regions now")) == number
     assert number_of(await erin.post(f"/console/incidents/{number}/roles", role="incident_commander",
                                      person="bob")) == number
     incident = await api.incident(number)
     assert incident["severity"] == "SEV-1" and incident["roles"] == {"incident_commander": "bob"}
-    assert [u["message"] for u in incident["status_updates"]] == ["We are rolling back the deploy <script>x()</script>."]
+    assert [(u["message"], u["phase"]) for u in incident["status_updates"]] == [
+        ("We are rolling back the deploy <script>x()</script>.", None),
+        ("Rolled back; watching the error rate.", "monitoring")]
 
     assert number_of(await erin.post(f"/console/incidents/{number}/resolve", summary="Rolled back 4.2.",
                                      impact="EU sign-ins failed for 20 minutes.")) == number
@@ -132,8 +140,9 @@ async def test_declare_acknowledge_update_and_resolve_through_the_forms(
         assert (action, path, True, "erin") in entries, f"{action} is not in the audit log: {entries}"
     assert ("acknowledge", f"/console/incidents/{number}/acknowledge", False, "erin") in entries, \
         "a refused command is audited too"
-    update = next(e for e in audit.json() if e["action"] == "post_status")
-    assert "rolling back the deploy" in update["detail"] and erin.csrf not in update["detail"]
+    updates = [e["detail"] for e in audit.json() if e["action"] == "post_status"]
+    assert any("rolling back the deploy" in d for d in updates) and not any(erin.csrf in d for d in updates)
+    assert any('"phase":"monitoring"' in d for d in updates), updates
     refused = next(e for e in audit.json() if not e["accepted"])
     assert "already acknowledged" in refused["reason"].lower()
 
@@ -184,6 +193,8 @@ async def test_bad_input_shows_the_reason_on_the_page(api: Api, sessions: dict[s
     erin = sessions["erin"]
     cases: list[tuple[str, dict[str, str], int, str]] = [
         (f"/console/incidents/{number}/status-updates", {"message": "   "}, 422, "message"),
+        (f"/console/incidents/{number}/status-updates", {"message": "Fixed.", "phase": "fixed"}, 422,
+         "unknown phase 'fixed'"),
         (f"/console/incidents/{number}/severity", {"severity": "SEV-9"}, 422, "severity"),
         (f"/console/incidents/{number}/roles", {"role": "chef", "person": "bob"}, 422, "role"),
         (f"/console/incidents/{number}/roles", {"role": "ic", "person": "zoe"}, 422, "not a known person"),

@@ -289,6 +289,11 @@ MALFORMED_COMMANDS: list[tuple[str, str, dict[str, Any], str]] = [
     ("update blank", "status-updates", {"message": "  \n "}, "message: String should have at least 1 character"),
     ("update too long", "status-updates", {"message": "x" * 5001}, "message: String should have at most 5000"),
     ("update missing", "status-updates", {"author": "alice"}, "message: Field required"),
+    ("update phase unknown", "status-updates", {"message": "Found it.", "phase": "fixed"},
+     "phase: Value error, unknown phase 'fixed': use investigating, identified, monitoring"),
+    ("update phase resolved", "status-updates", {"message": "Done.", "phase": "resolved"},
+     "phase: Value error, an update does not resolve the incident: use POST /api/incidents/{id}/resolve"),
+    ("update phase not text", "status-updates", {"message": "Found it.", "phase": 2}, "phase: Input should be"),
     ("role unknown", "roles", {"role": "janitor", "person": "alice"}, "role"),
     ("role for nobody", "roles", {"role": "ic", "person": ""}, "person"),
     ("role for an unknown person", "roles", {"role": "ic", "person": "zoe"}, "'zoe' is not a known person"),
@@ -332,7 +337,8 @@ async def test_commands_change_the_live_state(api: Api) -> None:
     ok = [
         await api.http.post(f"/api/incidents/{n}/roles", json={"role": "ic", "person": "alice"}),
         await api.http.post(f"/api/incidents/{n}/severity", json={"severity": "sev1", "reason": "all regions"}),
-        await api.http.post(f"/api/incidents/{n}/status-updates", json={"message": "Rolling back.", "author": "alice"}),
+        await api.http.post(f"/api/incidents/{n}/status-updates",
+                            json={"message": "Rolling back.", "author": "alice", "phase": "Identified"}),
         await (await api.as_("bob")).post(f"/api/incidents/{n}/acknowledge", json={}),
     ]
     assert [r.status_code for r in ok] == [200] * 4, [r.text for r in ok]
@@ -340,7 +346,8 @@ async def test_commands_change_the_live_state(api: Api) -> None:
     assert live["roles"] == {"incident_commander": "alice"}
     assert live["severity"] == "SEV-1"
     assert live["status"] == "acknowledged"
-    assert [u["message"] for u in live["status_updates"]] == ["Rolling back."]
+    assert [(u["message"], u["phase"]) for u in live["status_updates"]] == [("Rolling back.", "identified")]
+    assert live["public_phase"] == "identified"
     assert "next_status_update" in live["deadlines"] and "first_status_update" not in live["deadlines"]
     kinds = [e["kind"] for e in live["timeline"]]
     for kind in ("declared", "page", "role", "severity", "status", "ack"):

@@ -55,6 +55,8 @@ UPDATES = [
     "We found a stuck publisher on one name server and are restarting it.",
     "Publishing has caught up. We are watching it closely before we call this resolved.",
 ]
+PHASES = [None, "identified", "monitoring"]
+"""The public phase each update sets (the first keeps the initial one, investigating)."""
 
 
 async def test_open_incident_and_its_updates_in_chromium(served: tuple[str, Engine]) -> None:
@@ -69,8 +71,9 @@ async def test_open_incident_and_its_updates_in_chromium(served: tuple[str, Engi
             "title": "DNS changes are slow to publish", "severity": "SEV-2", "components": ["dns", "email"]})
         assert made.status_code == 201, made.text
         number = made.json()["id"]
-        for text in UPDATES:
-            posted = await http.post(f"/api/incidents/{number}/status-updates", json={"message": text})
+        for text, phase in zip(UPDATES, PHASES, strict=True):
+            body = {"message": text} | ({"phase": phase} if phase else {})
+            posted = await http.post(f"/api/incidents/{number}/status-updates", json=body)
             assert posted.status_code == 200, posted.text
             await asyncio.sleep(0.05)  # distinct timestamps, so "newest first" is well defined
         edited = await http.post(f"/api/incidents/{number}/components",
@@ -100,6 +103,9 @@ async def test_open_incident_and_its_updates_in_chromium(served: tuple[str, Engi
             await incident.wait_for()
             shown = await incident.locator("ol.updates li .u-body").all_inner_texts()
             assert shown == list(reversed(UPDATES))
+            labels = await incident.locator("ol.updates li .u-head strong").all_inner_texts()
+            assert labels == ["Monitoring", "Identified", "Investigating"]
+            assert (await incident.locator("p.phase").inner_text()).startswith("Monitoring:")
             assert await desktop.locator("#component-dns .state").inner_text() == "Partial outage"
             assert await desktop.locator("#component-email .state").inner_text() == "Degraded performance"
             assert await desktop.locator("#component-dns .bar span").count() == 90

@@ -8,6 +8,8 @@ from pathlib import Path
 from typing import Any
 from xml.etree import ElementTree
 
+import re
+
 import pytest
 from sqlalchemy import Engine
 
@@ -78,7 +80,7 @@ def populated(engine: Engine) -> Engine:
     add_incident(
         engine, 7, "DNS changes publish slowly", "SEV-2", NOW - timedelta(minutes=40), ["dns"],
         [(timedelta(minutes=4), "update", "We are investigating slow DNS publishing."),
-         (timedelta(minutes=30), "update", "A stuck publisher was found; we are restarting it.")],
+         (timedelta(minutes=30), "update", "A stuck publisher was found; we are restarting it.", "identified")],
         impacts=[("dns", "partial_outage", timedelta(0), None)],
     )
     add_incident(
@@ -115,14 +117,54 @@ async def test_v2_documents_carry_every_documented_field(populated: Engine, tmp_
     assert [i["id"] for i in docs["incidents.json"]["incidents"]] == ["7", "6"]
     [open_] = docs["incidents/unresolved.json"]["incidents"]
     assert summary["incidents"] == [open_]
-    assert open_["status"] == "investigating" and open_["impact"] == "major" and open_["resolved_at"] is None
+    # The incident stands where its latest update put it; each update shows its own phase.
+    assert open_["status"] == "identified" and open_["impact"] == "major" and open_["resolved_at"] is None
+    assert [u["status"] for u in open_["incident_updates"]] == ["identified", "investigating"]
+    assert open_["monitoring_at"] is None
     assert open_["shortlink"] == "http://warroom.test/status/incidents/7"
     # Updates newest first, as Statuspage lists them.
     assert [u["body"] for u in open_["incident_updates"]] == [
         "A stuck publisher was found; we are restarting it.", "We are investigating slow DNS publishing."]
     resolved = docs["incidents.json"]["incidents"][1]
     assert resolved["status"] == "resolved" and resolved["impact"] == "critical"
-    assert resolved["incident_updates"][0]["status"] == "resolved"
+    assert [u["status"] for u in resolved["incident_updates"]] == ["resolved", "investigating"]
+    assert resolved["monitoring_at"] is None
+
+
+async def test_phases_monitoring_at_and_a_move_back(engine: Engine, tmp_path: Path) -> None:
+    """An update without a phase shows the one in force; moving back from monitoring is shown
+    as it is; monitoring_at is when the incident last went into monitoring, and stays once resolved."""
+    t0 = NOW - timedelta(hours=1)
+    add_incident(
+        engine, 8, "Email is delayed", "SEV-2", t0, ["email"],
+        [(timedelta(minutes=2), "auto_initial", "We are aware of a problem."),  # written before phases: NULL
+         (timedelta(minutes=10), "update", "A full disk on the relay.", "identified"),
+         (timedelta(minutes=20), "update", "Disk cleared; mail flows.", "monitoring"),
+         (timedelta(minutes=25), "update", "Still flowing.", None),
+         (timedelta(minutes=30), "update", "Delays are back.", "investigating"),
+         (timedelta(minutes=40), "update", "Second relay fixed too.", "monitoring")],
+    )
+    add_incident(
+        engine, 9, "API errors", "SEV-3", t0, ["api"],
+        [(timedelta(minutes=5), "update", "A bad deploy.", "identified"),
+         (timedelta(minutes=9), "update", "Rolled back.", "monitoring"),
+         (timedelta(minutes=15), "resolution", "Resolved: errors stopped.")],
+        resolved_after=timedelta(minutes=15),
+    )
+    async with api(make_app(tmp_path, engine, clock=lambda: NOW)) as http:
+        incidents = {i["id"]: i for i in (await http.get("/api/v2/incidents.json")).json()["incidents"]}
+        page = (await http.get("/status/incidents/8")).text
+    open_, resolved = incidents["8"], incidents["9"]
+    check_incident(open_)
+    assert open_["status"] == "monitoring"
+    assert [u["status"] for u in reversed(open_["incident_updates"])] == [
+        "investigating", "identified", "monitoring", "monitoring", "investigating", "monitoring"]
+    assert open_["monitoring_at"] == "2026-11-30T02:40:00.000Z"  # the second time, at t0 + 40 min
+    assert resolved["status"] == "resolved"
+    assert [u["status"] for u in reversed(resolved["incident_updates"])] == ["identified", "monitoring", "resolved"]
+    assert resolved["monitoring_at"] == "2026-11-30T02:09:00.000Z"
+    assert '<span class="pill impact-major">monitoring</span>' in page
+    assert "A fix is in place and we are making sure it holds." in page
 
 
 async def test_maintenance_window_puts_components_under_maintenance_and_holds_their_alerts(
@@ -223,12 +265,21 @@ async def test_page_incident_page_and_feed_show_the_incidents(populated: Engine,
     assert "30 Nov 2026, 02:50 UTC" in page
     assert "(03:50 CET)" in berlin
     assert one.status_code == 200 and "Resolved: logins work again." in one.text
+    # The open incident says where it stands in plain words; each update is labelled with its phase.
+    assert '<p class="phase" data-phase="identified"><strong>Identified:</strong> We have found the cause' in page
+    assert re.findall(r'data-status="(\w+)">\s*<p class="u-head"><strong>(\w+)</strong>', page) == [
+        ("identified", "Identified"), ("investigating", "Investigating")]
+    assert 'data-phase=' not in one.text  # resolved: no phase line
+    assert re.findall(r'<p class="u-head"><strong>(\w+)</strong>', one.text) == ["Resolved", "Investigating"]
     assert none.status_code == 404
     assert feed.headers["content-type"].startswith("application/atom+xml")
     root = ElementTree.fromstring(feed.content)
     ns = {"a": "http://www.w3.org/2005/Atom"}
     assert [e.findtext("a:title", namespaces=ns) for e in root.findall("a:entry", ns)] == [
         "Ongoing: DNS changes publish slowly", "Resolved: Control panel logins failed"]
+    content = root.find("a:entry", ns).findtext("a:content", namespaces=ns)
+    assert "<strong>Identified</strong>: A stuck publisher" in content
+    assert "<strong>Investigating</strong>: We are investigating" in content
 
 
 async def test_static_export_writes_the_page_json_and_feed(populated: Engine, tmp_path: Path) -> None:

@@ -115,8 +115,8 @@ async def test_a_slack_outage_during_declaration_still_pages_and_takes_the_statu
 
         slack.down = False  # Slack is back: no command needed, the retry timer catches up
         channel = await slack.wait(slack.only_channel, within=20, what="the channel after the outage")
-        await slack.wait(lambda: any("Public update by alice: Investigating" in t for t in slack.texts(channel)),
-                         what="the backlog posted")
+        posted = "Public update by alice (investigating): Investigating"
+        await slack.wait(lambda: any(posted in t for t in slack.texts(channel)), what="the backlog posted")
         await slack.wait(lambda: any("Slack is failing" in t for t in slack.texts(channel)), what="the failure noted")
 
         async def recovered() -> Any:
@@ -166,7 +166,8 @@ async def test_the_channel_keeps_following_after_a_continue_as_new(
         await handle.execute_update(IncidentWorkflow.assign_role,
                                     RoleInput(role=Role.SCRIBE, person="erin", by="alice"))
         await slack.wait(lambda: "Scribe: erin" in slack.pinned_text(channel), what="the pin after the new run")
-        await slack.wait(lambda: sum("Public update by alice: Update number" in t for t in slack.texts(channel)) == 12,
+        mirrored = "Public update by alice (investigating): Update number"
+        await slack.wait(lambda: sum(mirrored in t for t in slack.texts(channel)) == 12,
                          what="every update mirrored once")
         assert len(slack.called("conversations.create")) == 1 and len(channel.pinned) == 1
 

@@ -95,8 +95,11 @@ async def test_an_incident_from_declaration_to_postmortem(api: LiveApi, tmp_path
     assert f"incident #{number} was already acknowledged by alice (HTTP 409)" in again.stderr
 
     assert (await run_cli("role", str(number), "ic", "alice", *url)).exit_code == 0
-    update = await run_cli("update", str(number), "We are rolling back the last deploy.", "--as", "alice", *url)
-    assert update.exit_code == 0 and "update posted" in update.output
+    update = await run_cli("update", str(number), "We are rolling back the last deploy.", "--phase", "identified",
+                           "--as", "alice", *url)
+    assert update.exit_code == 0 and f"update posted on #{number} (identified)" in update.output
+    unknown = await run_cli("update", str(number), "Fixed.", "--phase", "fixed", *url)
+    assert unknown.exit_code == cli.EXIT_USAGE and "'fixed' is not one of" in unknown.output
     sev = await run_cli("severity", str(number), "SEV-1", "--reason", "all regions", "--json", *url)
     assert json.loads(sev.stdout)["message"] == f"#{number} is now SEV-1"
 
@@ -105,7 +108,9 @@ async def test_an_incident_from_declaration_to_postmortem(api: LiveApi, tmp_path
     assert shown.output.splitlines()[0] == f"#{number}  SEV-1  acknowledged  Control panel returns 502"
     assert re.search(r"^  incident commander +alice$", shown.output, re.M)
     assert re.search(r"^  due: next status update +\d{4}-\d\d-\d\d \d\d:\d\d:\d\dZ$", shown.output, re.M)
-    assert "We are rolling back the last deploy." in shown.output
+    assert re.search(r"^  public phase +identified$", shown.output, re.M)
+    assert "alice (identified): We are rolling back the last deploy." in shown.output
+    assert "Public update by alice (identified)" in shown.output
     assert "Timeline:" in shown.output and "Severity SEV-2 -> SEV-1 by alice: all regions" in shown.output
 
     early = await run_cli("postmortem", str(number), str(postmortem_file(tmp_path)), *url)

@@ -6,7 +6,7 @@ import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import inspect, select, text
+from sqlalchemy import MetaData, Table, insert, inspect, select, text
 from sqlalchemy.orm import Session
 
 from tests.conftest import TestDatabase
@@ -14,6 +14,7 @@ from warroom import migrations
 from warroom.models.tables import (
     Base,
     IncidentNumber,
+    StatusUpdateRow,
     allocate_incident_number,
     first_slack_request,
     instance_secret,
@@ -149,12 +150,46 @@ def test_0008_adds_the_instance_secrets_table_and_its_downgrade_removes_it(datab
     assert instance_secret(eng, "statuspage", "third", now) == ("third", True)  # dropped with its rows
 
 
-def test_0009_adds_the_slack_requests_table_and_a_request_is_first_only_once(database: TestDatabase) -> None:
+def test_0009_adds_the_status_update_phase_and_keeps_older_updates(database: TestDatabase) -> None:
+    """Updates written before 0009 get no phase (the status page reads that as "kept the
+    phase in force"); a downgrade drops the column and keeps the updates."""
     eng = database.engine()
     migrations.upgrade(eng, "0008_instance_secrets")
+    old = MetaData()
+    incidents = Table("incidents", old, autoload_with=eng)
+    updates = Table("status_updates", old, autoload_with=eng)
+    assert "phase" not in updates.c
+    now = datetime.now(UTC)
+    stored = now.replace(tzinfo=None)  # the reflected tables take what the database keeps: UTC without a zone
+    with eng.begin() as conn:
+        conn.execute(insert(incidents).values(
+            number=1, title="DNS slow", severity="SEV-2", status="acknowledged", source="api", components=[],
+            declared_at=stored, version=1, state={}))
+        conn.execute(insert(updates).values(
+            incident_number=1, seq=1, at=stored, kind="update", author="alice", message="Looking into it."))
+
+    migrations.upgrade(eng, "0009_status_update_phase")
+    assert {c["name"]: c["nullable"] for c in inspect(eng).get_columns("status_updates")}["phase"] is True
+    with Session(eng) as session, session.begin():
+        assert session.scalars(select(StatusUpdateRow.phase)).all() == [None]
+        session.add(StatusUpdateRow(incident_number=1, seq=2, at=now, kind="update", author="alice",
+                                    message="Found it.", phase="identified"))
+    with Session(eng) as session:
+        phases = session.scalars(select(StatusUpdateRow.phase).order_by(StatusUpdateRow.seq)).all()
+        assert phases == [None, "identified"]
+
+    migrations.downgrade(eng, "0008_instance_secrets")
+    assert "phase" not in {c["name"] for c in inspect(eng).get_columns("status_updates")}
+    with eng.connect() as conn:
+        assert conn.scalar(text("SELECT count(*) FROM status_updates")) == 2
+
+
+def test_0010_adds_the_slack_requests_table_and_a_request_is_first_only_once(database: TestDatabase) -> None:
+    eng = database.engine()
+    migrations.upgrade(eng, "0009_status_update_phase")
     assert "slack_requests" not in tables(database)
 
-    migrations.upgrade(eng, "0009_slack_requests")
+    migrations.upgrade(eng, "0010_slack_requests")
     assert {c["name"] for c in inspect(eng).get_columns("slack_requests")} == {"signature", "received_at"}
     now = datetime.now(UTC)
     long_ago = now - timedelta(minutes=10)
@@ -166,6 +201,6 @@ def test_0009_adds_the_slack_requests_table_and_a_request_is_first_only_once(dat
         # Past the window a signature is forgotten (its timestamp would be refused anyway).
         assert first_slack_request(session, "v0=aa", now, now - timedelta(minutes=5))
 
-    migrations.downgrade(eng, "0008_instance_secrets")
+    migrations.downgrade(eng, "0009_status_update_phase")
     assert "slack_requests" not in tables(database)
-    assert "instance_secrets" in tables(database)  # 0008's table stays
+    assert "status_updates" in tables(database)  # the tables before it stay

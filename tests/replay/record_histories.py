@@ -37,6 +37,7 @@ from warroom.models.incident import (
     PostmortemAuthorInput,
     PostmortemDocument,
     PostmortemInput,
+    PublicPhase,
     ResolveInput,
     Role,
     RoleInput,
@@ -166,6 +167,24 @@ async def sev4_notices(h: Harness) -> Handle:
     return handle
 
 
+async def public_phases(h: Harness) -> Handle:
+    """SEV-3: the holding statement (investigating), then identified, monitoring, back to
+    investigating when the fix did not hold, an update that keeps the phase, monitoring, resolved."""
+    handle = await start(h, "public_phases", 9, Severity.SEV3, ack_timeout="1h", first_status_within="2s")
+    await until(lambda: sent(h, 9, "step-0/"))
+    await handle.execute_update(IncidentWorkflow.acknowledge, AckInput(person="alice"))
+    await until(lambda: sent(h, 9, "auto-initial/"))
+    for message, phase in [("A full disk on the relay.", PublicPhase.IDENTIFIED),
+                           ("Disk cleared; mail flows.", PublicPhase.MONITORING),
+                           ("Delays are back.", PublicPhase.INVESTIGATING),
+                           ("Looking at the second relay.", None),
+                           ("Second relay cleared too.", PublicPhase.MONITORING)]:
+        await handle.execute_update(IncidentWorkflow.post_status_update,
+                                    StatusUpdateInput(message=message, author="alice", phase=phase))
+    await handle.execute_update(IncidentWorkflow.resolve, ResolveInput(summary="Both relays have room.", by="alice"))
+    return handle
+
+
 async def continued_as_new(h: Harness) -> Handle:
     """A long SEV-3 whose history passes the policy's limit: continues as new, then resolves."""
     handle = await start(h, "continued_as_new", 5, Severity.SEV3, ack_timeout="1h", first_status_within="1h",
@@ -220,6 +239,7 @@ SCENARIOS: list[Callable[[Harness], Awaitable[Handle]]] = [
     postmortem_author_and_action_items,
     action_item_tracker,
     sev4_notices,
+    public_phases,
 ]
 
 

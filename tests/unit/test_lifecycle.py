@@ -10,7 +10,16 @@ from hypothesis import strategies as st
 
 from tests.unit.policies import example_policy
 from warroom.models import lifecycle
-from warroom.models.incident import ActionItem, PostmortemDocument, Role
+from warroom.models import messages
+from warroom.models.incident import (
+    ActionItem,
+    PostmortemDocument,
+    PublicPhase,
+    Role,
+    current_phase,
+    entered_monitoring_at,
+    phases_in_force,
+)
 from warroom.models.severity import Severity
 
 T0 = datetime(2026, 11, 30, 2, 45, tzinfo=UTC)
@@ -342,3 +351,53 @@ def test_durations_from_instants() -> None:
         "time_to_acknowledge": None,
         "time_to_resolve": None,
     }
+
+
+# --- the public phase of an incident ------------------------------------------------------
+
+I, ID, M = PublicPhase.INVESTIGATING, PublicPhase.IDENTIFIED, PublicPhase.MONITORING
+
+
+@pytest.mark.parametrize(
+    ("set_by_updates", "shown"),
+    [
+        ([], []),
+        ([None, None], [I, I]),  # investigating until an update says otherwise
+        ([None, "identified", None, "monitoring", None], [I, ID, ID, M, M]),  # None keeps the phase in force
+        (["monitoring"], [M]),  # a phase may be skipped
+        ([ID, M, I, None, M], [ID, M, I, I, M]),  # and moved back when the fix did not hold
+    ],
+)
+def test_each_update_shows_its_own_phase_or_the_one_in_force(
+    set_by_updates: list[PublicPhase | str | None], shown: list[PublicPhase]
+) -> None:
+    assert phases_in_force(set_by_updates) == shown
+    assert current_phase(set_by_updates) == (shown[-1] if shown else I)
+
+
+@pytest.mark.parametrize(
+    ("updates", "entered"),
+    [
+        ([], None),
+        ([(0, None), (5, ID)], None),
+        ([(0, ID), (5, M), (9, None), (12, M)], 5),  # staying in monitoring does not move it
+        ([(0, M), (5, I), (9, M)], 9),  # the latest time it went into monitoring
+        ([(0, M), (5, I)], 0),  # kept after moving back, as Statuspage keeps monitoring_at
+    ],
+)
+def test_entered_monitoring_at(updates: list[tuple[int, PublicPhase | None]], entered: int | None) -> None:
+    assert entered_monitoring_at((at(m), p) for m, p in updates) == (at(entered) if entered is not None else None)
+
+
+@pytest.mark.parametrize(
+    ("before", "after", "text"),
+    [
+        (I, I, "Public update by erin (investigating): We are looking."),
+        (I, ID, "Public update by erin (identified): We are looking."),
+        (ID, M, "Public update by erin (monitoring): We are looking."),
+        (M, I, "Public update by erin (back to investigating): We are looking."),
+        (M, ID, "Public update by erin (back to identified): We are looking."),
+    ],
+)
+def test_the_timeline_names_the_phase_and_a_move_back(before: PublicPhase, after: PublicPhase, text: str) -> None:
+    assert messages.status_posted("erin", "We are looking.", before, after) == text

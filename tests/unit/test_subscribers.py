@@ -1,10 +1,15 @@
 """Subscriber rules: contacts, who hears of what, signed links and SMS codes."""
 
+from datetime import UTC, datetime
+
 import pytest
 
+from warroom.models.notices import incident_notice
 from warroom.models.subscribers import (
     CONFIRM,
     UNSUBSCRIBE,
+    PublicEvent,
+    PublicEventKind,
     SubscriberChannel,
     list_unsubscribe_headers,
     normalise_contact,
@@ -90,3 +95,22 @@ def test_sms_codes_are_six_digits_and_change_with_the_nonce() -> None:
 )
 def test_list_unsubscribe_headers(url: str, expected: dict[str, str]) -> None:
     assert list_unsubscribe_headers(url) == expected
+
+
+@pytest.mark.parametrize(
+    ("kind", "phase", "labelled"),
+    [
+        (PublicEventKind.UPDATE, "monitoring", True),
+        (PublicEventKind.UPDATE, None, False),  # an event from before phases
+        (PublicEventKind.RESOLVED, None, False),
+    ],
+)
+def test_a_subscriber_hears_the_phase_an_update_put_the_incident_in(
+    kind: PublicEventKind, phase: str | None, labelled: bool
+) -> None:
+    event = PublicEvent(key="incident-7/update-3", kind=kind, incident_number=7, title="Email is delayed",
+                        message="Mail flows again.", at=datetime(2026, 11, 30, tzinfo=UTC), phase=phase)
+    for channel in SubscriberChannel:
+        _, text = incident_notice(event, channel, "Example status", "https://s/incidents/7", "https://s/u", [])
+        assert ("Monitoring - Mail flows again." in text) == labelled
+        assert text.count("Mail flows again.") == 1

@@ -1,4 +1,5 @@
-"""Public status updates: the first one, the cadence by severity, re-plans, reminders."""
+"""Public status updates: the first one, the cadence by severity, re-plans, reminders, and
+the public phase (investigating, identified, monitoring) each one puts the incident in."""
 
 from __future__ import annotations
 
@@ -17,6 +18,8 @@ from tests.workflow.helpers import (
 )
 from warroom.models.incident import (
     AckInput,
+    PublicPhase,
+    ResolveInput,
     Role,
     RoleInput,
     SeverityInput,
@@ -37,7 +40,8 @@ async def test_nothing_posted_publishes_a_holding_statement_and_tells_the_ic(har
 
     told = await eventually(lambda: sent(harness, n, "status"), timeout=6, what="the auto-posted notice")
     s = await state(handle)
-    assert [(u.kind, u.author) for u in s.status_updates] == [(StatusKind.AUTO_INITIAL, "warroom")]
+    assert [(u.kind, u.author, u.phase) for u in s.status_updates] == [
+        (StatusKind.AUTO_INITIAL, "warroom", PublicPhase.INVESTIGATING)]
     auto = s.status_updates[0]
     assert auto.at >= s.declared_at + timedelta(seconds=2)
     assert "dns" in auto.message
@@ -46,7 +50,7 @@ async def test_nothing_posted_publishes_a_holding_statement_and_tells_the_ic(har
     assert "automatically" in told[0].subject and auto.message in told[0].text
     assert any(t.kind == "status" and "automatically" in t.text for t in s.timeline)
     rows = await eventually(lambda: status_rows(harness, n), what="the status update in the read model")
-    assert [(r.kind, r.author) for r in rows] == [("auto_initial", "warroom")]
+    assert [(r.kind, r.author, r.phase) for r in rows] == [("auto_initial", "warroom", "investigating")]
 
 
 async def test_with_nobody_in_charge_the_responder_hears_of_the_holding_statement(harness: Harness) -> None:
@@ -153,3 +157,42 @@ async def test_a_severity_change_replans_the_next_update(harness: Harness) -> No
     assert "next_status_update" not in deadline_names(await handle.query(IncidentWorkflow.view))
     count = len(sent(harness, n))
     await stays(lambda: len(sent(harness, n)) == count, for_seconds=2.5, what="the silence at SEV-3")
+
+
+async def test_each_update_may_set_the_public_phase_and_an_update_without_one_keeps_it(harness: Harness) -> None:
+    handle, n = await start_incident(harness, policy=fast_policy(**QUIET))
+    assert (await state(handle)).public_phase == PublicPhase.INVESTIGATING  # before any update
+
+    async def post(message: str, phase: PublicPhase | None = None) -> str:
+        result = await handle.execute_update(
+            IncidentWorkflow.post_status_update, StatusUpdateInput(message=message, author="erin", phase=phase)
+        )
+        return result.message
+
+    assert await post("Looking into slow DNS publishing.") == f"update posted on #{n} (investigating)"
+    identified = await post("A stuck publisher holds the queue.", PublicPhase.IDENTIFIED)
+    assert identified == f"update posted on #{n} (identified)"
+    await post("Restarting it on every name server.")
+    assert (await state(handle)).public_phase == PublicPhase.IDENTIFIED  # kept, not reset
+    await post("Restarted; the backlog drains.", PublicPhase.MONITORING)
+    await post("The queue grows again: the restart did not hold.", PublicPhase.INVESTIGATING)
+
+    s = await state(handle)
+    assert [u.phase for u in s.status_updates] == [
+        None, PublicPhase.IDENTIFIED, None, PublicPhase.MONITORING, PublicPhase.INVESTIGATING]
+    assert s.public_phase == PublicPhase.INVESTIGATING  # moving back is allowed
+    assert [t.text for t in s.timeline if t.kind == "status"] == [
+        "Public update by erin (investigating): Looking into slow DNS publishing.",
+        "Public update by erin (identified): A stuck publisher holds the queue.",
+        "Public update by erin (identified): Restarting it on every name server.",
+        "Public update by erin (monitoring): Restarted; the backlog drains.",
+        "Public update by erin (back to investigating): The queue grows again: the restart did not hold.",
+    ]
+    # The read model keeps what each update set, for the status page to replay.
+    rows = await eventually(lambda: (r := status_rows(harness, n)) and len(r) == 5 and r, what="five rows")
+    assert [r.phase for r in rows] == [None, "identified", None, "monitoring", "investigating"]
+
+    # The resolution notice sets no phase: the page shows it as resolved.
+    await handle.execute_update(IncidentWorkflow.resolve, ResolveInput(summary="Publisher replaced.", by="erin"))
+    s = await state(handle)
+    assert (s.status_updates[-1].kind, s.status_updates[-1].phase) == (StatusKind.RESOLUTION, None)

@@ -16,7 +16,7 @@ from temporalio.client import WorkflowHandle
 
 from tests.conftest import Harness, fast_policy
 from warroom.models.components import DEFAULT_STATUSPAGE_PATH, ComponentState, ComponentStateInput, load_catalog
-from warroom.models.incident import IncidentInput, ResolveInput, SeverityInput, StatusUpdateInput
+from warroom.models.incident import IncidentInput, PublicPhase, ResolveInput, SeverityInput, StatusUpdateInput
 from warroom.models.severity import Severity
 from warroom.models.tables import ComponentImpactRow, SubscriberRow
 from warroom.statuspage import render
@@ -74,7 +74,8 @@ async def test_component_states_follow_incidents_and_subscribers_hear_each_publi
     await eventually(lambda: states(engine) == {"dns": ComponentState.MAJOR_OUTAGE,
                                                 "email": ComponentState.DEGRADED_PERFORMANCE})
     await h1.execute_update(IncidentWorkflow.post_status_update,
-                            StatusUpdateInput(message="We found a stuck DNS publisher.", author="alice"))
+                            StatusUpdateInput(message="We found a stuck DNS publisher.", author="alice",
+                                              phase=PublicPhase.IDENTIFIED))
 
     # A second, minor incident on DNS; resolving the first leaves DNS degraded by the second.
     second, h2 = await declare(harness, Severity.SEV3, ["dns"])
@@ -108,6 +109,9 @@ async def test_component_states_follow_incidents_and_subscribers_hear_each_publi
         f"incident-{second}/update-1/subscriber-1",
     ])
     await eventually(lambda: told() == expected)
+    # The update's message names the phase it put the incident in, as the page labels it.
+    update = next(r for r in harness.channel.sent if r.key == f"incident-{first}/update-1/subscriber-1")
+    assert "\nIdentified - We found a stuck DNS publisher.\n" in update.text
     resolution = next(r for r in harness.channel.sent if r.key == f"incident-{first}/update-2/subscriber-1")
     assert resolution.subject.startswith("[Example Hosting status] Resolved:")
     assert "Unsubscribe with one click: http://warroom.test/status/unsubscribe?token=" in resolution.text

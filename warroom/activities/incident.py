@@ -146,6 +146,7 @@ class IncidentActivities:
                         "kind": u.kind.value,
                         "author": u.author,
                         "message": u.message,
+                        "phase": u.phase.value if u.phase is not None else None,
                     }
                     for u in inp.status_updates
                 ],

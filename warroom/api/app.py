@@ -261,7 +261,8 @@ def _state_from_row(row: IncidentRow, session: Session) -> IncidentState:
         select(StatusUpdateRow).where(StatusUpdateRow.incident_number == row.number).order_by(StatusUpdateRow.seq)
     )
     state.status_updates = [
-        StatusUpdate(seq=u.seq, at=u.at, kind=u.kind, author=u.author, message=u.message) for u in updates
+        StatusUpdate(seq=u.seq, at=u.at, kind=u.kind, author=u.author, message=u.message, phase=u.phase)
+        for u in updates
     ]
     return state
 
@@ -400,7 +401,7 @@ async def escalate_incident(rt: Runtime, caller: Caller, number: int, body: Esca
 
 
 async def post_status_update(rt: Runtime, caller: Caller, number: int, body: StatusUpdateIn) -> CommandOut:
-    arg = StatusUpdateInput(message=body.message, author=acting_as(caller, body.author, "author"))
+    arg = StatusUpdateInput(message=body.message, author=acting_as(caller, body.author, "author"), phase=body.phase)
     return await _command(rt, number, IncidentWorkflow.post_status_update, arg)
 
 

@@ -40,7 +40,7 @@ from warroom.api.schemas import AckIn, DeclareIn, EscalateIn, ResolveIn, RoleIn,
 from warroom.models.access import Caller, Role
 from warroom.models.console import countdowns, stored_deadlines, urgency
 from warroom.models.ids import incident_workflow_id
-from warroom.models.incident import IncidentState, IncidentStatus, Role as IncidentRole
+from warroom.models.incident import IncidentState, IncidentStatus, PublicPhase, Role as IncidentRole
 from warroom.models.severity import Severity
 from warroom.models.tables import IncidentRow, NotificationRow
 
@@ -169,6 +169,7 @@ async def _incident_context(request: Request, number: int) -> dict[str, Any]:
         "people": sorted(policy.people),
         "incident_roles": list(IncidentRole),
         "severities": list(Severity),
+        "phases": list(PublicPhase),
         "temporal_ui": rt.ui_link(wid),
         "workflow_id": wid,
         "is_open": state.status.value in OPEN,
@@ -293,7 +294,8 @@ async def status_update(request: Request, incident_id: IncidentId, caller: Actor
     rt: api.Runtime = request.app.state.runtime
     form = await _form(request)
     try:
-        out = await api.post_status_update(rt, caller, incident_id, _body(StatusUpdateIn, form, ("message",)))
+        out = await api.post_status_update(rt, caller, incident_id,
+                                           _body(StatusUpdateIn, form, ("message", "phase")))
     except HTTPException as err:
         return await _refused(request, caller, incident_id, err, form)
     return _done(request, incident_id, out.message)

@@ -57,8 +57,8 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 KEEP = 64 * 1024
 """Bytes of request and response body kept to describe the request (the rest passes through untouched)."""
-FORM_FIELDS_KEPT = ("username", "next", "title", "severity", "summary", "impact", "components", "message", "role",
-                    "person", "reason", "runbook", "note", "decision", "confirm_destructive")
+FORM_FIELDS_KEPT = ("username", "next", "title", "severity", "summary", "impact", "components", "message", "phase",
+                    "role", "person", "reason", "runbook", "note", "decision", "confirm_destructive")
 """Form fields worth recording: the console's commands, as the JSON API's bodies are (others, like
 passwords, CSRF tokens, a runbook's parameters (a value may be a secret) or an SMS's sender
 number, are not)."""

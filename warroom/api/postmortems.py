@@ -103,7 +103,7 @@ def _state(session: Session, row: IncidentRow) -> IncidentState:
                                  .order_by(TimelineRow.seq))
     ]
     state.status_updates = [
-        StatusUpdate(seq=u.seq, at=u.at, kind=u.kind, author=u.author, message=u.message)
+        StatusUpdate(seq=u.seq, at=u.at, kind=u.kind, author=u.author, message=u.message, phase=u.phase)
         for u in session.scalars(select(StatusUpdateRow).where(StatusUpdateRow.incident_number == row.number)
                                  .order_by(StatusUpdateRow.seq))
     ]

@@ -15,6 +15,7 @@ from warroom.models.incident import (
     ActionItem,
     IncidentState,
     IncidentView,
+    PublicPhase,
     Role,
 )
 from warroom.models.severity import Severity, parse_severity
@@ -92,9 +93,29 @@ class EscalateIn(_In):
     person: str | None = Field(default=None, min_length=1, max_length=100, description=ACTOR)
 
 
+PHASES = ", ".join(p.value for p in PublicPhase)
+
+
 class StatusUpdateIn(_In):
     message: str = Field(min_length=1, max_length=TEXT)
     author: str | None = Field(default=None, min_length=1, max_length=100, description=ACTOR)
+    phase: PublicPhase | None = Field(
+        default=None,
+        description=f"Where the incident stands for the public: {PHASES}. Leave it out to keep the current "
+        "phase; moving back (monitoring to investigating) is allowed. Resolving is its own command.",
+    )
+
+    @field_validator("phase", mode="before")
+    @classmethod
+    def _phase(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        cleaned = value.strip().lower()
+        if cleaned == "resolved":
+            raise ValueError("an update does not resolve the incident: use POST /api/incidents/{id}/resolve")
+        if cleaned not in {p.value for p in PublicPhase}:
+            raise ValueError(f"unknown phase '{value}': use {PHASES}, or leave it out to keep the current one")
+        return cleaned
 
 
 class RoleIn(_In):
@@ -204,6 +225,8 @@ class IncidentOut(BaseModel):
     pages: list[dict[str, Any]]
     escalation: dict[str, Any]
     status_updates: list[dict[str, Any]]
+    public_phase: str
+    """What the status page says of the incident while it is open (investigating, identified, monitoring)."""
     alerts: list[dict[str, Any]]
     postmortem: dict[str, Any]
     timeline: list[dict[str, Any]]
@@ -235,6 +258,7 @@ class IncidentOut(BaseModel):
             pages=[p.model_dump(mode="json") for p in state.pages],
             escalation=state.escalation.model_dump(mode="json"),
             status_updates=[u.model_dump(mode="json") for u in state.status_updates],
+            public_phase=state.public_phase.value,
             alerts=[a.model_dump(mode="json", exclude={"seen_keys"}) for a in state.alerts],
             postmortem=state.postmortem.model_dump(mode="json"),
             timeline=[e.model_dump(mode="json") for e in state.timeline],

@@ -7,6 +7,7 @@ live in ``warroom.api.schemas`` and are kept separate on purpose.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from enum import StrEnum
 
@@ -56,6 +57,71 @@ class StatusKind(StrEnum):
     UPDATE = "update"
     AUTO_INITIAL = "auto_initial"
     RESOLUTION = "resolution"
+
+
+class PublicPhase(StrEnum):
+    """Where an open incident stands, as the status page tells the public.
+
+    The incident statuses of Atlassian Statuspage before "resolved". Responders
+    set the phase with a status update; it may move back (monitoring, then
+    investigating again when the fix did not hold)."""
+
+    INVESTIGATING = "investigating"
+    """The cause is not known yet."""
+    IDENTIFIED = "identified"
+    """The cause is known and a fix is being worked on."""
+    MONITORING = "monitoring"
+    """A fix is in place; the team watches that it holds."""
+
+    @property
+    def label(self) -> str:
+        return self.value.capitalize()
+
+    @property
+    def meaning(self) -> str:
+        """What the phase means, in a customer's words."""
+        return _PHASE_MEANINGS[self]
+
+    @property
+    def rank(self) -> int:
+        return list(PublicPhase).index(self)
+
+
+_PHASE_MEANINGS = {
+    PublicPhase.INVESTIGATING: "We are looking into the problem.",
+    PublicPhase.IDENTIFIED: "We have found the cause and are working on a fix.",
+    PublicPhase.MONITORING: "A fix is in place and we are making sure it holds.",
+}
+
+
+def phases_in_force(phases: Iterable[PublicPhase | str | None]) -> list[PublicPhase]:
+    """The phase each status update showed, oldest first: its own, or (None: the update
+    kept the phase) the one in force before it; investigating until an update sets one."""
+    current, shown = PublicPhase.INVESTIGATING, []
+    for phase in phases:
+        if phase is not None:
+            current = PublicPhase(phase)
+        shown.append(current)
+    return shown
+
+
+def current_phase(phases: Iterable[PublicPhase | str | None]) -> PublicPhase:
+    """The incident's phase now: that of its latest update that set one (oldest first in)."""
+    shown = phases_in_force(phases)
+    return shown[-1] if shown else PublicPhase.INVESTIGATING
+
+
+def entered_monitoring_at(updates: Iterable[tuple[datetime, PublicPhase | str | None]]) -> datetime | None:
+    """When the incident last went into monitoring ((time, phase) of each update, oldest
+    first); None if it never did. A later move back does not erase it: the status page
+    keeps it the way Statuspage keeps ``monitoring_at``."""
+    pairs = list(updates)
+    entered, before = None, PublicPhase.INVESTIGATING
+    for (at, _), shown in zip(pairs, phases_in_force(p for _, p in pairs), strict=True):
+        if shown == PublicPhase.MONITORING and before != PublicPhase.MONITORING:
+            entered = at
+        before = shown
+    return entered
 
 
 class AlertEvent(BaseModel):
@@ -130,6 +196,9 @@ class StatusUpdate(BaseModel):
     kind: StatusKind = StatusKind.UPDATE
     author: str
     message: str
+    phase: PublicPhase | None = None
+    """The public phase this update put the incident in; None: it kept the one in force
+    (every update recorded before phases existed, and every resolution notice)."""
 
 
 class RelayTarget(BaseModel):
@@ -313,6 +382,11 @@ class IncidentState(BaseModel):
     relay: RelayState = Field(default_factory=RelayState)
     """The incident's Slack channel and outgoing webhooks (empty: not mirrored)."""
 
+    @property
+    def public_phase(self) -> PublicPhase:
+        """What the status page says of the incident while it is open (see ``current_phase``)."""
+        return current_phase(u.phase for u in self.status_updates)
+
 
 class Deadline(BaseModel):
     name: str
@@ -344,6 +418,8 @@ class EscalateInput(BaseModel):
 class StatusUpdateInput(BaseModel):
     message: str
     author: str
+    phase: PublicPhase | None = None
+    """The public phase the update puts the incident in; None keeps the current one."""
 
 
 class RoleInput(BaseModel):

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from warroom.models.durations import format_duration
-from warroom.models.incident import Role
+from warroom.models.incident import PublicPhase, Role
 from warroom.models.severity import Severity
 
 
@@ -52,6 +52,13 @@ def auto_initial_status(title: str, components: list[str], every: timedelta | No
         f"We are aware of a problem affecting {_components(components)} ({title}) and our engineers are "
         f"looking into it.{follow_up}"
     )
+
+
+def status_posted(author: str, message: str, before: PublicPhase, after: PublicPhase) -> str:
+    """The timeline entry for a public update: it names the phase the page now shows, and
+    says so when the update took the incident back (the fix did not hold)."""
+    phase = f"back to {after.value}" if after.rank < before.rank else after.value
+    return f"Public update by {author} ({phase}): {message}"
 
 
 def auto_posted_notice(number: int, text: str) -> tuple[str, str]:

@@ -6,9 +6,11 @@ segments and always ends with the way out.
 
 from __future__ import annotations
 
+from warroom.models.incident import PublicPhase
 from warroom.models.subscribers import PublicEvent, PublicEventKind, SubscriberChannel
 
 SMS_LIMIT = 300
+_PHASES = {p.value for p in PublicPhase}
 
 
 def _shorten(text: str, limit: int) -> str:
@@ -37,6 +39,9 @@ def incident_notice(
     subject = f"[{page_name}] {what}: {event.title}"
     affected = ", ".join(component_names)
     body = event.message.strip()
+    if event.kind == PublicEventKind.UPDATE and event.phase in _PHASES:
+        # The update says where the incident stands, the way the status page labels it.
+        body = f"{PublicPhase(event.phase).label} - {body}"
     if event.kind == PublicEventKind.NEW_INCIDENT and not body:
         body = (
             f"We are investigating a problem{' affecting ' + affected if affected else ''}. "

@@ -126,6 +126,9 @@ class PublicEvent(BaseModel):
     """As the incident names them; the activities resolve them through the catalog."""
     message: str = ""
     at: datetime
+    phase: str | None = None
+    """A status update's public phase (investigating, identified, monitoring:
+    ``warroom.models.incident.PublicPhase``); None for other events and older ones."""
 
 
 class FanoutInput(BaseModel):

@@ -125,6 +125,9 @@ class StatusUpdateRow(Base):
     kind: Mapped[str] = mapped_column(String(16))
     author: Mapped[str] = mapped_column(String(100))
     message: Mapped[str] = mapped_column(Text)
+    phase: Mapped[str | None] = mapped_column(String(16), default=None)
+    """The public phase the update set (``PublicPhase``); NULL: it kept the one in force,
+    or it was written before phases existed (migration 0009)."""
 
 
 class NotificationRow(Base):

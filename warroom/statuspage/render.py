@@ -35,7 +35,7 @@ from warroom.models.components import (
     incident_impact,
     overall,
 )
-from warroom.models.incident import StatusKind
+from warroom.models.incident import PublicPhase, StatusKind, entered_monitoring_at, phases_in_force
 from warroom.models.severity import Severity
 from warroom.models.tables import ComponentImpactRow, IncidentRow, MaintenanceRow, StatusUpdateRow
 from warroom.models.uptime import Day, StateInterval, daily, format_percent, window_uptime
@@ -58,6 +58,15 @@ class UpdateRec:
     at: datetime
     kind: str
     message: str
+    phase: str | None = None
+    """The phase the update set, as stored (None: it kept the one in force)."""
+    shown: PublicPhase = PublicPhase.INVESTIGATING
+    """The phase in force once it was posted: its own, or the one before it."""
+
+    @property
+    def status(self) -> str:
+        """Its status on the page: the phase it showed, or resolved for the resolution notice."""
+        return "resolved" if self.kind == StatusKind.RESOLUTION.value else self.shown.value
 
 
 @dataclass
@@ -77,6 +86,15 @@ class IncidentRec:
     @property
     def open(self) -> bool:
         return self.status in OPEN_STATUSES
+
+    @property
+    def phase(self) -> PublicPhase:
+        """Where the incident stands now (what its latest update showed)."""
+        return self.updates[0].shown if self.updates else PublicPhase.INVESTIGATING
+
+    @property
+    def monitoring_at(self) -> datetime | None:
+        return entered_monitoring_at((u.at, u.phase) for u in reversed(self.updates))
 
 
 @dataclass
@@ -148,10 +166,15 @@ def _incident_recs(session: Session, rows: list[IncidentRow]) -> list[IncidentRe
             .where(StatusUpdateRow.incident_number.in_(numbers))
             .order_by(StatusUpdateRow.at.desc(), StatusUpdateRow.seq.desc())
         ):
-            updates[u.incident_number].append(UpdateRec(seq=u.seq, at=u.at, kind=u.kind, message=u.message))
+            updates[u.incident_number].append(
+                UpdateRec(seq=u.seq, at=u.at, kind=u.kind, message=u.message, phase=u.phase)
+            )
     incidents = []
     for r in rows:
         ups = updates.get(r.number, [])
+        oldest_first = ups[::-1]
+        for u, shown in zip(oldest_first, phases_in_force(u.phase for u in oldest_first), strict=True):
+            u.shown = shown
         incidents.append(
             IncidentRec(
                 number=r.number,
@@ -386,8 +409,9 @@ def _fmt(at: datetime, zone: ZoneInfo | None) -> dict[str, str]:
 
 # --- HTML ----------------------------------------------------------------------------------------
 
-_UPDATE_LABEL = {StatusKind.UPDATE.value: "Update", StatusKind.AUTO_INITIAL.value: "Investigating",
-                 StatusKind.RESOLUTION.value: "Resolved"}
+
+def _update_label(u: UpdateRec) -> str:
+    return "Resolved" if u.status == "resolved" else u.shown.label
 
 
 def _context(view: View, links: Links, zone: ZoneInfo | None) -> dict[str, Any]:
@@ -399,7 +423,7 @@ def _context(view: View, links: Links, zone: ZoneInfo | None) -> dict[str, Any]:
         "zones": COMMON_ZONES,
         "t": lambda at: _fmt(at, zone),
         "impact": lambda inc: incident_impact(inc.severity if inc.open else inc.max_severity).value,
-        "update_label": lambda kind: _UPDATE_LABEL.get(kind, "Update"),
+        "update_label": _update_label,
         "duration": _duration,
         "ComponentState": ComponentState,
     }
@@ -477,7 +501,7 @@ def _components_json(view: View) -> list[dict[str, Any]]:
 
 
 def _incident_status(inc: IncidentRec) -> str:
-    return "investigating" if inc.open else "resolved"
+    return inc.phase.value if inc.open else "resolved"
 
 
 def _incident_json(view: View, inc: IncidentRec, page_url: str, components: dict[str, dict[str, Any]]) -> dict[str, Any]:
@@ -486,9 +510,8 @@ def _incident_json(view: View, inc: IncidentRec, page_url: str, components: dict
     affected = [components[cid] for cid in ids if cid in components]
     updates = []
     for u in inc.updates:
-        status = "resolved" if u.kind == StatusKind.RESOLUTION.value else "investigating"
         updates.append({
-            "id": f"{inc.number}-{u.seq}", "status": status, "body": u.message, "incident_id": str(inc.number),
+            "id": f"{inc.number}-{u.seq}", "status": u.status, "body": u.message, "incident_id": str(inc.number),
             "created_at": _iso(u.at), "updated_at": _iso(u.at), "display_at": _iso(u.at),
             "affected_components": [
                 {"code": c["id"], "name": c["name"], "old_status": c["status"], "new_status": c["status"]}
@@ -502,7 +525,7 @@ def _incident_json(view: View, inc: IncidentRec, page_url: str, components: dict
         "status": _incident_status(inc),
         "created_at": _iso(inc.declared_at),
         "updated_at": _iso(inc.updated_at),
-        "monitoring_at": None,
+        "monitoring_at": _iso(inc.monitoring_at),
         "resolved_at": _iso(inc.resolved_at),
         "impact": incident_impact(inc.severity if inc.open else inc.max_severity).value,
         "shortlink": f"{page_url}/incidents/{inc.number}",
@@ -601,7 +624,7 @@ def render_atom(view: View, page_url: str) -> str:
         url = f"{page_url}/incidents/{inc.number}"
         lines = "".join(
             f"<p><small>{escape(_fmt(u.at, None)['utc'])}</small> - "
-            f"<strong>{escape(_UPDATE_LABEL.get(u.kind, 'Update'))}</strong>: {escape(u.message)}</p>"
+            f"<strong>{escape(_update_label(u))}</strong>: {escape(u.message)}</p>"
             for u in inc.updates
         ) or "<p>We are investigating.</p>"
         state = "Resolved" if not inc.open else "Ongoing"

@@ -70,6 +70,7 @@ with workflow.unsafe.imports_passed_through():
         PersistInput,
         PostmortemAuthorInput,
         PostmortemInput,
+        PublicPhase,
         RelayTarget,
         ResolveInput,
         Role,
@@ -549,7 +550,7 @@ class IncidentWorkflow:
             if now >= plan.first_deadline:
                 every = lifecycle.update_interval(policy, s.severity)
                 text = messages.auto_initial_status(s.title, s.components, every)
-                self._add_status(now, StatusKind.AUTO_INITIAL, "warroom", text)
+                self._add_status(now, StatusKind.AUTO_INITIAL, "warroom", text, PublicPhase.INVESTIGATING)
                 people = self._ic_or_responders()
                 subject, body = messages.auto_posted_notice(s.number, text)
                 self._notify(people, NotificationKind.STATUS, "auto-initial", subject, body)
@@ -769,10 +770,11 @@ class IncidentWorkflow:
     def post_status_update(self, cmd: StatusUpdateInput) -> CommandResult:
         if (earlier := self._earlier_answer()) is not None:
             return earlier
-        now = workflow.now()
-        self._add_status(now, StatusKind.UPDATE, cmd.author, cmd.message.strip())
-        self._log("status", f"Public update by {cmd.author}: {cmd.message.strip()}", actor=cmd.author)
-        return self._result(f"update posted on #{self._s.number}")
+        now, before, message = workflow.now(), self._s.public_phase, cmd.message.strip()
+        self._add_status(now, StatusKind.UPDATE, cmd.author, message, cmd.phase)
+        after = self._s.public_phase
+        self._log("status", messages.status_posted(cmd.author, message, before, after), actor=cmd.author)
+        return self._result(f"update posted on #{self._s.number} ({after.value})")
 
     @post_status_update.validator
     def _validate_status(self, cmd: StatusUpdateInput) -> None:
@@ -1168,12 +1170,16 @@ class IncidentWorkflow:
         self._s.timeline.append(TimelineEntry(seq=seq, at=workflow.now(), kind=kind, text=text, actor=actor))
         self._touch()
 
-    def _add_status(self, now: datetime, kind: StatusKind, author: str, message: str) -> None:
+    def _add_status(
+        self, now: datetime, kind: StatusKind, author: str, message: str, phase: PublicPhase | None = None
+    ) -> None:
+        """Record a public update; ``phase`` None keeps the phase in force (a resolution never sets one)."""
         s, plan = self._s, self._s.status_plan
         seq = s.status_updates[-1].seq + 1 if s.status_updates else 1
-        s.status_updates.append(StatusUpdate(seq=seq, at=now, kind=kind, author=author, message=message))
-        event = PublicEventKind.RESOLVED if kind == StatusKind.RESOLUTION else PublicEventKind.UPDATE
-        self._publish(event, f"update-{seq}", message)
+        s.status_updates.append(StatusUpdate(seq=seq, at=now, kind=kind, author=author, message=message, phase=phase))
+        resolution = kind == StatusKind.RESOLUTION
+        event = PublicEventKind.RESOLVED if resolution else PublicEventKind.UPDATE
+        self._publish(event, f"update-{seq}", message, None if resolution else s.public_phase.value)
         if kind != StatusKind.RESOLUTION:
             if plan.first_posted_at is None:
                 plan.first_posted_at = now
@@ -1346,7 +1352,7 @@ class IncidentWorkflow:
             detail = f" ({result.detail})" if dropped else ""
             self._log("notify", f"{req.kind.value} to {req.person_id} by {req.channel}: {result.status}{detail}")
 
-    def _publish(self, kind: PublicEventKind, slot: str, message: str) -> None:
+    def _publish(self, kind: PublicEventKind, slot: str, message: str, phase: str | None = None) -> None:
         """Tell status-page subscribers, in a fan-out workflow that outlives this one."""
         if not workflow.patched(FANOUT_PATCH):
             return
@@ -1359,6 +1365,7 @@ class IncidentWorkflow:
             components=list(s.components),
             message=message,
             at=workflow.now(),
+            phase=phase,
         )
         s.pending_public_events.append(event)
         if not self._continuing:

@@ -1,7 +1,7 @@
 """slack requests: a signed Slack request acts once, even if it is sent again
 
-Revision ID: 0009_slack_requests
-Revises: 0008_instance_secrets
+Revision ID: 0010_slack_requests
+Revises: 0009_status_update_phase
 Create Date: 2026-12-04 17:20:00.000000
 """
 
@@ -11,8 +11,8 @@ import sqlalchemy as sa
 from alembic import op
 
 
-revision = '0009_slack_requests'
-down_revision = '0008_instance_secrets'
+revision = '0010_slack_requests'
+down_revision = '0009_status_update_phase'
 branch_labels = None
 depends_on = None
 
