@@ -273,16 +273,16 @@ class IncidentActivities:
         try:
             provider_id = await _finish_even_if_cancelled(channel.send(contact, outgoing))
         except PermanentDeliveryError as err:
-            for row in wanted:
-                await self._io(self._finish, row.key, "failed", str(err))
+            await self._io(self._finish_all, [r.key for r in wanted], "failed", str(err))
             await self._io(self._restore_slot, ref, taken_at, previous)
             raise ApplicationError(str(err), type="PermanentDeliveryError", non_retryable=True) from err
         except TransientDeliveryError as err:
             await self._io(self._release, ref, wanted, taken_at, previous, req.key, str(err))
             raise
         detail = _held_detail(held, cap, numbers)
-        for row in wanted:
-            await self._io(self._finish, row.key, "sent", detail, provider_id)
+        # In one transaction: a bundled incident's own activity reads its row and, by the
+        # provider id, the others it went out with; it must never see only some of them.
+        await self._io(self._finish_all, [r.key for r in wanted], "sent", detail, provider_id)
         mine = next((r for r in wanted if r.key == req.key), None)
         if mine is None:  # our own page was withdrawn; the others went out
             return self._withdrawn_result(req, channel.provider)
@@ -467,15 +467,19 @@ class IncidentActivities:
                                       else row.status, provider=row.provider, detail=row.detail)
 
     def _finish(self, key: str, status: str, detail: str, provider_id: str | None = None) -> None:
+        self._finish_all([key], status, detail, provider_id)
+
+    def _finish_all(self, keys: list[str], status: str, detail: str, provider_id: str | None = None) -> None:
         with Session(self._engine) as session, session.begin():
-            row = session.get(NotificationRow, key)
-            if row is None:  # pragma: no cover - claimed just before
-                return
-            row.status = status
-            row.detail = detail[:1000]
-            if provider_id is not None:
-                row.provider_id = provider_id or None
-                row.sent_at = self._clock()
+            for key in keys:
+                row = session.get(NotificationRow, key)
+                if row is None:  # pragma: no cover - claimed just before
+                    continue
+                row.status = status
+                row.detail = detail[:1000]
+                if provider_id is not None:
+                    row.provider_id = provider_id or None
+                    row.sent_at = self._clock()
 
     def _finish_if(self, key: str, current: tuple[str, ...], status: str, detail: str) -> None:
         with Session(self._engine) as session, session.begin():
