@@ -100,6 +100,59 @@ async def test_an_attempt_that_died_mid_send_is_never_sent_again(acts, engine, f
     await fake_twilio.expect_nothing(0.2)
 
 
+class SlowGuard(Guard):
+    """An incident that answers "still wanted?" only when the test lets it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.answer = asyncio.Event()
+
+    async def wanted(self, workflow_id: str, key: str) -> bool:
+        self.asked.append(key)
+        await self.answer.wait()
+        return True
+
+
+async def test_an_attempt_that_stopped_before_the_provider_is_sent_by_the_retry(
+    engine, tmp_path, fake_twilio, fake_sendgrid
+):
+    # The first attempt outlives its timeout while the incident is slow to answer
+    # (an overloaded worker): nothing reached the provider, so the retry must send,
+    # not report "unconfirmed" and move on to another method.
+    guard = SlowGuard()
+    acts = IncidentActivities(engine, build_notifiers(provider_settings(tmp_path, fake_twilio, fake_sendgrid)),
+                              guard=guard, poll_seconds=0.05)
+    first = asyncio.ensure_future(acts.send_notification(page(1)))
+    while not guard.asked:
+        await asyncio.sleep(0.01)
+    first.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await first
+    assert row(engine, page(1).key).status == "queued"
+    guard.answer.set()
+    assert (await acts.send_notification(page(1))).status == "sent"
+    await fake_twilio.expect("sms", to=ALICE.sms, contains="#1")
+    await fake_twilio.expect_nothing(0.2)
+
+
+async def test_a_timed_out_attempt_still_running_beside_its_retry_does_not_send_twice(
+    engine, tmp_path, fake_twilio, fake_sendgrid
+):
+    guard = SlowGuard()
+    acts = IncidentActivities(engine, build_notifiers(provider_settings(tmp_path, fake_twilio, fake_sendgrid)),
+                              guard=guard, poll_seconds=0.05)
+    stale = asyncio.ensure_future(acts.send_notification(page(1)))
+    retry = asyncio.ensure_future(acts.send_notification(page(1)))
+    while len(guard.asked) < 2:
+        await asyncio.sleep(0.01)
+    guard.answer.set()  # both hear "still wanted" at once; only one may talk to Twilio
+    results = sorted(r.status for r in await asyncio.gather(stale, retry))
+    assert results == ["duplicate", "sent"], results  # the loser waits for the winner and says so
+    await fake_twilio.expect("sms", to=ALICE.sms, contains="#1")
+    await fake_twilio.expect_nothing(0.3)
+    assert row(engine, page(1).key).status == "sent"
+
+
 async def test_a_transient_failure_is_retried_and_then_sends_once(acts, engine, fake_twilio):
     fake_twilio.fail("sms", 500)
     with pytest.raises(Exception, match="500"):

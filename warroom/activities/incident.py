@@ -72,6 +72,10 @@ log = logging.getLogger("warroom.activities")
 Clock = Callable[[], datetime]
 T = TypeVar("T")
 
+OTHER_ATTEMPT_WAIT = timedelta(seconds=15)
+"""How long an attempt that lost the race to send a page waits for the winner's outcome
+(well inside the send activity's 30 s per attempt)."""
+
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
@@ -172,7 +176,7 @@ class IncidentActivities:
         workflow_id = _workflow_id(req)
         is_page = req.page if req.page is not None else req.kind in PAGE_KINDS
         ref = contact_ref(req.channel, contact) if contact and is_page and req.page_cap_seconds > 0 else None
-        claim = await self._io(self._claim, req, channel.provider, workflow_id, ref)
+        claim = await self._io(self._claim, req, channel.provider, workflow_id, ref, is_page)
         if claim is not None:
             return claim
         if gone is not None:
@@ -188,8 +192,13 @@ class IncidentActivities:
         async with _heartbeating():
             if ref is not None:
                 return await self._send_capped(req, channel, contact, ref, workflow_id)
-            if is_page and not await self._guard.wanted(workflow_id, req.key):
-                return await self._io(self._withdraw, req, channel.provider)
+            if is_page:
+                if not await self._guard.wanted(workflow_id, req.key):
+                    return await self._io(self._withdraw, req, channel.provider)
+                if not await self._io(self._start_sending, req.key):
+                    # Another attempt of this activity got here first (one of the two outlived
+                    # its timeout while the incident was slow to answer): never send too.
+                    return await self._other_attempts_outcome(req.key, channel.provider)
             try:
                 provider_id = await _finish_even_if_cancelled(channel.send(contact, req))
             except PermanentDeliveryError as err:
@@ -407,8 +416,52 @@ class IncidentActivities:
     # --- bookkeeping ---------------------------------------------------------------------
 
     def _withdraw(self, req: NotificationRequest, provider: str) -> NotificationResult:
-        self._finish(req.key, "withdrawn", "the incident no longer wants this page (acknowledged or resolved)")
+        self._finish_if(req.key, ("queued",), "withdrawn",
+                        "the incident no longer wants this page (acknowledged or resolved)")
         return self._withdrawn_result(req, provider)
+
+    def _start_sending(self, key: str) -> bool:
+        """queued -> sending, for exactly one attempt: the one that may talk to the provider.
+
+        A page is claimed as queued and becomes sending only now, after the incident said
+        it still wants it. An attempt that stops before this point (its timeout passed
+        while the incident was slow to answer) sent nothing, so the retry sends it; one
+        that stops after it may have reached the provider, so the retry never does."""
+        with Session(self._engine) as session, session.begin():
+            changed = session.execute(
+                update(NotificationRow)
+                .where(NotificationRow.key == key, NotificationRow.status == "queued")
+                .values(status="sending")
+            )
+            return bool(changed.rowcount == 1)
+
+    async def _other_attempts_outcome(self, key: str, provider: str) -> NotificationResult:
+        """What the attempt that is sending this page came to: waited for (a send takes
+        a moment), or "unconfirmed" when it does not finish within OTHER_ATTEMPT_WAIT."""
+        give_up = self._clock() + OTHER_ATTEMPT_WAIT
+        while True:
+            row = await self._io(self._row, key)
+            if row is None or row.status not in ("sending", "queued"):
+                break
+            if self._clock() >= give_up:
+                return NotificationResult(key=key, status="unconfirmed", provider=provider,
+                                          detail="another attempt was still sending it")
+            await asyncio.sleep(self._poll)
+        if row is None:  # pragma: no cover - claimed before
+            return NotificationResult(key=key, status="unconfirmed", provider=provider)
+        if row.status == "failed":
+            raise ApplicationError(row.detail or "delivery failed", type="PermanentDeliveryError", non_retryable=True)
+        if row.status == "retrying":  # the other attempt met a passing failure: try again
+            raise ApplicationError(row.detail or "the provider failed for a moment", type="TransientDeliveryError")
+        status = "duplicate" if row.status in ("sent", "delivered") else row.status
+        return NotificationResult(key=key, status=status, provider=row.provider, detail=row.detail)
+
+    def _row(self, key: str) -> NotificationRow | None:
+        with Session(self._engine) as session:
+            row = session.get(NotificationRow, key)
+            if row is not None:
+                session.expunge(row)
+            return row
 
     @staticmethod
     def _withdrawn_result(req: NotificationRequest, provider: str) -> NotificationResult:
@@ -418,11 +471,14 @@ class IncidentActivities:
         )
 
     def _claim(
-        self, req: NotificationRequest, provider: str, workflow_id: str, ref: str | None
+        self, req: NotificationRequest, provider: str, workflow_id: str, ref: str | None, is_page: bool = False
     ) -> NotificationResult | None:
-        """Claim the key; return a result instead when this key was handled before."""
+        """Claim the key; return a result instead when this key was handled before.
+
+        A page is claimed as queued (the cap may hold it, and the incident is asked whether
+        it still wants it before anything is sent); anything else as sending."""
         now = self._clock()
-        fresh = "queued" if ref is not None else "sending"
+        fresh = "queued" if ref is not None or is_page else "sending"
         with Session(self._engine) as session, session.begin():
             row = session.get(NotificationRow, req.key)
             if row is None:
