@@ -410,6 +410,26 @@ async def _at_least(probe: Any, n: int) -> bool:
     return len(await probe()) >= n
 
 
+async def test_an_idempotency_key_is_the_callers_own_and_stands_for_one_request(api: Api) -> None:
+    headers = {"Idempotency-Key": "pager-42"}
+    first = await api.http.post("/api/incidents", json={"title": "Webmail down", "severity": "SEV-2"},
+                                headers=headers)
+    assert first.status_code == 201, first.text
+    number = first.json()["id"]
+    # The same key with another request: refused, naming what the key declared; nothing new.
+    changed = await api.http.post("/api/incidents", json={"title": "Billing down", "severity": "SEV-1"},
+                                  headers=headers)
+    assert changed.status_code == 422, changed.text
+    assert f"declared incident #{number} with a different request" in changed.json()["detail"]
+    # Another person's identical key is their own request: a second incident, declared by them.
+    bob = await api.as_("bob")
+    theirs = await bob.post("/api/incidents", json={"title": "Webmail down", "severity": "SEV-2"}, headers=headers)
+    assert theirs.status_code == 201, theirs.text
+    assert theirs.json()["id"] != number and theirs.json()["declared_by"] == "bob"
+    again = await bob.post("/api/incidents", json={"title": "Webmail down", "severity": "SEV-2"}, headers=headers)
+    assert again.json()["id"] == theirs.json()["id"]
+
+
 async def test_concurrent_requests_with_one_idempotency_key_make_one_incident(api: Api) -> None:
     headers = {"Idempotency-Key": "retrying-client-7"}
     body = {"title": "Object storage 5xx", "severity": "SEV-2"}

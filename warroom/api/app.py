@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import re
 from collections.abc import AsyncIterator, Callable
@@ -73,6 +74,7 @@ from warroom.models.policy import Policy, load_policy
 from warroom.models.tables import (
     IncidentRow,
     NotificationRow,
+    RequestKeyReused,
     StatusUpdateRow,
     TimelineRow,
     UserRow,
@@ -349,8 +351,20 @@ async def declare_incident(
     now = rt.clock()
     check_components(rt, body.components)
     check_not_future("impact_started_at", body.impact_started_at, now)
-    key = f"api:{idempotency_key}" if idempotency_key else None
-    number = await db(rt, lambda s: allocate_incident_number(s, now, key))
+    key = fingerprint = None
+    if idempotency_key:
+        # A key is the caller's own: another person's identical key is another request.
+        # It stands for one request: the same key with a different body is refused.
+        key = "api:" + hashlib.sha256(f"{declared_by}\0{idempotency_key}".encode()).hexdigest()
+        fingerprint = hashlib.sha256(body.model_dump_json().encode()).hexdigest()[:16]
+    try:
+        number = await db(rt, lambda s: allocate_incident_number(s, now, key, fingerprint))
+    except RequestKeyReused as err:
+        raise HTTPException(
+            status_code=422,
+            detail=f"Idempotency-Key: this key declared incident #{err.number} with a different request; "
+                   "use a new key for a new incident",
+        ) from None
     inp = IncidentInput(
         number=number,
         title=body.title,

@@ -73,7 +73,8 @@ class IncidentNumber(Base):
     __table_args__ = {"sqlite_autoincrement": True}
     number: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     request_key: Mapped[str | None] = mapped_column(String(255), unique=True)
-    """``api:`` plus the caller's Idempotency-Key (at most 200 characters)."""
+    """``api:<digest of the caller and their Idempotency-Key>:<digest of the request>``
+    (older rows: ``api:`` plus the key)."""
     created_at: Mapped[datetime]
 
 
@@ -643,22 +644,50 @@ def create_schema(engine: Engine) -> None:
     Base.metadata.create_all(engine)
 
 
-def allocate_incident_number(session: Session, now: datetime, request_key: str | None = None) -> int:
-    """A new incident number; the same ``request_key`` always gets the same number."""
+class RequestKeyReused(Exception):
+    """An idempotency key came back with a different request than the one it declared."""
+
+    def __init__(self, number: int) -> None:
+        super().__init__(number)
+        self.number = number
+
+
+def allocate_incident_number(
+    session: Session, now: datetime, request_key: str | None = None, fingerprint: str | None = None
+) -> int:
+    """A new incident number; the same ``request_key`` always gets the same number.
+
+    With ``fingerprint`` (a digest of the request), the key is stored as
+    ``<request_key>:<fingerprint>`` and may come back only with the same request: another
+    one raises RequestKeyReused naming the incident the key declared."""
+    full = f"{request_key}:{fingerprint}" if request_key is not None and fingerprint else request_key
     if request_key is not None:
-        existing = session.scalar(select(IncidentNumber.number).where(IncidentNumber.request_key == request_key))
-        if existing is not None:
-            return existing
+        stored = _stored_request(session, request_key, full)
+        if stored is not None:
+            number, key = stored
+            if key != full:
+                raise RequestKeyReused(number)
+            return number
     try:
         with session.begin_nested():
-            row = IncidentNumber(request_key=request_key, created_at=now)
+            row = IncidentNumber(request_key=full, created_at=now)
             session.add(row)
             session.flush()
             return row.number
     except IntegrityError:
-        number = session.scalar(select(IncidentNumber.number).where(IncidentNumber.request_key == request_key))
+        number = session.scalar(select(IncidentNumber.number).where(IncidentNumber.request_key == full))
         assert number is not None
         return number
+
+
+def _stored_request(session: Session, request_key: str, full: str | None) -> tuple[int, str] | None:
+    found = session.execute(
+        select(IncidentNumber.number, IncidentNumber.request_key)
+        .where((IncidentNumber.request_key == full) | IncidentNumber.request_key.startswith(f"{request_key}:"))
+        .order_by(IncidentNumber.number)
+        .limit(1)
+    ).first()
+    return (found[0], str(found[1])) if found is not None else None
 
 
 class InstanceSecretRow(Base):
