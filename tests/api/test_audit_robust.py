@@ -122,3 +122,19 @@ async def test_customer_contacts_never_reach_the_audit_log_in_full(
     for full in ("4155550123", "415 555 0123", "7946 0000", "79460000", "7946-0000", "pat@example.com"):
         assert full not in everything, full
     assert "***0123" in everything and "p***@example.com" in everything and "too many problem reports" in everything
+
+
+async def test_an_incident_id_past_any_incident_number_is_refused_and_still_audited(
+    served: httpx.AsyncBaseTransport, engine: Engine, caplog: pytest.LogCaptureFixture
+) -> None:
+    huge = "99999999999999999999999"
+    paths = [f"/api/incidents/{huge}/status-updates", "/api/incidents/9223372036854775808/acknowledge"]
+    with caplog.at_level(logging.ERROR, logger="warroom.api.audit"):
+        async with client_as(served, token_for(engine, "alice")) as http:
+            answers = [await http.post(path, json={"message": "x"}) for path in paths]
+    assert [a.status_code for a in answers] == [422, 422], [a.text for a in answers]
+    assert not [r for r in caplog.records if "audit" in r.getMessage()], caplog.text
+    with Session(engine) as session:
+        recorded = list(session.scalars(select(AuditRow).where(AuditRow.path.in_(paths)).order_by(AuditRow.id)))
+    assert [(r.path, r.status_code, r.incident_number, r.accepted) for r in recorded] == [
+        (path, 422, None, False) for path in paths]

@@ -43,6 +43,7 @@ from starlette.requests import cookie_parser
 from sqlalchemy.orm import Session
 
 from warroom.api.auth import AUDIT_NOTES, SAFE_METHODS, SESSION_COOKIE, access_of, caller_for, credentials_in
+from warroom.api.params import MAX_ID
 from warroom.models.access import Caller
 from warroom.models.paging import mask_contact, mask_contacts_in
 from warroom.auth import store
@@ -320,9 +321,12 @@ def _incident(params: dict[str, Any], answer: Any, action: str) -> int | None:
         if value is None and action == "declare":
             value = answer.get("id")
     try:
-        return int(value) if value is not None else None
+        number = int(value) if value is not None else None
     except (TypeError, ValueError):
         return None
+    # Only a number an incident can have: a path like /api/incidents/99999999999999999999/...
+    # is refused with 422 and audited with its path, never lost to an integer overflow.
+    return number if number is not None and 1 <= number <= MAX_ID else None
 
 
 def _detail(body: bytes, content_type: str, keep: bool = True, contacts: bool = False) -> str:
