@@ -467,3 +467,18 @@ async def test_an_impact_start_in_the_future_is_422_but_clock_skew_is_tolerated(
     skewed = datetime.now(UTC) + timedelta(minutes=1)
     inc = await api.declare(severity="SEV-3", impact_started_at=skewed.isoformat())
     assert at(inc["impact_started_at"]) == skewed
+
+
+async def test_a_status_update_sent_again_with_its_idempotency_key_is_posted_once(api: Api) -> None:
+    inc = await api.declare(title="Mail queue backlog", severity="SEV-2")
+    url = f"/api/incidents/{inc['id']}/status-updates"
+    update = {"message": "We are draining the queue.", "phase": "identified"}
+    first = await api.http.post(url, json=update, headers={"Idempotency-Key": "upd-1"})
+    retried = await api.http.post(url, json=update, headers={"Idempotency-Key": "upd-1"})  # a client's retry
+    assert (first.status_code, retried.status_code) == (200, 200), (first.text, retried.text)
+    assert retried.json() == first.json()
+    other = await api.http.post(url, json={"message": "Half drained."}, headers={"Idempotency-Key": "upd-2"})
+    plain = await api.http.post(url, json={"message": "Half drained."})
+    assert (other.status_code, plain.status_code) == (200, 200)
+    messages = [u["message"] for u in (await api.incident(inc["id"]))["status_updates"] if u["kind"] == "update"]
+    assert messages == ["We are draining the queue.", "Half drained.", "Half drained."]

@@ -277,10 +277,20 @@ async def _stored_state(rt: Runtime, number: int) -> IncidentState | None:
     return await db(rt, load)
 
 
-async def _command(rt: Runtime, number: int, method: Any, arg: Any) -> CommandOut:
+def command_update_id(person: str, idempotency_key: str | None, arg: Any) -> str | None:
+    """The workflow update id of a command sent with an Idempotency-Key: the same person,
+    key and command act once (the incident remembers the answer, across continue-as-new);
+    the same key with another command is another request."""
+    if not idempotency_key:
+        return None
+    request = f"{person}\0{idempotency_key}\0{type(arg).__name__}\0{arg.model_dump_json()}"
+    return "api-" + hashlib.sha256(request.encode()).hexdigest()
+
+
+async def _command(rt: Runtime, number: int, method: Any, arg: Any, update_id: str | None = None) -> CommandOut:
     try:
         result: CommandResult = await commands.update(
-            rt.client, number, method, arg, rt.settings.command_timeout_seconds
+            rt.client, number, method, arg, rt.settings.command_timeout_seconds, update_id
         )
     except commands.IncidentGone:
         state = await _stored_state(rt, number)
@@ -414,9 +424,12 @@ async def escalate_incident(rt: Runtime, caller: Caller, number: int, body: Esca
     return await _command(rt, number, IncidentWorkflow.escalate, EscalateInput(by=by, via=via))
 
 
-async def post_status_update(rt: Runtime, caller: Caller, number: int, body: StatusUpdateIn) -> CommandOut:
+async def post_status_update(
+    rt: Runtime, caller: Caller, number: int, body: StatusUpdateIn, idempotency_key: str | None = None
+) -> CommandOut:
     arg = StatusUpdateInput(message=body.message, author=acting_as(caller, body.author, "author"), phase=body.phase)
-    return await _command(rt, number, IncidentWorkflow.post_status_update, arg)
+    update_id = command_update_id(arg.author, idempotency_key, arg)
+    return await _command(rt, number, IncidentWorkflow.post_status_update, arg, update_id)
 
 
 async def assign_incident_role(rt: Runtime, caller: Caller, number: int, body: RoleIn) -> CommandOut:
@@ -517,8 +530,16 @@ def _routes(app: FastAPI) -> None:  # noqa: C901 - one place that lists every ro
         return await escalate_incident(rt, caller, incident_id, body)
 
     @app.post("/api/incidents/{incident_id}/status-updates", response_model=CommandOut, tags=["commands"])
-    async def post_status(incident_id: IncidentId, body: StatusUpdateIn, rt: RuntimeDep, caller: Responder) -> Any:
-        return await post_status_update(rt, caller, incident_id, body)
+    async def post_status(
+        incident_id: IncidentId,
+        body: StatusUpdateIn,
+        rt: RuntimeDep,
+        caller: Responder,
+        idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+    ) -> Any:
+        """A public update. Sent again with the same ``Idempotency-Key`` (a client retrying
+        after a timeout), it is posted once and the first answer comes back."""
+        return await post_status_update(rt, caller, incident_id, body, idempotency_key)
 
     @app.post("/api/incidents/{incident_id}/roles", response_model=CommandOut, tags=["commands"])
     async def assign_role(incident_id: IncidentId, body: RoleIn, rt: RuntimeDep, caller: Responder) -> Any:

@@ -71,6 +71,8 @@ async def call(awaitable: Awaitable[T], timeout: float, what: str) -> T:
         raise
 
 
-async def update(client: Client, number: int, method: Any, arg: Any, timeout: float) -> Any:
+async def update(client: Client, number: int, method: Any, arg: Any, timeout: float,
+                 update_id: str | None = None) -> Any:
+    """Run a command; one ``update_id`` (see app.command_update_id) acts once, however often sent."""
     handle = client.get_workflow_handle(incident_workflow_id(number))
-    return await call(handle.execute_update(method, arg), timeout, "running the command")
+    return await call(handle.execute_update(method, arg, id=update_id), timeout, "running the command")
