@@ -113,15 +113,24 @@ class SlowGuard(Guard):
         return True
 
 
+@pytest.fixture
+def slow_guard() -> SlowGuard:
+    return SlowGuard()
+
+
+@pytest.fixture
+def slow_acts(engine, tmp_path, fake_twilio, fake_sendgrid, slow_guard) -> IncidentActivities:
+    notifiers = build_notifiers(provider_settings(tmp_path, fake_twilio, fake_sendgrid))
+    return IncidentActivities(engine, notifiers, guard=slow_guard, poll_seconds=0.05)
+
+
 async def test_an_attempt_that_stopped_before_the_provider_is_sent_by_the_retry(
-    engine, tmp_path, fake_twilio, fake_sendgrid
+    slow_acts, slow_guard, engine, fake_twilio
 ):
     # The first attempt outlives its timeout while the incident is slow to answer
     # (an overloaded worker): nothing reached the provider, so the retry must send,
     # not report "unconfirmed" and move on to another method.
-    guard = SlowGuard()
-    acts = IncidentActivities(engine, build_notifiers(provider_settings(tmp_path, fake_twilio, fake_sendgrid)),
-                              guard=guard, poll_seconds=0.05)
+    acts, guard = slow_acts, slow_guard
     first = asyncio.ensure_future(acts.send_notification(page(1)))
     while not guard.asked:
         await asyncio.sleep(0.01)
@@ -136,11 +145,9 @@ async def test_an_attempt_that_stopped_before_the_provider_is_sent_by_the_retry(
 
 
 async def test_a_timed_out_attempt_still_running_beside_its_retry_does_not_send_twice(
-    engine, tmp_path, fake_twilio, fake_sendgrid
+    slow_acts, slow_guard, engine, fake_twilio
 ):
-    guard = SlowGuard()
-    acts = IncidentActivities(engine, build_notifiers(provider_settings(tmp_path, fake_twilio, fake_sendgrid)),
-                              guard=guard, poll_seconds=0.05)
+    acts, guard = slow_acts, slow_guard
     stale = asyncio.ensure_future(acts.send_notification(page(1)))
     retry = asyncio.ensure_future(acts.send_notification(page(1)))
     while len(guard.asked) < 2:
