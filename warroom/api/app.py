@@ -212,7 +212,7 @@ def create_app(
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         errors = [
-            {"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
+            {"loc": list(e.get("loc", ())), "msg": _reason(e), "type": e.get("type", "")}
             for e in exc.errors()
         ]
         reasons = "; ".join(f"{'.'.join(str(p) for p in e['loc'][1:]) or 'body'}: {e['msg']}" for e in errors)
@@ -242,6 +242,13 @@ def create_app(
 
 
 # --- helpers -------------------------------------------------------------------------
+
+
+def _reason(error: Any) -> str:
+    """A validation error's message as a person reads it: our own validators' words, without
+    the "Value error, " that pydantic puts before them."""
+    msg = str(error.get("msg", ""))
+    return msg.removeprefix("Value error, ") if error.get("type") == "value_error" else msg
 
 
 def _db(rt: Runtime, fn: Callable[[Session], Any]) -> Any:
