@@ -67,15 +67,17 @@ def add_incident(
     updates: list[tuple[timedelta, str, str] | tuple[timedelta, str, str, str | None]],
     resolved_after: timedelta | None = None,
     impacts: list[tuple[str, str, timedelta, timedelta | None]] = (),  # type: ignore[assignment]
+    impact_started_before: timedelta | None = None,
 ) -> None:
     """An incident as the persist activity stores it (updates: offset, kind, message and
     optionally the public phase the update set)."""
     resolved_at = declared_at + resolved_after if resolved_after is not None else None
+    impact_started_at = declared_at - impact_started_before if impact_started_before is not None else None
     status = "closed" if resolved_at else "acknowledged"
     with Session(engine) as session, session.begin():
         session.execute(insert(IncidentRow).values(
             number=number, title=title, severity=severity, status=status, source="api", components=components,
-            declared_at=declared_at, detected_at=declared_at, impact_started_at=None, acknowledged_at=None,
+            declared_at=declared_at, detected_at=declared_at, impact_started_at=impact_started_at, acknowledged_at=None,
             acknowledged_by=None, resolved_at=resolved_at, postmortem_deadline=None, postmortem_submitted_at=None,
             version=1, state={"max_severity": severity},
         ))

@@ -167,6 +167,29 @@ async def test_phases_monitoring_at_and_a_move_back(engine: Engine, tmp_path: Pa
     assert "A fix is in place and we are making sure it holds." in page
 
 
+async def test_an_incident_began_when_its_impact_did_not_when_it_was_declared(engine: Engine, tmp_path: Path) -> None:
+    """Customers read "began" as when they were hurt: the alert's start (or the responder's
+    entry) when warroom knows it; created_at stays the declaration, as Statuspage has it."""
+    declared = NOW - timedelta(minutes=40)  # 02:20 UTC; the impact began 12 minutes before
+    add_incident(engine, 11, "Mailboxes reject logins", "SEV-2", declared, ["email"],
+                 [(timedelta(minutes=3), "update", "We are looking into failed mailbox logins.")],
+                 impact_started_before=timedelta(minutes=12))
+    add_incident(engine, 12, "Invoices are late", "SEV-3", declared - timedelta(days=1), ["billing"],
+                 [(timedelta(minutes=50), "resolution", "Resolved: invoices went out.")],
+                 resolved_after=timedelta(minutes=50), impact_started_before=timedelta(minutes=10))
+    async with api(make_app(tmp_path, engine, clock=lambda: NOW)) as http:
+        incidents = {i["id"]: i for i in (await http.get("/api/v2/incidents.json")).json()["incidents"]}
+        page = (await http.get("/status")).text
+        one = (await http.get("/status/incidents/11")).text
+    assert incidents["11"]["started_at"] == "2026-11-30T02:08:00.000Z"
+    assert incidents["11"]["created_at"] == "2026-11-30T02:20:00.000Z"
+    one, page = (re.sub(r"<[^>]+>", "", html) for html in (one, page))
+    assert "began 30 Nov 2026, 02:08 UTC" in one
+    assert "since 30 Nov 2026, 02:08 UTC" in page
+    # The history counts the resolved one from its impact: 10 minutes before declaring, 50 after.
+    assert re.search(r"29 Nov 2026, 02:10 UTC\s*· lasted (1 h|60 min)", page), page
+
+
 async def test_maintenance_window_puts_components_under_maintenance_and_holds_their_alerts(
     engine: Engine, tmp_path: Path
 ) -> None:

@@ -82,6 +82,15 @@ class IncidentRec:
     updated_at: datetime
     updates: list[UpdateRec] = field(default_factory=list)
     """Newest first."""
+    impact_started_at: datetime | None = None
+
+    @property
+    def started_at(self) -> datetime:
+        """When customers began to feel it: the impact's start when known (an alert's startsAt, or
+        what a responder entered), else the declaration. Never after the declaration."""
+        if self.impact_started_at is None:
+            return self.declared_at
+        return min(self.impact_started_at, self.declared_at)
 
     @property
     def open(self) -> bool:
@@ -185,6 +194,7 @@ def _incident_recs(session: Session, rows: list[IncidentRow]) -> list[IncidentRe
                 components=list(r.components or []),
                 declared_at=r.declared_at,
                 resolved_at=r.resolved_at,
+                impact_started_at=r.impact_started_at,
                 updated_at=max([r.declared_at, *(u.at for u in ups), *([r.resolved_at] if r.resolved_at else [])]),
                 updates=ups,
             )
@@ -303,7 +313,7 @@ def build(snap: Snapshot, catalog: Catalog, now: datetime) -> View:
     resolved = [i for i in snap.incidents if not i.open]
     by_day: dict[date, list[IncidentRec]] = defaultdict(list)
     for inc in snap.incidents:
-        by_day[inc.declared_at.astimezone(UTC).date()].append(inc)
+        by_day[inc.started_at.astimezone(UTC).date()].append(inc)
     history: list[HistoryDay] = []
     for n in range(HISTORY_DAYS):
         d = today - timedelta(days=n)
@@ -529,7 +539,7 @@ def _incident_json(view: View, inc: IncidentRec, page_url: str, components: dict
         "resolved_at": _iso(inc.resolved_at),
         "impact": incident_impact(inc.severity if inc.open else inc.max_severity).value,
         "shortlink": f"{page_url}/incidents/{inc.number}",
-        "started_at": _iso(inc.declared_at),
+        "started_at": _iso(inc.started_at),
         "page_id": page_id,
         "incident_updates": updates,
         "components": affected,
