@@ -129,6 +129,14 @@ async def test_v2_documents_carry_every_documented_field(populated: Engine, tmp_
     assert resolved["status"] == "resolved" and resolved["impact"] == "critical"
     assert [u["status"] for u in resolved["incident_updates"]] == ["resolved", "investigating"]
     assert resolved["monitoring_at"] is None
+    # Each update's affected components: the change since the update before it, from the
+    # recorded intervals (the component was set on declaring and restored on resolving).
+    def changes(incident: dict[str, Any]) -> list[list[tuple[str, str, str]]]:
+        return [[(a["code"], a["old_status"], a["new_status"]) for a in u["affected_components"]]
+                for u in reversed(incident["incident_updates"])]
+    assert changes(open_) == [[("dns", "operational", "partial_outage")], [("dns", "partial_outage", "partial_outage")]]
+    assert changes(resolved) == [[("control-panel", "operational", "major_outage")],
+                                 [("control-panel", "major_outage", "operational")]]
 
 
 async def test_phases_monitoring_at_and_a_move_back(engine: Engine, tmp_path: Path) -> None:

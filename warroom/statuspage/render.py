@@ -251,6 +251,12 @@ class View:
     active_maintenance: list[MaintenanceRec]
     upcoming_maintenance: list[MaintenanceRec]
     past_maintenance: list[MaintenanceRec]
+    impacts: list[Impact] = field(default_factory=list)
+    windows: list[Maintenance] = field(default_factory=list)
+
+    def states_at(self, at: datetime) -> dict[str, ComponentState]:
+        """Every component's state at an instant, from the recorded intervals."""
+        return component_states(self.catalog, self.impacts, self.windows, at)
 
     @property
     def components(self) -> list[ComponentView]:
@@ -334,6 +340,8 @@ def build(snap: Snapshot, catalog: Catalog, now: datetime) -> View:
         active_maintenance=[m for m in snap.maintenance if m.starts_at <= now < m.ends_at],
         upcoming_maintenance=[m for m in snap.maintenance if m.starts_at > now],
         past_maintenance=[m for m in snap.maintenance if m.ends_at <= now],
+        impacts=snap.impacts,
+        windows=windows,
     )
 
 
@@ -518,17 +526,25 @@ def _incident_json(view: View, inc: IncidentRec, page_url: str, components: dict
     page_id = view.catalog.page.id
     ids = view.catalog.resolve_all(inc.components)
     affected = [components[cid] for cid in ids if cid in components]
+    # Each update carries the change of its components since the update before it (the first:
+    # since just before the incident began), read from the recorded state intervals, so a
+    # reader sees operational -> partial outage on the first and back on the resolution.
     updates = []
-    for u in inc.updates:
+    before = view.states_at(inc.started_at - timedelta(microseconds=1))
+    for u in reversed(inc.updates):
+        after = view.states_at(u.at)
         updates.append({
             "id": f"{inc.number}-{u.seq}", "status": u.status, "body": u.message, "incident_id": str(inc.number),
             "created_at": _iso(u.at), "updated_at": _iso(u.at), "display_at": _iso(u.at),
             "affected_components": [
-                {"code": c["id"], "name": c["name"], "old_status": c["status"], "new_status": c["status"]}
-                for c in affected
+                {"code": cid, "name": components[cid]["name"], "old_status": before[cid].value,
+                 "new_status": after[cid].value}
+                for cid in ids if cid in components and cid in after
             ],
             "deliver_notifications": True, "custom_tweet": None, "tweet_id": None,
         })
+        before = after
+    updates.reverse()
     return {
         "id": str(inc.number),
         "name": inc.title,
