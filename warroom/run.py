@@ -184,7 +184,9 @@ def main() -> None:
         "--port", str(settings.temporal_port),
         "--ui-port", str(settings.temporal_ui_port),
         "--namespace", settings.temporal_namespace,
-        "--log-level", "warn",
+        # The dev server's warnings are its own housekeeping (on Ctrl-C, a screenful of its
+        # system workers failing to poll the server that is stopping): errors only.
+        "--log-level", "error",
     ])
     wait_for_port("127.0.0.1", settings.temporal_port, start(temporal))
     start(Child("worker", [sys.executable, "-m", "warroom.worker"]))
