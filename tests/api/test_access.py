@@ -141,12 +141,15 @@ RULES: dict[tuple[str, str], Any] = {
     ("GET", "/api/postmortems/due"): ("role", V),
     ("GET", "/api/action-items"): ("role", V),
     ("POST", "/api/incidents/{incident_id}/action-items/{index}/complete"): ("role", R),
+    ("POST", "/api/incidents/{incident_id}/action-items"): ("role", R),
+    ("PATCH", "/api/incidents/{incident_id}/action-items/{index}"): ("role", R),
     ("GET", "/api/metrics"): ("role", V),
     ("GET", "/metrics"): ("role", V),
     ("GET", "/incidents/{incident_id}/postmortem"): ("page", V),
     ("POST", "/incidents/{incident_id}/postmortem"): ("page", R),
     ("GET", "/postmortems"): ("page", V),
     ("POST", "/incidents/{incident_id}/action-items/{index}/complete"): ("page", R),
+    ("POST", "/incidents/{incident_id}/action-items/{index}/edit"): ("page", R),
     ("GET", "/dashboard"): ("page", V),
 }
 

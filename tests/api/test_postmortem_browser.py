@@ -136,6 +136,22 @@ async def test_write_and_submit_a_postmortem_then_read_the_dashboard(served: tup
                 await page.reload()
             assert "bob" in await page.locator("tr", has_text="Index the zone table").inner_text()
             await page.screenshot(path=str(ARTIFACTS / "action-items-open.png"), full_page=True)
+            # Hand the item to alice with a later date, from the list itself.
+            moved = (datetime.now(UTC) + timedelta(days=30)).strftime("%Y-%m-%d")
+            row = page.locator("tr", has_text="Index the zone table")
+            await row.locator("summary", has_text="Change").click()
+            await row.locator("form[action$='/edit'] button").click()  # nothing chosen
+            assert "nothing to change" in await page.inner_text("[role=alert]")
+            row = page.locator("tr", has_text="Index the zone table")
+            await row.locator("summary", has_text="Change").click()
+            await row.locator("select[name=owner]").select_option("alice")
+            await row.locator("input[name=due]").fill(moved)
+            await row.locator("form[action$='/edit'] button").click()
+            await page.wait_for_url(f"{base}/postmortems?changed={number}-1")
+            assert f"Action item 1 of #{number} changed." in await page.inner_text("[role=status]")
+            cells = page.locator("tr", has_text="Index the zone table").locator("td")
+            assert (await cells.nth(2).inner_text()).strip() == "alice"
+            assert moved in await cells.nth(4).inner_text()
             await page.locator("tr", has_text="Index the zone table").locator("text=Mark done").click()
             await page.wait_for_url(f"{base}/postmortems")
             assert "No open action items" in await page.inner_text("main")

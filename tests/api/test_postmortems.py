@@ -5,9 +5,15 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+from temporalio.client import WorkflowExecutionStatus
+
 from tests.api.support import Api, eventually
 from tests.access import token_for, client_as
 from warroom.models.access import Role
+from warroom.models.ids import action_items_workflow_id
+from warroom.models.tables import NotificationRow
 
 
 async def resolved(api: Api, severity: str = "SEV-2") -> int:
@@ -122,6 +128,86 @@ async def test_a_postmortem_from_prefilled_draft_to_submission_and_tracked_actio
         ("complete_action_item", "erin", True, 200),
         ("complete_action_item", "erin", False, 409),
     ], got
+
+
+async def test_action_items_are_added_and_changed_after_the_postmortem(api: Api) -> None:
+    """An item found later is tracked too (the finished tracker starts again with what it
+    held); an open item can be handed over, moved, reworded; its new owner is told."""
+    n = await resolved(api)
+    soon = datetime.now(UTC) + timedelta(days=7)
+    later = {"title": "Alert on publish lag", "owner": "erin", "due": soon.isoformat()}
+    early = await api.http.post(f"/api/incidents/{n}/action-items", json=later)
+    assert early.status_code == 409 and "add it to the postmortem draft" in early.json()["detail"], early.text
+    assert (await api.http.put(f"/api/incidents/{n}/postmortem/draft", json=complete())).status_code == 200
+    assert (await api.http.post(f"/api/incidents/{n}/postmortem/submit", json={})).status_code == 200
+
+    async def tracked() -> list[tuple[int, str, str, str]]:
+        items = (await api.http.get("/api/action-items", params={"incident_id": n})).json()
+        return [(i["index"], i["owner"], i["state"], i["title"]) for i in items]
+
+    await eventually("the postmortem's item tracked", tracked)
+    assert (await api.http.post(f"/api/incidents/{n}/action-items/1/complete", json={})).status_code == 200
+    handle = api.worker.client.get_workflow_handle(action_items_workflow_id(n))
+
+    async def finished() -> bool:
+        return (await handle.describe()).status == WorkflowExecutionStatus.COMPLETED
+
+    await eventually("the tracker finished with every item done", finished)
+
+    added = await api.http.post(f"/api/incidents/{n}/action-items", json=later,
+                                headers={"Idempotency-Key": "later-1"})
+    assert added.status_code == 201, added.text
+    assert added.json()["message"] == f"action item 2 of #{n} added for erin"
+    again = await api.http.post(f"/api/incidents/{n}/action-items", json=later,
+                                headers={"Idempotency-Key": "later-1"})
+    assert again.status_code == 201 and again.json()["message"] == added.json()["message"]
+    assert sorted(await tracked()) == [(1, "bob", "done", "Index the zone table"),
+                                       (2, "erin", "open", "Alert on publish lag")]
+
+    def told(person: str) -> list[str]:
+        with Session(api.engine) as session:
+            return [r.text for r in session.scalars(select(NotificationRow).where(
+                NotificationRow.incident_number == n, NotificationRow.person_id == person,
+                NotificationRow.kind == "role"))]
+
+    async def told_async(person: str) -> list[str]:
+        return told(person)
+
+    erin_told = await eventually("erin told the item is hers", lambda: told_async("erin"))
+    assert "alice gave you the action item 'Alert on publish lag'" in erin_told[0]
+
+    moved = (datetime.now(UTC) + timedelta(days=10)).replace(microsecond=0)
+    patch = await api.http.patch(f"/api/incidents/{n}/action-items/2",
+                                 json={"owner": "bob", "due": moved.isoformat(), "priority": "high"})
+    assert patch.status_code == 200, patch.text
+    assert "owner erin -> bob" in patch.json()["message"] and "priority medium -> high" in patch.json()["message"]
+    items = (await api.http.get("/api/action-items", params={"incident_id": n, "status": "open"})).json()
+    assert [(i["owner"], i["priority"], datetime.fromisoformat(i["due"])) for i in items] == [("bob", "high", moved)]
+    await eventually("bob told the item is his", lambda: told_async("bob"))
+    assert len(told("bob")) == 1 and len(told("erin")) == 1
+
+    for body, status, reason in [
+        ({"owner": "bob"}, 422, "nothing to change"),
+        ({}, 422, "nothing to change"),
+        ({"owner": "mallory"}, 422, "owner 'mallory' is not a person"),
+        ({"due": "2020-01-01T00:00:00Z"}, 422, "already past"),
+        ({"due": "2099-01-01T00:00:00"}, 422, "time zone"),
+        ({"priority": "urgent"}, 422, "priority"),
+        ({"title": "x", "by": "bob"}, 403, "nobody acts in someone else's name"),
+    ]:
+        resp = await api.http.patch(f"/api/incidents/{n}/action-items/2", json=body)
+        assert resp.status_code == status and reason in resp.json()["detail"], (body, resp.text)
+    done = await api.http.patch(f"/api/incidents/{n}/action-items/1", json={"title": "Index it twice"})
+    assert done.status_code == 409 and "already done by alice" in done.json()["detail"], done.text
+    viewer = client_as(api.transport, token_for(api.engine, "vera", Role.VIEWER))
+    async with viewer:
+        assert (await viewer.patch(f"/api/incidents/{n}/action-items/2", json={"title": "y"})).status_code == 403
+        assert (await viewer.post(f"/api/incidents/{n}/action-items", json=later)).status_code == 403
+    open_ = await api.declare(severity="SEV-1")
+    refused = await api.http.post(f"/api/incidents/{open_['id']}/action-items", json=later)
+    assert refused.status_code in (404, 409), refused.text
+    assert (await api.http.post("/api/incidents/2147483647/action-items", json=later)).status_code == 404
+    assert sorted(await tracked())[1] == (2, "bob", "open", "Alert on publish lag")
 
 
 async def test_who_may_and_what_is_refused(api: Api) -> None:

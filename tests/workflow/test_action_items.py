@@ -4,15 +4,23 @@ exactly once when one is overdue, completion, continue-as-new; and the incident'
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
+from temporalio.client import WorkflowExecutionStatus
 from sqlalchemy.orm import Session
 
 from tests.conftest import Harness, fast_policy
 from tests.workflow.helpers import eventually, refused, sent, slots, start_incident, state, stays, unique_number
-from warroom.models.action_items import ActionItemsInput, ActionItemsState, CompleteItemInput
+from warroom.models.action_items import (
+    ActionItemsInput,
+    ActionItemsState,
+    AddItemInput,
+    CompleteItemInput,
+    EditItemInput,
+)
 from warroom.models.ids import action_items_workflow_id
 from warroom.models.incident import (
     ActionItem,
@@ -77,6 +85,66 @@ async def test_completing_every_item_ends_the_tracker_and_a_second_completion_is
     row = await eventually(lambda: (r := rows(harness, n)) and r[0].done_at is not None and r)
     assert row[0].done_by == "bob"
     assert sent(harness, n) == []  # done long before any reminder
+
+
+async def test_a_handed_over_and_moved_item_reminds_its_new_owner_and_tells_the_lead_once(harness: Harness) -> None:
+    """The old owner hears nothing more; the new one is told the item is theirs, gets the
+    reminder for the new due date, and the lead is told once when that date passes."""
+    first_due = datetime.now(UTC) + timedelta(seconds=1.2)
+    handle, n = await start_tracker(harness, [ActionItem(title="Index the zone table", owner="alice", due=first_due)],
+                                    action_item_reminders_before=["1s"])
+    new_due = datetime.now(UTC) + timedelta(seconds=3)
+    answer = await handle.execute_update(ActionItemsWorkflow.edit, EditItemInput(
+        index=1, by="erin", owner="bob", due=new_due, title="Index the zones table"))
+    assert answer.startswith(f"action item 1 of #{n}: reworded; owner alice -> bob; due ")
+
+    told = await eventually(lambda: sent(harness, n, "escalation", "erin"), timeout=8, what="the lead told")
+    assert slots(told) == ["action-1.1-overdue/erin/sms"]
+    assert "Index the zones table" in told[0].text and "owner bob" in told[0].text
+    assert slots(sent(harness, n, "role", "bob")) == ["action-1.1-assigned/bob/sms"]
+    reminder = sent(harness, n, "reminder", "bob")
+    assert slots(reminder) == ["action-1.1-reminder-1/bob/sms"]
+    assert reminder[0].created_at < new_due <= told[0].created_at
+    # alice was reminded at most before the hand-over (her reminder fell due at once), never after.
+    assert all(r.created_at < reminder[0].created_at for r in sent(harness, n, person="alice"))
+    await stays(lambda: len(sent(harness, n, "escalation")) == 1, for_seconds=1.5, what="one overdue notice")
+    await handle.terminate("test over")
+
+
+async def test_an_edit_that_changes_nothing_or_reaches_a_done_item_is_refused(harness: Harness) -> None:
+    due = datetime.now(UTC) + timedelta(days=5)
+    handle, n = await start_tracker(harness, [ActionItem(title="Add a canary", owner="bob", due=due),
+                                              ActionItem(title="Alert on lag", owner="bob", due=due)])
+    await handle.execute_update(ActionItemsWorkflow.complete, CompleteItemInput(index=1, by="bob"))
+    assert await refused(handle.execute_update(ActionItemsWorkflow.edit, EditItemInput(index=1, by="bob", owner="alice"))
+                         ) == f"action item 1 of #{n} was already done by bob"
+    assert await refused(handle.execute_update(ActionItemsWorkflow.edit, EditItemInput(index=2, by="bob", owner="bob"))
+                         ) == f"action item 2 of #{n} already reads so; nothing to change"
+    past = datetime.now(UTC) - timedelta(minutes=1)
+    assert "already past" in await refused(handle.execute_update(
+        ActionItemsWorkflow.edit, EditItemInput(index=2, by="bob", due=past)))
+    assert "is not a person warroom knows" in await refused(handle.execute_update(
+        ActionItemsWorkflow.add, AddItemInput(title="x", owner="mallory", due=due, by="bob")))
+    s: ActionItemsState = await handle.query(ActionItemsWorkflow.view)
+    assert [(it.owner, it.due, it.revision) for it in s.items] == [("bob", due, 0), ("bob", due, 0)]
+    await handle.terminate("test over")
+
+
+async def test_an_item_added_as_the_last_one_is_done_keeps_the_tracker_going(harness: Harness) -> None:
+    due = datetime.now(UTC) + timedelta(days=5)
+    handle, n = await start_tracker(harness, [ActionItem(title="Add a canary", owner="bob", due=due)])
+    done, added = await asyncio.gather(
+        handle.execute_update(ActionItemsWorkflow.complete, CompleteItemInput(index=1, by="bob")),
+        handle.execute_update(ActionItemsWorkflow.add, AddItemInput(title="Alert on lag", owner="alice", due=due,
+                                                                     priority="high", by="bob")),
+    )
+    assert added == f"action item 2 of #{n} added for alice"
+    await asyncio.sleep(0.5)
+    assert (await handle.describe()).status == WorkflowExecutionStatus.RUNNING
+    await handle.execute_update(ActionItemsWorkflow.complete, CompleteItemInput(index=2, by="alice"))
+    final: ActionItemsState = await handle.result()
+    assert [(it.index, it.done_by, it.added_by) for it in final.items] == [(1, "bob", None), (2, "alice", "bob")]
+    assert slots(sent(harness, n, "role", "alice")) == ["action-2-assigned/alice/sms"]
 
 
 async def test_unknown_item_is_refused(harness: Harness) -> None:

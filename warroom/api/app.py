@@ -284,16 +284,6 @@ async def _stored_state(rt: Runtime, number: int) -> IncidentState | None:
     return await db(rt, load)
 
 
-def command_update_id(person: str, idempotency_key: str | None, arg: Any) -> str | None:
-    """The workflow update id of a command sent with an Idempotency-Key: the same person,
-    key and command act once (the incident remembers the answer, across continue-as-new);
-    the same key with another command is another request."""
-    if not idempotency_key:
-        return None
-    request = f"{person}\0{idempotency_key}\0{type(arg).__name__}\0{arg.model_dump_json()}"
-    return "api-" + hashlib.sha256(request.encode()).hexdigest()
-
-
 async def _command(rt: Runtime, number: int, method: Any, arg: Any, update_id: str | None = None) -> CommandOut:
     try:
         result: CommandResult = await commands.update(
@@ -435,7 +425,7 @@ async def post_status_update(
     rt: Runtime, caller: Caller, number: int, body: StatusUpdateIn, idempotency_key: str | None = None
 ) -> CommandOut:
     arg = StatusUpdateInput(message=body.message, author=acting_as(caller, body.author, "author"), phase=body.phase)
-    update_id = command_update_id(arg.author, idempotency_key, arg)
+    update_id = commands.command_update_id(arg.author, idempotency_key, arg)
     return await _command(rt, number, IncidentWorkflow.post_status_update, arg, update_id)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from collections.abc import Awaitable
 from typing import Any, TypeVar
 
@@ -73,6 +74,16 @@ async def call(awaitable: Awaitable[T], timeout: float, what: str) -> T:
 
 async def update(client: Client, number: int, method: Any, arg: Any, timeout: float,
                  update_id: str | None = None) -> Any:
-    """Run a command; one ``update_id`` (see app.command_update_id) acts once, however often sent."""
+    """Run a command; one ``update_id`` (see command_update_id) acts once, however often sent."""
     handle = client.get_workflow_handle(incident_workflow_id(number))
     return await call(handle.execute_update(method, arg, id=update_id), timeout, "running the command")
+
+
+def command_update_id(person: str, idempotency_key: str | None, arg: Any) -> str | None:
+    """The workflow update id of a command sent with an Idempotency-Key: the same person,
+    key and command act once (the incident remembers the answer, across continue-as-new);
+    the same key with another command is another request."""
+    if not idempotency_key:
+        return None
+    request = f"{person}\0{idempotency_key}\0{type(arg).__name__}\0{arg.model_dump_json()}"
+    return "api-" + hashlib.sha256(request.encode()).hexdigest()

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import parse_qs
 
-from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException, Query, Request
 from fastapi import Path as FastAPIPath
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
@@ -31,6 +31,8 @@ from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
+from temporalio.client import WithStartWorkflowOperation
+from temporalio.common import WorkflowIDConflictPolicy
 
 from warroom.api import commands
 from warroom.api import oncall as oncall_routes
@@ -38,7 +40,8 @@ from warroom.api.auth import MAX_SIGNED_IN_FORM, Responder, Viewer, acting_as, p
 from warroom.models import metrics as metric_rules
 from warroom.models import postmortem as rules
 from warroom.models.access import Caller, Role
-from warroom.models.action_items import CompleteItemInput
+from warroom.models import action_items as item_rules
+from warroom.models.action_items import ActionItemsInput, ActionItemsState, AddItemInput, CompleteItemInput, EditItemInput
 from warroom.models.durations import format_duration
 from warroom.models.ids import action_items_workflow_id
 from warroom.models.incident import (
@@ -436,15 +439,8 @@ async def complete_item(request: Request, number: int, index: int, caller: Calle
             ActionItemsWorkflow.complete, CompleteItemInput(index=index, by=caller.user)),
             rt.settings.command_timeout_seconds, "marking the action item done"))
     except commands.IncidentGone:
-        def done_by(session: Session) -> tuple[bool, str | None]:
-            row = session.get(ActionItemRow, (number, index))
-            return (row is not None, row.done_by if row is not None else None)
-
-        exists, by = await _db(request, done_by)
-        if not exists:
-            raise HTTPException(status_code=404, detail=f"incident #{number} has no action item {index}") from None
-        raise HTTPException(status_code=409, detail=f"action item {index} of #{number} was already done by "
-                            f"{by}") from None
+        await _gone_item(request, number, index)
+        raise
 
 
 class CompleteIn(_In):
@@ -459,6 +455,129 @@ async def complete_action_item(incident_id: IncidentId, index: ItemIndex, body: 
     acting_as(caller, body.by, "by")
     return {"incident_id": incident_id, "index": index, "message": await complete_item(request, incident_id, index,
                                                                                         caller)}
+
+
+class AddItemIn(_In):
+    title: str = Field(min_length=1, max_length=500)
+    owner: str = Field(min_length=1, max_length=100, description="a person id of the policy")
+    due: datetime = Field(description="with a time zone, in the future, e.g. 2026-04-15T17:00:00Z")
+    priority: str = Field(default="medium", pattern="^(high|medium|low)$")
+    by: str | None = Field(default=None, min_length=1, max_length=100,
+                           description="Who acts: always the caller; leave it out (if given, it must be you)")
+
+
+class EditItemIn(_In):
+    title: str | None = Field(default=None, min_length=1, max_length=500)
+    owner: str | None = Field(default=None, min_length=1, max_length=100,
+                              description="hand the item to this person (a person id of the policy)")
+    due: datetime | None = Field(default=None, description="a new due date, with a time zone, in the future")
+    priority: str | None = Field(default=None, pattern="^(high|medium|low)$")
+    by: str | None = Field(default=None, min_length=1, max_length=100,
+                           description="Who acts: always the caller; leave it out (if given, it must be you)")
+
+
+async def _check_item(request: Request, cmd: AddItemInput | EditItemInput) -> None:
+    """What the API can refuse at once (422), before asking the tracker; fills in the owner's contact."""
+    people = await _people(request)
+    problems = item_rules.problems_of(cmd, _rt(request).clock())
+    if cmd.owner is not None:
+        if cmd.owner not in people:
+            problems.append(f"owner '{cmd.owner}' is not a person in the policy, so nobody could be reminded")
+        else:
+            cmd.contact = people[cmd.owner]
+    if problems:
+        raise HTTPException(status_code=422, detail="; ".join(problems))
+
+
+def _tracker_again(session: Session, number: int, policy: Any, now: datetime,
+                   ) -> tuple[tuple[str, str, str] | None, ActionItemsState | None]:
+    """The incident (status, title, worst severity) and what its tracker last held (to start it
+    again from, if it has finished).
+    An open item (a tracker stopped by hand) gets none of the reminders already past."""
+    row = session.get(IncidentRow, number)
+    items = list(session.scalars(select(ActionItemRow).where(ActionItemRow.incident_number == number)
+                                 .order_by(ActionItemRow.idx)))
+    if row is None:
+        return None, None
+    incident = (row.status, row.title, str(row.state.get("max_severity", row.severity)))
+    if not items:
+        return incident, None
+    tracked = [item_rules.TrackedItem(index=r.idx, title=r.title, owner=r.owner, due=r.due, priority=r.priority,
+                                      done_at=r.done_at, done_by=r.done_by, overdue_notified=r.overdue_notified)
+               for r in items]
+    for it in tracked:
+        it.reminders_sent = item_rules.reminders_passed(it, policy, now)
+    return incident, ActionItemsState(number=number, title=row.title, severity=items[0].severity, items=tracked,
+                                 version=max(r.version for r in items))
+
+
+@router.post("/api/incidents/{incident_id}/action-items", status_code=201)
+async def add_action_item(incident_id: IncidentId, body: AddItemIn, request: Request, caller: Responder,
+                          idempotency_key: Annotated[str | None, Header(max_length=200)] = None) -> Any:
+    """Track one more action item of a closed incident (found after its postmortem). Its owner
+    is told it is theirs and gets the same reminders; the lead is told when it is overdue.
+    Until the postmortem is accepted, action items belong in its draft."""
+    by = acting_as(caller, body.by, "by")
+    cmd = AddItemInput(title=body.title, owner=body.owner, due=body.due, priority=body.priority, by=by)
+    await _check_item(request, cmd)
+    rt = _rt(request)
+    policy = await oncall_routes.current_policy(rt)
+    now = rt.clock()
+    incident, carried = await _db(request, lambda s: _tracker_again(s, incident_id, policy, now))
+    if incident is None:
+        raise HTTPException(status_code=404, detail=f"incident #{incident_id} not found")
+    status, title, severity = incident
+    if status != IncidentStatus.CLOSED.value:
+        where = ("add it to the postmortem draft" if status == IncidentStatus.RESOLVED.value
+                 else "action items come with its postmortem")
+        raise HTTPException(status_code=409, detail=f"incident #{incident_id} is {status}: {where}")
+    start = WithStartWorkflowOperation(
+        ActionItemsWorkflow.run,
+        ActionItemsInput(number=incident_id, title=title, severity=severity, policy=policy, carried=carried),
+        id=action_items_workflow_id(incident_id), task_queue=rt.settings.task_queue,
+        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+    )
+    message = await commands.call(rt.client.execute_update_with_start_workflow(
+        ActionItemsWorkflow.add, cmd, start_workflow_operation=start,
+        id=commands.command_update_id(by, idempotency_key, cmd)),
+        rt.settings.command_timeout_seconds, "adding the action item")
+    return {"incident_id": incident_id, "message": message}
+
+
+@router.patch("/api/incidents/{incident_id}/action-items/{index}")
+async def edit_action_item(incident_id: IncidentId, index: ItemIndex, body: EditItemIn, request: Request,
+                           caller: Responder) -> Any:
+    """Change an open action item: reword it, hand it to someone else (who is told), move its
+    due date (its reminders start afresh) or change its priority. Fields left out stay."""
+    by = acting_as(caller, body.by, "by")
+    cmd = EditItemInput(index=index, by=by, title=body.title, owner=body.owner, due=body.due, priority=body.priority)
+    if (cmd.title, cmd.owner, cmd.due, cmd.priority) == (None, None, None, None):
+        raise HTTPException(status_code=422, detail="nothing to change: give title, owner, due or priority")
+    return {"incident_id": incident_id, "index": index, "message": await edit_item(request, incident_id, cmd)}
+
+
+async def edit_item(request: Request, number: int, cmd: EditItemInput) -> str:
+    await _check_item(request, cmd)
+    rt = _rt(request)
+    handle = rt.client.get_workflow_handle(action_items_workflow_id(number))
+    try:
+        return str(await commands.call(handle.execute_update(ActionItemsWorkflow.edit, cmd),
+                                       rt.settings.command_timeout_seconds, "changing the action item"))
+    except commands.IncidentGone:
+        await _gone_item(request, number, cmd.index)
+        raise
+
+
+async def _gone_item(request: Request, number: int, index: int) -> None:
+    """The tracker has finished (every item done) or never ran: 404 or 409, with the reason."""
+    def done_by(session: Session) -> tuple[bool, str | None]:
+        row = session.get(ActionItemRow, (number, index))
+        return (row is not None, row.done_by if row is not None else None)
+
+    exists, by = await _db(request, done_by)
+    if not exists:
+        raise HTTPException(status_code=404, detail=f"incident #{number} has no action item {index}") from None
+    raise HTTPException(status_code=409, detail=f"action item {index} of #{number} was already done by {by}") from None
 
 
 # --- metrics -------------------------------------------------------------------------------------
@@ -687,12 +806,20 @@ async def postmortem_form(incident_id: IncidentId, request: Request,
 
 
 @pages.get("/postmortems", response_class=HTMLResponse)
-async def due_page(request: Request, caller: Annotated[Caller, Depends(page(Role.VIEWER))]) -> HTMLResponse:
+async def due_page(request: Request, caller: Annotated[Caller, Depends(page(Role.VIEWER))],
+                   changed: Annotated[str | None, Query(pattern=r"^\d{1,10}-\d{1,4}$")] = None) -> HTMLResponse:
+    number, _, index = (changed or "").partition("-")
+    return await _due_page(request, caller, changed=f"Action item {index} of #{number} changed." if changed else None)
+
+
+async def _due_page(request: Request, caller: Caller, status: int = 200, error: str | None = None,
+                    changed: str | None = None) -> HTMLResponse:
     now = _rt(request).clock()
     due = await _db(request, lambda s: _due_list(s, now))
     items = await _db(request, lambda s: _items(s, now, "open", None, None))
-    return _render(request, "postmortems_due.html", caller=caller, due=due, items=items, now=now,
-                   can_act=caller.role.at_least(Role.RESPONDER))
+    return _render(request, "postmortems_due.html", status, caller=caller, due=due, items=items, now=now,
+                   can_act=caller.role.at_least(Role.RESPONDER), people=sorted(await _people(request)),
+                   error=error, changed=changed)
 
 
 @pages.post("/incidents/{incident_id}/action-items/{index}/complete", response_class=HTMLResponse)
@@ -700,6 +827,38 @@ async def complete_action_item_form(incident_id: IncidentId, index: ItemIndex, r
                         caller: Annotated[Caller, Depends(page(Role.RESPONDER))]) -> Response:
     await complete_item(request, incident_id, index, caller)
     return RedirectResponse("/postmortems", status_code=303)
+
+
+@pages.post("/incidents/{incident_id}/action-items/{index}/edit", response_class=HTMLResponse)
+async def edit_action_item_form(incident_id: IncidentId, index: ItemIndex, request: Request,
+                                caller: Annotated[Caller, Depends(page(Role.RESPONDER))]) -> Response:
+    """The due list's "Change" form: a new owner, due date or priority (blank: unchanged)."""
+    body = await request.body()
+    if len(body) > MAX_SIGNED_IN_FORM:
+        raise HTTPException(status_code=413, detail="form too large")
+    try:
+        form = {k: v[0].strip() for k, v in parse_qs(body.decode("utf-8"), max_num_fields=10).items()}
+    except (UnicodeDecodeError, ValueError):
+        raise HTTPException(status_code=400, detail="not a form") from None
+    due: datetime | None = None
+    if form.get("due"):
+        try:
+            due = datetime.fromisoformat(form["due"][:10] + "T23:59:59+00:00")
+        except ValueError:
+            return await _due_page(request, caller, 422, f"'{form['due'][:20]}' is not a date (YYYY-MM-DD)")
+    try:
+        cmd = EditItemInput(index=index, by=caller.user, owner=form.get("owner") or None, due=due,
+                            priority=form.get("priority") or None)
+        if (cmd.owner, cmd.due, cmd.priority) == (None, None, None):
+            return await _due_page(request, caller, 422, "nothing to change: choose an owner, a date or a priority")
+        await edit_item(request, incident_id, cmd)
+    except ValidationError as err:
+        return await _due_page(request, caller, 422, "; ".join(e["msg"] for e in err.errors()))
+    except HTTPException as err:
+        if err.status_code >= 500:
+            raise
+        return await _due_page(request, caller, err.status_code, str(err.detail))
+    return RedirectResponse(f"/postmortems?changed={incident_id}-{index}", status_code=303)
 
 
 # --- dashboard -----------------------------------------------------------------------------------

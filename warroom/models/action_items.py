@@ -27,10 +27,19 @@ class TrackedItem(BaseModel):
     done_by: str | None = None
     reminders_sent: int = 0
     overdue_notified: bool = False
+    revision: int = 0
+    """How often the owner or due date changed: notices after a change are new notices."""
+    added_by: str | None = None
+    """Who added the item after the postmortem (None: it came with the postmortem)."""
 
     @property
     def open(self) -> bool:
         return self.done_at is None
+
+    def slot(self, what: str) -> str:
+        """The notification slot of a notice about this item (its idempotency key's middle)."""
+        who = f"action-{self.index}" if self.revision == 0 else f"action-{self.index}.{self.revision}"
+        return f"{who}-{what}"
 
 
 class ActionItemsState(BaseModel):
@@ -42,6 +51,8 @@ class ActionItemsState(BaseModel):
     version: int = 0
     command_results: dict[str, str] = Field(default_factory=dict)
     """Answers to the latest commands by update id (a retried update answers the same)."""
+    contacts: dict[str, Person] = Field(default_factory=dict)
+    """How to reach owners given to the tracker after it started (added or reassigned items)."""
 
 
 class ActionItemsInput(BaseModel):
@@ -61,6 +72,85 @@ class ActionItemsInput(BaseModel):
 class CompleteItemInput(BaseModel):
     index: int
     by: str
+
+
+PRIORITIES = ("high", "medium", "low")
+MAX_TRACKED = 200
+"""Items one incident may track: a postmortem's 100 and as many added afterwards."""
+
+
+class AddItemInput(BaseModel):
+    """An action item found after the postmortem (a follow-up review, a second look)."""
+
+    title: str = Field(min_length=1)
+    owner: str = Field(min_length=1)
+    due: datetime
+    priority: str = "medium"
+    by: str
+    contact: Person | None = None
+    """How to reach the owner, from the policy in force when the command was sent."""
+
+
+class EditItemInput(BaseModel):
+    """Change an open item: reword it, hand it to someone else, move its due date, reprioritise.
+    Fields left out stay as they are."""
+
+    index: int
+    by: str
+    title: str | None = Field(default=None, min_length=1)
+    owner: str | None = Field(default=None, min_length=1)
+    due: datetime | None = None
+    priority: str | None = None
+    contact: Person | None = None
+
+
+def problems_of(cmd: AddItemInput | EditItemInput, now: datetime) -> list[str]:
+    """What makes an add or an edit unacceptable whatever the item (checked by the API and
+    again by the workflow's validator)."""
+    out = []
+    if cmd.priority is not None and cmd.priority not in PRIORITIES:
+        out.append(f"priority '{cmd.priority}' is not one of {', '.join(PRIORITIES)}")
+    if cmd.due is not None:
+        if cmd.due.tzinfo is None:
+            out.append("give the due date with a time zone, e.g. 2026-04-15T17:00:00Z")
+        elif cmd.due <= now:
+            out.append(f"the due date {cmd.due.isoformat()} is already past")
+    return out
+
+
+def apply_edit(item: TrackedItem, cmd: EditItemInput, policy: Policy, now: datetime) -> list[str]:
+    """Change ``item`` as ``cmd`` asks; returns what changed, in words (empty: nothing did).
+
+    A new owner or due date starts the item's notices afresh: reminders already past for the
+    new due date are not sent late, and the lead is told again if the new date passes too."""
+    changed = []
+    if cmd.title is not None and cmd.title.strip() != item.title:
+        item.title = cmd.title.strip()
+        changed.append("reworded")
+    if cmd.priority is not None and cmd.priority != item.priority:
+        changed.append(f"priority {item.priority} -> {cmd.priority}")
+        item.priority = cmd.priority
+    fresh = False
+    if cmd.owner is not None and cmd.owner != item.owner:
+        changed.append(f"owner {item.owner} -> {cmd.owner}")
+        item.owner = cmd.owner
+        fresh = True
+    if cmd.due is not None and cmd.due != item.due:
+        changed.append(f"due {item.due.isoformat()} -> {cmd.due.isoformat()}")
+        item.due = cmd.due
+        item.overdue_notified = False
+        fresh = True
+    if fresh:
+        item.revision += 1
+        item.reminders_sent = reminders_passed(item, policy, now)
+    return changed
+
+
+def assigned_message(number: int, item: TrackedItem, by: str) -> tuple[str, str]:
+    subject = f"#{number}: an action item is yours"
+    text = (f"warroom #{number}: {by} gave you the action item '{item.title}' ({item.priority} priority), "
+            f"due {item.due.strftime('%Y-%m-%d %H:%M %Z').strip()}. Mark it done in warroom when it is finished.")
+    return subject, text
 
 
 class ActionItemsPersist(BaseModel):

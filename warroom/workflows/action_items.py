@@ -3,8 +3,10 @@
 Started by the incident's workflow when its postmortem is accepted (it outlives the
 incident). For every open item: the owner is reminded before the due date (the
 policy's ``action_item_reminders_before``); once it is overdue the engineering lead
-is told, exactly once. ``complete`` marks an item done. The tracker may live for
-months, so it continues as new before its history grows large.
+is told, exactly once. ``complete`` marks an item done; ``edit`` rewords, reassigns,
+reprioritises or moves an open item; ``add`` tracks one found after the postmortem (the API
+starts the tracker again, with what it held, when every earlier item was done). The
+tracker may live for months, so it continues as new before its history grows large.
 
 Deterministic: time from ``workflow.now()``; sends and read-model writes are activities.
 """
@@ -25,10 +27,12 @@ with workflow.unsafe.imports_passed_through():
         ActionItemsInput,
         ActionItemsPersist,
         ActionItemsState,
+        AddItemInput,
         CompleteItemInput,
+        EditItemInput,
         TrackedItem,
     )
-    from warroom.models.ids import PERSIST_ACTION_ITEMS_ACTIVITY, SEND_NOTIFICATION_ACTIVITY
+    from warroom.models.ids import INVALID_COMMAND, PERSIST_ACTION_ITEMS_ACTIVITY, SEND_NOTIFICATION_ACTIVITY
     from warroom.models.incident import NotificationKind, NotificationRequest, NotificationResult
     from warroom.models.policy import Person
 
@@ -38,8 +42,10 @@ PERSIST_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_inter
 MAX_REMEMBERED = 100
 
 
-def _reject(message: str) -> None:
-    raise ApplicationError(message, type="CommandRejected", non_retryable=True)
+def _reject(message: str, *, invalid: bool = False) -> None:
+    """Refuse a command; ``invalid``: because of what its input says (a 422, not a 409)."""
+    details = (INVALID_COMMAND,) if invalid else ()
+    raise ApplicationError(message, *details, type="CommandRejected", non_retryable=True)
 
 
 @workflow.defn
@@ -64,7 +70,13 @@ class ActionItemsWorkflow:
             self._process(workflow.now())
             await self._persist()
             if rules.all_done(self._s.items):
-                break
+                # An item added while the last one was being completed keeps the tracker going.
+                await workflow.wait_condition(
+                    lambda: workflow.all_handlers_finished() and all(t.done() for t in self._tasks)
+                )
+                if rules.all_done(self._s.items):
+                    break
+                continue
             if self._should_continue_as_new(inp):
                 await workflow.wait_condition(
                     lambda: workflow.all_handlers_finished() and all(t.done() for t in self._tasks)
@@ -105,7 +117,7 @@ class ActionItemsWorkflow:
             if rules.reminder_due(it, self._policy, now):
                 it.reminders_sent = rules.reminders_passed(it, self._policy, now)
                 subject, text = rules.reminder_message(n, it, now)
-                self._notify([it.owner], NotificationKind.REMINDER, f"action-{it.index}-reminder-{it.reminders_sent}",
+                self._notify([it.owner], NotificationKind.REMINDER, it.slot(f"reminder-{it.reminders_sent}"),
                              subject, text)
                 self._s.version += 1
             if rules.escalation_due(it, now):
@@ -114,7 +126,7 @@ class ActionItemsWorkflow:
                 lead = self._policy.engineering_lead
                 subject, text = rules.overdue_message(n, it, now)
                 self._notify([lead] if lead else [it.owner], NotificationKind.ESCALATION,
-                             f"action-{it.index}-overdue", subject, text)
+                             it.slot("overdue"), subject, text)
                 self._s.version += 1
 
     # --- commands and reads --------------------------------------------------------------
@@ -131,6 +143,10 @@ class ActionItemsWorkflow:
         it.done_by = cmd.by
         late = it.done_at > it.due
         answer = f"action item {cmd.index} of #{self._s.number} is done{' (late)' if late else ''}"
+        return await self._answer(uid, answer)
+
+    async def _answer(self, uid: str | None, answer: str) -> str:
+        """Remember a command's answer (a retried update answers the same), write the state."""
         if uid:
             self._s.command_results[uid] = answer
             while len(self._s.command_results) > MAX_REMEMBERED:
@@ -139,6 +155,72 @@ class ActionItemsWorkflow:
         self._dirty = True
         await self._persist()
         return answer
+
+    @workflow.update
+    async def add(self, cmd: AddItemInput) -> str:
+        """Track one more item; its owner is told it is theirs."""
+        uid = workflow.current_update_info().id if workflow.current_update_info() else None
+        if uid and uid in self._s.command_results:
+            return self._s.command_results[uid]
+        now = workflow.now()
+        it = TrackedItem(index=max((i.index for i in self._s.items), default=0) + 1, title=cmd.title.strip(),
+                         owner=cmd.owner, due=cmd.due, priority=cmd.priority, added_by=cmd.by)
+        it.reminders_sent = rules.reminders_passed(it, self._policy, now)  # none of those already past
+        self._s.items.append(it)
+        self._learn(cmd.owner, cmd.contact)
+        if cmd.owner != cmd.by:
+            self._notify([cmd.owner], NotificationKind.ROLE, it.slot("assigned"),
+                         *rules.assigned_message(self._s.number, it, cmd.by))
+        return await self._answer(uid, f"action item {it.index} of #{self._s.number} added for {it.owner}")
+
+    @add.validator
+    def _validate_add(self, cmd: AddItemInput) -> None:
+        info = workflow.current_update_info()
+        if info and info.id in self._s.command_results:
+            return
+        problems = rules.problems_of(cmd, workflow.now())
+        if len(self._s.items) >= rules.MAX_TRACKED:
+            problems.append(f"incident #{self._s.number} already tracks {rules.MAX_TRACKED} action items")
+        if self._person(cmd.owner) is None and cmd.contact is None:
+            problems.append(f"owner '{cmd.owner}' is not a person warroom knows, so nobody could be reminded")
+        if problems:
+            _reject("; ".join(problems), invalid=True)
+
+    @workflow.update
+    async def edit(self, cmd: EditItemInput) -> str:
+        """Change an open item; a new owner is told it is theirs."""
+        uid = workflow.current_update_info().id if workflow.current_update_info() else None
+        if uid and uid in self._s.command_results:
+            return self._s.command_results[uid]
+        it = self._item(cmd.index)
+        assert it is not None
+        before = it.owner
+        changed = rules.apply_edit(it, cmd, self._policy, workflow.now())
+        if it.owner != before:
+            self._learn(it.owner, cmd.contact)
+            if it.owner != cmd.by:
+                self._notify([it.owner], NotificationKind.ROLE, it.slot("assigned"),
+                             *rules.assigned_message(self._s.number, it, cmd.by))
+        return await self._answer(uid, f"action item {cmd.index} of #{self._s.number}: {'; '.join(changed)}")
+
+    @edit.validator
+    def _validate_edit(self, cmd: EditItemInput) -> None:
+        info = workflow.current_update_info()
+        if info and info.id in self._s.command_results:
+            return
+        it = self._item(cmd.index)
+        if it is None:
+            _reject(f"incident #{self._s.number} has no action item {cmd.index} (it has {len(self._s.items)})")
+            return
+        if it.done_at is not None:
+            _reject(f"action item {cmd.index} of #{self._s.number} was already done by {it.done_by}")
+        problems = rules.problems_of(cmd, workflow.now())
+        if cmd.owner is not None and self._person(cmd.owner) is None and cmd.contact is None:
+            problems.append(f"owner '{cmd.owner}' is not a person warroom knows, so nobody could be reminded")
+        if problems:
+            _reject("; ".join(problems), invalid=True)
+        if not rules.apply_edit(it.model_copy(), cmd, self._policy, workflow.now()):
+            _reject(f"action item {cmd.index} of #{self._s.number} already reads so; nothing to change", invalid=True)
 
     @complete.validator
     def _validate_complete(self, cmd: CompleteItemInput) -> None:
@@ -174,7 +256,13 @@ class ActionItemsWorkflow:
             self._persisted = version
 
     def _person(self, person_id: str) -> Person | None:
-        return self._policy.people.get(person_id) or self._inp.contacts.get(person_id)
+        return (self._policy.people.get(person_id) or self._inp.contacts.get(person_id)
+                or self._s.contacts.get(person_id))
+
+    def _learn(self, person_id: str, contact: Person | None) -> None:
+        """Keep how to reach a person the tracker's policy did not know (carried across runs)."""
+        if contact is not None and self._policy.people.get(person_id) is None:
+            self._s.contacts[person_id] = contact
 
     def _notify(self, people: list[str], kind: NotificationKind, slot: str, subject: str, text: str) -> None:
         for person_id in dict.fromkeys(people):
