@@ -26,7 +26,7 @@ from temporalio.client import Client, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
 from tests.conftest import Harness, fast_policy, running_worker, temporal_binary
-from warroom.models.action_items import CompleteItemInput
+from warroom.models.action_items import ActionItemsInput, AddItemInput, CompleteItemInput, EditItemInput
 from warroom.models.ids import action_items_workflow_id
 from warroom.models.incident import (
     AckInput,
@@ -230,6 +230,25 @@ async def action_item_tracker(h: Harness) -> Handle:
     return tracker
 
 
+async def action_item_changes(h: Harness) -> Handle:
+    """A tracker whose item is handed over and moved (the new owner told and reminded), one
+    added later, every item then done."""
+    now = datetime.now(UTC)
+    inp = ActionItemsInput(number=8, title="Mail queue stalled", severity="SEV-2", policy=fast_policy(
+        action_item_reminders_before=["1s"]), items=[ActionItem(title="Watch the queue", owner="alice",
+                                                               due=now + timedelta(hours=1))])
+    tracker = await h.client.start_workflow(ActionItemsWorkflow.run, inp, id=action_items_workflow_id(8),
+                                            task_queue=h.task_queue)
+    await tracker.execute_update(ActionItemsWorkflow.edit, EditItemInput(
+        index=1, by="erin", owner="bob", due=datetime.now(UTC) + timedelta(seconds=2), priority="high"))
+    await until(lambda: sent(h, 8, "action-1.1-reminder-1/bob"))
+    await tracker.execute_update(ActionItemsWorkflow.add, AddItemInput(
+        title="Page on queue age", owner="alice", due=datetime.now(UTC) + timedelta(days=3), by="erin"))
+    await tracker.execute_update(ActionItemsWorkflow.complete, CompleteItemInput(index=1, by="bob"))
+    await tracker.execute_update(ActionItemsWorkflow.complete, CompleteItemInput(index=2, by="alice"))
+    return tracker
+
+
 SCENARIOS: list[Callable[[Harness], Awaitable[Handle]]] = [
     ack_path,
     full_escalation,
@@ -240,6 +259,7 @@ SCENARIOS: list[Callable[[Harness], Awaitable[Handle]]] = [
     action_item_tracker,
     sev4_notices,
     public_phases,
+    action_item_changes,
 ]
 
 

@@ -24,7 +24,8 @@ HISTORIES = sorted((Path(__file__).resolve().parent / "histories").glob("*.json"
 def test_the_recorded_scenarios_are_all_there() -> None:
     names = {path.stem.split("-")[0] for path in HISTORIES}
     assert names >= {"ack_path", "full_escalation", "resolve_and_postmortem", "severity_and_updates", "continued_as_new",
-                     "postmortem_author_and_action_items", "action_item_tracker", "sev4_notices", "public_phases"}
+                     "postmortem_author_and_action_items", "action_item_tracker", "sev4_notices", "public_phases",
+                     "action_item_changes"}
 
 
 @pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])
