@@ -23,7 +23,7 @@ from tests.conftest import fast_policy, running_worker
 from tests.fake_slack import BOT_TOKEN, FakeSlack
 from tests.workflow.helpers import eventually, refused, sent, start_incident, state
 from warroom.activities.chat import ChatActivities, SlackConfig
-from warroom.models.incident import NoteInput, Role, RoleInput, SeverityInput, StatusUpdateInput
+from warroom.models.incident import NoteInput, PublicPhase, Role, RoleInput, SeverityInput, StatusUpdateInput
 from warroom.models.severity import Severity
 from warroom.workflows import IncidentWorkflow
 
@@ -62,7 +62,7 @@ async def test_declaring_makes_a_channel_whose_pinned_status_follows_severity_an
         assert channel.name == f"inc-{number}-dns-changes-publish-slowly"
         await slack.wait(lambda: channel.members == ["U0ALICE"], what="alice (paged) invited")
         pinned = await slack.wait(lambda: slack.pinned_text(channel), what="a pinned status")
-        for part in ("triggered", "SEV-2", "none assigned yet", "acknowledge by",
+        for part in ("triggered", "SEV-2", "none assigned yet", "acknowledge by", "Status page says:* investigating",
                      f"https://warroom.test/api/incidents/{number}", f"https://temporal.test/namespaces/default/"):
             assert part in pinned
         await slack.wait(lambda: any("Declared SEV-2" in t for t in slack.texts(channel)), what="declared mirrored")
@@ -75,6 +75,11 @@ async def test_declaring_makes_a_channel_whose_pinned_status_follows_severity_an
                                     RoleInput(role=Role.INCIDENT_COMMANDER, person="bob", by="alice"))
         await slack.wait(lambda: "Incident Commander: bob" in slack.pinned_text(channel), what="the IC pinned")
         await slack.wait(lambda: "U0BOB" in channel.members, what="bob (mapped by settings) invited")
+        # The channel shows where the public page stands once a responder moves it.
+        await handle.execute_update(IncidentWorkflow.post_status_update, StatusUpdateInput(
+            message="A stuck publisher was found; restarting it.", author="alice", phase=PublicPhase.IDENTIFIED))
+        await slack.wait(lambda: "Status page says:* identified" in slack.pinned_text(channel),
+                         what="the pinned message showing the phase")
         await slack.wait(lambda: any("bob is Incident Commander" in t for t in slack.texts(channel)))
 
         assert len(slack.called("conversations.create")) == 1

@@ -57,6 +57,8 @@ class RelaySnapshot(BaseModel):
     deadlines: list[Deadline] = Field(default_factory=list)
     runbook_runs: list[str] = Field(default_factory=list)
     components: list[str] = Field(default_factory=list)
+    phase: str | None = None
+    """The public phase while the incident is open (investigating, identified, monitoring)."""
 
 
 class RelayInput(BaseModel):
@@ -136,6 +138,8 @@ def status_text(snap: RelaySnapshot, links: Links) -> str:
         f"*#{snap.number} {snap.title}*",
         f"*Status:* {snap.status}    *Severity:* {snap.severity}",
     ]
+    if snap.phase:
+        lines.append(f"*Status page says:* {snap.phase}")
     if snap.acknowledged_by:
         lines.append(f"*Acknowledged by:* {snap.acknowledged_by}")
     roles = [f"{Role(r).title}: {p}" for r, p in sorted(snap.roles.items())] if snap.roles else []

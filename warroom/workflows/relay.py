@@ -25,11 +25,14 @@ from temporalio.exceptions import ActivityError
 with workflow.unsafe.imports_passed_through():
     from warroom.models.chat import SLACK, ChatPerson, RelayInput, RelayResult, RelaySnapshot
     from warroom.models.ids import RELAY_SLACK_ACTIVITY, RELAY_WEBHOOKS_ACTIVITY
-    from warroom.models.incident import Deadline, IncidentState, RelayTarget
+    from warroom.models.incident import Deadline, IncidentState, IncidentStatus, RelayTarget
     from warroom.models.policy import Person, Policy
 
 CHAT_PATCH = "slack-channel"
 """Incidents declared with chat targets mirror themselves; histories before it have none."""
+PHASE_PATCH = "relay-public-phase"
+"""The pinned message shows the public phase; incidents mirrored before it never sent one,
+and showing it would post an update their histories do not have."""
 ACTIVITIES = {SLACK: RELAY_SLACK_ACTIVITY, "webhooks": RELAY_WEBHOOKS_ACTIVITY}
 LABELS = {SLACK: "Slack", "webhooks": "Outgoing webhooks"}
 RELAY_RETRY = RetryPolicy(
@@ -46,7 +49,8 @@ MAX_ENTRIES = 100
 MIN_RETRY = timedelta(seconds=1)
 
 
-def snapshot(s: IncidentState, deadlines: list[Deadline], person: Callable[[str], Person | None]) -> RelaySnapshot:
+def snapshot(s: IncidentState, deadlines: list[Deadline], person: Callable[[str], Person | None],
+             phase: bool = False) -> RelaySnapshot:
     ids = [p.person for p in s.pages] + list(s.roles.values())
     if s.acknowledged_by:
         ids.append(s.acknowledged_by)
@@ -68,7 +72,15 @@ def snapshot(s: IncidentState, deadlines: list[Deadline], person: Callable[[str]
         deadlines=deadlines,
         runbook_runs=[f"#{r.run} {r.title}: {r.status.value}" for r in s.runbook_runs],
         components=list(s.components),
+        phase=(s.public_phase.value if phase and s.status in (IncidentStatus.TRIGGERED, IncidentStatus.ACKNOWLEDGED)
+               else None),
     )
+
+
+def view_of(snap: RelaySnapshot) -> str:
+    """What a target was last sent, to compare with: without the phase when there is none, so
+    an incident mirrored before the phase existed compares exactly as it did then."""
+    return snap.model_dump_json(exclude={"phase"} if snap.phase is None else None)
 
 
 class Relay:
@@ -87,14 +99,17 @@ class Relay:
         self._person, self._log, self._paused = person, log, paused
         self._busy: set[str] = set()
         self._tasks: list[asyncio.Task[None]] = []
+        self._phase = False
 
     def start(self) -> None:
-        for name in self._state().relay.targets:
-            if name in ACTIVITIES:
-                self._tasks.append(asyncio.ensure_future(self._loop(name)))
+        names = [name for name in self._state().relay.targets if name in ACTIVITIES]
+        if names:
+            self._phase = workflow.patched(PHASE_PATCH)
+        for name in names:
+            self._tasks.append(asyncio.ensure_future(self._loop(name)))
 
     def _view(self) -> RelaySnapshot:
-        return snapshot(self._state(), self._deadlines(), self._person)
+        return snapshot(self._state(), self._deadlines(), self._person, self._phase)
 
     def _last_seq(self) -> int:
         timeline = self._state().timeline
@@ -104,7 +119,7 @@ class Relay:
         """Something the target does not have yet, and not just what its last failed try had."""
         if t.off:
             return False
-        seq, view = self._last_seq(), self._view().model_dump_json()
+        seq, view = self._last_seq(), view_of(self._view())
         if seq <= t.seq and view == t.view:
             return False
         return not t.failing or seq > t.tried_seq or view != t.tried_view
@@ -143,7 +158,7 @@ class Relay:
         s = self._state()
         entries = [e for e in s.timeline if e.seq > t.seq][:MAX_ENTRIES]
         snap = self._view()
-        view = snap.model_dump_json()
+        view = view_of(snap)
         sent_to = entries[-1].seq if entries else t.seq
         self._busy.add(name)
         try:
