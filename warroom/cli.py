@@ -465,6 +465,127 @@ def postmortem(
     command_done(Api(api_url, token).call("POST", f"/api/incidents/{incident}/postmortem", body=body), as_json)
 
 
+# --- action items ---------------------------------------------------------------------------
+
+items_app = typer.Typer(
+    help="The action items of postmortems: list them, mark them done, hand them over, move them, add one.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
+app.add_typer(items_app, name="action-items")
+
+ItemNumber = Annotated[
+    int, typer.Argument(metavar="ITEM", help="The item's number within the incident, from 1.", min=1,
+                        show_default=False)
+]
+Due = Annotated[str | None, typer.Option(
+    metavar="WHEN", help="A date (YYYY-MM-DD: the end of that day, UTC) or a time with a zone.", show_default=False)]
+Priority = Annotated[str | None, typer.Option(metavar="P", help="high, medium or low.", show_default=False)]
+
+
+def _due(value: str | None) -> str | None:
+    """A bare date means the end of that day in UTC; anything else goes to the API as written."""
+    if value is None:
+        return None
+    try:
+        return datetime.combine(date.fromisoformat(value), datetime.max.time().replace(microsecond=0),
+                                tzinfo=UTC).isoformat()
+    except ValueError:
+        return value
+
+
+def _item_done(result: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        print_json(result)
+    else:
+        typer.echo(result["message"])
+
+
+@items_app.command("list")
+def items_list(
+    incident: Annotated[int | None, typer.Option("--incident", metavar="ID", help="Only this incident's.", min=1,
+                                                 show_default=False)] = None,
+    status: Annotated[str | None, typer.Option(
+        metavar="STATE", help="open (which includes overdue), overdue or done.", show_default=False)] = None,
+    owner: Annotated[str | None, typer.Option(metavar="PERSON", help="Only this person's.", show_default=False)] = None,
+    as_json: JsonOut = False,
+    api_url: ApiUrl = None,
+    token: Token = None,
+) -> None:
+    """Action items, soonest due first, with how long is left or how late they are."""
+    params = {k: v for k, v in (("incident_id", incident), ("status", status), ("owner", owner)) if v is not None}
+    rows = Api(api_url, token).call("GET", "/api/action-items", params=params)
+    if as_json:
+        print_json(rows)
+        return
+    if not rows:
+        typer.echo("No action items.")
+        return
+    def state(r: dict[str, Any]) -> str:
+        if r["state"] == "done":
+            return f"done by {r['done_by']}"
+        return f"{r['text']} {'late' if r['state'] == 'overdue' else 'left'}"
+
+    typer.echo(table(
+        ["INCIDENT", "ITEM", "PRIORITY", "OWNER", "DUE", "STATE", "TITLE"],
+        [[f"#{r['incident_id']}", str(r["index"]), r["priority"], r["owner"], when(r["due"]), state(r),
+          clip(r["title"], 60)] for r in rows],
+    ))
+
+
+@items_app.command("done")
+def items_done(incident: IncidentId, item: ItemNumber, as_json: JsonOut = False, api_url: ApiUrl = None,
+               token: Token = None) -> None:
+    """Mark an action item done (as the token's user)."""
+    _item_done(Api(api_url, token).call("POST", f"/api/incidents/{incident}/action-items/{item}/complete", body={}),
+               as_json)
+
+
+@items_app.command("change")
+def items_change(
+    incident: IncidentId,
+    item: ItemNumber,
+    owner: Annotated[str | None, typer.Option(metavar="PERSON", help="Hand it to this person (they are told).",
+                                              show_default=False)] = None,
+    due: Due = None,
+    priority: Priority = None,
+    title: Annotated[str | None, typer.Option(metavar="TEXT", help="Reword it.", show_default=False)] = None,
+    as_json: JsonOut = False,
+    api_url: ApiUrl = None,
+    token: Token = None,
+) -> None:
+    """Change an open action item; what you leave out stays. A new date restarts its reminders."""
+    body = {k: v for k, v in (("owner", owner), ("due", _due(due)), ("priority", priority), ("title", title))
+            if v is not None}
+    if not body:
+        fail(EXIT_USAGE, "nothing to change: give --owner, --due, --priority or --title")
+    _item_done(Api(api_url, token).call("PATCH", f"/api/incidents/{incident}/action-items/{item}", body=body),
+               as_json)
+
+
+@items_app.command("add")
+def items_add(
+    incident: IncidentId,
+    title: Annotated[str, typer.Argument(metavar="TITLE", help="What is to be done.", show_default=False)],
+    owner: Annotated[str, typer.Option(metavar="PERSON", help="Who does it (a person of the policy).",
+                                       show_default=False)],
+    due: Annotated[str, typer.Option(metavar="WHEN", help="A date (YYYY-MM-DD: the end of that day, UTC) or a "
+                                     "time with a zone.", show_default=False)],
+    priority: Annotated[str, typer.Option(metavar="P", help="high, medium or low.")] = "medium",
+    idempotency_key: Annotated[str | None, typer.Option(
+        metavar="KEY", help="Run the command again with the same key and the item is added once.",
+        show_default=False)] = None,
+    as_json: JsonOut = False,
+    api_url: ApiUrl = None,
+    token: Token = None,
+) -> None:
+    """Add an action item to a closed incident (one found after its postmortem)."""
+    body = {"title": title, "owner": owner, "due": _due(due), "priority": priority}
+    headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
+    _item_done(Api(api_url, token).call("POST", f"/api/incidents/{incident}/action-items", body=body,
+                                        headers=headers), as_json)
+
+
 # --- database -------------------------------------------------------------------------------
 
 DatabaseUrl = Annotated[

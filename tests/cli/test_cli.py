@@ -130,6 +130,31 @@ async def test_an_incident_from_declaration_to_postmortem(api: LiveApi, tmp_path
     assert final["status"] == "closed"
     assert final["postmortem"]["submitted_by"] == "alice"
 
+    # The postmortem's action item, from the CLI: listed, handed over, a second one added, done.
+    for _ in range(50):  # the tracker writes the read model a moment after the postmortem
+        listed = await run_cli("action-items", "list", "--incident", str(number), *url)
+        if "Add a publish-latency alert" in listed.output:
+            break
+        await asyncio.sleep(0.2)
+    assert re.search(rf"^#{number} +1 +medium +bob +\S+ \S+ +.+ left +Add a publish-latency alert$", listed.output,
+                     re.M), listed.output
+    moved = await run_cli("action-items", "change", str(number), "1", "--owner", "erin", "--due", "2030-01-31", *url)
+    assert moved.exit_code == 0, moved.output
+    assert moved.output.startswith(f"action item 1 of #{number}: owner bob -> erin; due ")
+    assert "-> 2030-01-31T23:59:59+00:00" in moved.output
+    nothing = await run_cli("action-items", "change", str(number), "1", *url)
+    assert nothing.exit_code == cli.EXIT_USAGE and "nothing to change" in nothing.output
+    added = await run_cli("action-items", "add", str(number), "Canary the publisher", "--owner", "bob",
+                          "--due", "2030-02-15", "--priority", "high", *url)
+    assert added.exit_code == 0 and added.output.strip() == f"action item 2 of #{number} added for bob", added.output
+    done = await run_cli("action-items", "done", str(number), "1", *url)
+    assert done.exit_code == 0 and done.output.strip() == f"action item 1 of #{number} is done"
+    again = await run_cli("action-items", "done", str(number), "1", *url)
+    assert again.exit_code == cli.EXIT_REFUSED and "already done" in again.stderr
+    items = json.loads((await run_cli("action-items", "list", "--incident", str(number), "--json", *url)).stdout)
+    assert sorted((i["index"], i["owner"], i["state"], i["priority"]) for i in items) == [
+        (1, "erin", "done", "medium"), (2, "bob", "open", "high")]
+
 
 async def test_exit_codes_for_scripts(api: LiveApi, tmp_path: Path) -> None:
     url = ["--api-url", api.url, "--token", api.token]
