@@ -193,6 +193,7 @@ async def test_action_items_are_added_and_changed_after_the_postmortem(api: Api)
         ({"due": "2020-01-01T00:00:00Z"}, 422, "already past"),
         ({"due": "2099-01-01T00:00:00"}, 422, "time zone"),
         ({"priority": "urgent"}, 422, "priority"),
+        ({"title": "   "}, 422, "title: String should have at least 1 character"),
         ({"title": "x", "by": "bob"}, 403, "nobody acts in someone else's name"),
     ]:
         resp = await api.http.patch(f"/api/incidents/{n}/action-items/2", json=body)

@@ -108,6 +108,8 @@ def problems_of(cmd: AddItemInput | EditItemInput, now: datetime) -> list[str]:
     """What makes an add or an edit unacceptable whatever the item (checked by the API and
     again by the workflow's validator)."""
     out = []
+    if cmd.title is not None and not cmd.title.strip():
+        out.append("the title is blank")
     if cmd.priority is not None and cmd.priority not in PRIORITIES:
         out.append(f"priority '{cmd.priority}' is not one of {', '.join(PRIORITIES)}")
     if cmd.due is not None:
