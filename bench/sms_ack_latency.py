@@ -37,7 +37,8 @@ from tests.conftest import temporal_binary  # noqa: E402
 from tests.fakes import (  # noqa: E402
     ACCOUNT_SID, AUTH_TOKEN, FROM_EMAIL, FROM_NUMBER, SENDGRID_KEY, FakeSendGrid, FakeTwilio, inbound_sms, sign,
 )
-from warroom.models.tables import create_schema, make_engine  # noqa: E402
+from warroom import migrations  # noqa: E402
+from warroom.models.tables import make_engine  # noqa: E402
 from warroom.temporal import DATA_CONVERTER  # noqa: E402
 
 PUBLIC = "https://pager.example.test"
@@ -98,7 +99,7 @@ async def main() -> None:
             WARROOM_SENDGRID_FROM_EMAIL=FROM_EMAIL, WARROOM_SENDGRID_API_BASE=s_url,
         )
         engine = make_engine(f"sqlite:///{Path(tmp, 'warroom.db').resolve()}")
-        create_schema(engine)
+        migrations.upgrade(engine)  # as the processes would: they then find it current
         token = token_for(engine, "alice")  # declaring needs a responder; the SMS acks need no token
         engine.dispose()
         try:
