@@ -150,6 +150,7 @@ RULES: dict[tuple[str, str], Any] = {
     ("GET", "/postmortems"): ("page", V),
     ("POST", "/incidents/{incident_id}/action-items/{index}/complete"): ("page", R),
     ("POST", "/incidents/{incident_id}/action-items/{index}/edit"): ("page", R),
+    ("POST", "/incidents/{incident_id}/action-items"): ("page", R),
     ("GET", "/dashboard"): ("page", V),
 }
 

@@ -155,6 +155,26 @@ async def test_write_and_submit_a_postmortem_then_read_the_dashboard(served: tup
             await page.locator("tr", has_text="Index the zone table").locator("text=Mark done").click()
             await page.wait_for_url(f"{base}/postmortems")
             assert "No open action items" in await page.inner_text("main")
+            # Something found after the postmortem: added from its page, tracked again.
+            await page.goto(f"{base}/incidents/{number}/postmortem")
+            add = page.locator("form#add-item")
+            await add.locator("input[name=title]").fill("Alert on publish lag")
+            await add.locator("button").click()  # no owner, no date
+            assert "needs an owner, a due date" in await page.inner_text("[role=alert]")
+            add = page.locator("form#add-item")
+            assert await add.locator("input[name=title]").input_value() == "Alert on publish lag"
+            await add.locator("select[name=owner]").select_option("bob")
+            await add.locator("input[name=due]").fill(moved)
+            await add.locator("button").click()
+            await page.wait_for_url(f"{base}/postmortems?added={number}")
+            assert f"Action item added to #{number}" in await page.inner_text("[role=status]")
+            for _ in range(50):  # the restarted tracker writes its read model a moment later
+                if await page.locator("tr", has_text="Alert on publish lag").count():
+                    break
+                await asyncio.sleep(0.2)
+                await page.reload()
+            cells = page.locator("tr", has_text="Alert on publish lag").locator("td")
+            assert (await cells.nth(2).inner_text()).strip() == "bob"
 
             await page.goto(f"{base}/dashboard")
             assert await page.locator("svg[role=img]").count() == 6

@@ -192,3 +192,23 @@ NAMES = {"alice": "Alice Ng", "bob": "Bob Ruiz"}
 def test_blame_hints_never_refuse_but_point_at_names_in_the_analysis(changes: dict[str, str],
                                                                      hints: list[str]) -> None:
     assert postmortem.blame_hints(doc(**changes), NAMES) == hints
+
+
+def test_a_long_incidents_draft_fits_the_timeline_limit_keeping_its_opening_and_end() -> None:
+    at = datetime(2026, 3, 28, 2, 41, tzinfo=UTC)
+    entries = [TimelineEntry(seq=i, at=at + timedelta(seconds=i), kind="page", text=f"entry {i} " + "x" * 80)
+               for i in range(2_000)]
+    state = incident().model_copy(update={"timeline": entries})
+    d = postmortem.prefill(state)
+    assert len(d.timeline) <= postmortem.MAX_TIMELINE
+    assert not [p for p in postmortem.submission_problems(d, NOW) if "timeline" in p]
+    lines = d.timeline.splitlines()
+    assert "entry 0 " in lines[0] and "entry 1999 " in lines[-1]
+    gaps = [line for line in lines if "left out" in line]
+    assert len(gaps) == 1 and f"{2_000 - (len(lines) - 1)} timeline lines left out" in gaps[0]
+
+
+def test_a_timeline_within_the_limit_is_kept_whole() -> None:
+    at = datetime(2026, 3, 28, 2, 41, tzinfo=UTC)
+    entries = [TimelineEntry(seq=i, at=at, kind="page", text=f"entry {i}") for i in range(100)]
+    assert len(postmortem.timeline_text(entries).splitlines()) == 100

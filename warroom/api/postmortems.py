@@ -16,6 +16,7 @@ server-rendered pages (editor, postmortems due, dashboard).
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -519,6 +520,11 @@ async def add_action_item(incident_id: IncidentId, body: AddItemIn, request: Req
     Until the postmortem is accepted, action items belong in its draft."""
     by = acting_as(caller, body.by, "by")
     cmd = AddItemInput(title=body.title, owner=body.owner, due=body.due, priority=body.priority, by=by)
+    return {"incident_id": incident_id, "message": await add_item(request, incident_id, cmd, idempotency_key)}
+
+
+async def add_item(request: Request, incident_id: int, cmd: AddItemInput, idempotency_key: str | None) -> str:
+    """Add ``cmd`` to a closed incident's tracker, starting the tracker again if it had finished."""
     await _check_item(request, cmd)
     rt = _rt(request)
     policy = await oncall_routes.current_policy(rt)
@@ -537,11 +543,10 @@ async def add_action_item(incident_id: IncidentId, body: AddItemIn, request: Req
         id=action_items_workflow_id(incident_id), task_queue=rt.settings.task_queue,
         id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
     )
-    message = await commands.call(rt.client.execute_update_with_start_workflow(
+    return str(await commands.call(rt.client.execute_update_with_start_workflow(
         ActionItemsWorkflow.add, cmd, start_workflow_operation=start,
-        id=commands.command_update_id(by, idempotency_key, cmd)),
-        rt.settings.command_timeout_seconds, "adding the action item")
-    return {"incident_id": incident_id, "message": message}
+        id=commands.command_update_id(cmd.by, idempotency_key, cmd)),
+        rt.settings.command_timeout_seconds, "adding the action item"))
 
 
 @router.patch("/api/incidents/{incident_id}/action-items/{index}")
@@ -718,7 +723,8 @@ def _form_rows(doc: PostmortemDocument) -> list[dict[str, str]]:
 
 async def _editor(request: Request, caller: Caller, number: int, status: int = 200, message: str | None = None,
                   errors: list[str] | None = None, form_doc: PostmortemDocument | None = None,
-                  form_rows: list[dict[str, str]] | None = None) -> HTMLResponse:
+                  form_rows: list[dict[str, str]] | None = None,
+                  added: dict[str, str] | None = None) -> HTMLResponse:
     rec: Record = await _db(request, lambda s: _load(s, number))
     now = _rt(request).clock()
     data = _out(rec, now, await _people(request))
@@ -728,7 +734,9 @@ async def _editor(request: Request, caller: Caller, number: int, status: int = 2
         sections=[(f, h, p, getattr(doc, f)) for f, h, p in rules.SECTIONS],
         rows=form_rows if form_rows is not None else _form_rows(doc), items_prompt=rules.ACTION_ITEMS_PROMPT,
         message=message, errors=errors or [], can_edit=caller.role.at_least(Role.RESPONDER) and rec.submitted_at is None,
-        priorities=rules.PRIORITIES,
+        can_add=caller.role.at_least(Role.RESPONDER) and rec.row.status == IncidentStatus.CLOSED.value,
+        people=sorted(await _people(request)), priorities=rules.PRIORITIES, added=added or {},
+        form_key=uuid.uuid4().hex,
     )
 
 
@@ -807,9 +815,13 @@ async def postmortem_form(incident_id: IncidentId, request: Request,
 
 @pages.get("/postmortems", response_class=HTMLResponse)
 async def due_page(request: Request, caller: Annotated[Caller, Depends(page(Role.VIEWER))],
-                   changed: Annotated[str | None, Query(pattern=r"^\d{1,10}-\d{1,4}$")] = None) -> HTMLResponse:
+                   changed: Annotated[str | None, Query(pattern=r"^\d{1,10}-\d{1,4}$")] = None,
+                   added: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None) -> HTMLResponse:
     number, _, index = (changed or "").partition("-")
-    return await _due_page(request, caller, changed=f"Action item {index} of #{number} changed." if changed else None)
+    notice = f"Action item {index} of #{number} changed." if changed else None
+    if added is not None:
+        notice = f"Action item added to #{added}; its owner has been told."
+    return await _due_page(request, caller, changed=notice)
 
 
 async def _due_page(request: Request, caller: Caller, status: int = 200, error: str | None = None,
@@ -859,6 +871,46 @@ async def edit_action_item_form(incident_id: IncidentId, index: ItemIndex, reque
             raise
         return await _due_page(request, caller, err.status_code, str(err.detail))
     return RedirectResponse(f"/postmortems?changed={incident_id}-{index}", status_code=303)
+
+
+@pages.post("/incidents/{incident_id}/action-items", response_class=HTMLResponse)
+async def add_action_item_form(incident_id: IncidentId, request: Request,
+                               caller: Annotated[Caller, Depends(page(Role.RESPONDER))]) -> Response:
+    """The submitted postmortem's "Add an action item" form, for what was found after it."""
+    body = await request.body()
+    if len(body) > MAX_SIGNED_IN_FORM:
+        raise HTTPException(status_code=413, detail="form too large")
+    try:
+        form = {k: v[0].strip() for k, v in parse_qs(body.decode("utf-8"), keep_blank_values=True,
+                                                     max_num_fields=10).items()}
+    except (UnicodeDecodeError, ValueError):
+        raise HTTPException(status_code=400, detail="not a form") from None
+    kept = {k: form.get(k, "") for k in ("title", "owner", "due", "priority")}
+
+    async def again(status: int, problem: str) -> HTMLResponse:
+        return await _editor(request, caller, incident_id, status, errors=[problem], added=kept)
+
+    missing = [name for name, key in (("a description", "title"), ("an owner", "owner"), ("a due date", "due"))
+               if not kept[key]]
+    if missing:
+        return await again(422, "the new action item needs " + ", ".join(missing))
+    if len(kept["title"]) > 500:
+        return await again(422, "the description is longer than 500 characters")
+    try:
+        due = datetime.fromisoformat(kept["due"][:10] + "T23:59:59+00:00")
+    except ValueError:
+        return await again(422, f"'{kept['due'][:20]}' is not a date (YYYY-MM-DD)")
+    try:
+        cmd = AddItemInput(title=kept["title"], owner=kept["owner"], due=due, priority=kept["priority"] or "medium",
+                           by=caller.user)
+        await add_item(request, incident_id, cmd, form.get("idempotency_key") or None)
+    except ValidationError as err:
+        return await again(422, "; ".join(e["msg"] for e in err.errors()))
+    except HTTPException as err:
+        if err.status_code >= 500:
+            raise
+        return await again(err.status_code, str(err.detail))
+    return RedirectResponse(f"/postmortems?added={incident_id}", status_code=303)
 
 
 # --- dashboard -----------------------------------------------------------------------------------

@@ -50,9 +50,37 @@ def _at(t: datetime) -> str:
     return t.strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
-def timeline_text(entries: Iterable[TimelineEntry]) -> str:
-    """The incident's full timeline as lines the author can edit."""
-    return "\n".join(f"{_at(e.at)}  {e.text}" for e in entries)
+def timeline_text(entries: Iterable[TimelineEntry], limit: int = MAX_TIMELINE) -> str:
+    """The incident's timeline as lines the author can edit, within ``limit`` characters.
+
+    A long incident (hours of pages, reminders and runbook steps) can record more than
+    a submission may hold. Its draft keeps the opening and the end, which carry the
+    detection and the recovery, and says how many lines in between were left out, so
+    the author is never handed a draft that is refused as it stands."""
+    lines = [f"{_at(e.at)}  {e.text}" for e in entries]
+    if len("\n".join(lines)) <= limit:
+        return "\n".join(lines)
+    budget = limit - 200  # room for the line that says what was left out
+    head: list[str] = []
+    tail: list[str] = []
+    used = 0
+    i, j = 0, len(lines) - 1
+    while i <= j:  # alternate, so both the opening and the end survive
+        take_head = len(head) <= len(tail)
+        line = lines[i] if take_head else lines[j]
+        if used + len(line) + 1 > budget:
+            break
+        used += len(line) + 1
+        if take_head:
+            head.append(line)
+            i += 1
+        else:
+            tail.append(line)
+            j -= 1
+    left_out = len(lines) - len(head) - len(tail)
+    gap = (f"[... {left_out} timeline lines left out to fit the {limit}-character limit; "
+           "the incident page keeps every one ...]")
+    return "\n".join([*head, gap, *reversed(tail)])
 
 
 def prefill(state: IncidentState) -> PostmortemDocument:
