@@ -1,19 +1,23 @@
 """Customer reports: the status page form and the API, abuse refused or neutralised, the
-triage list, attach or declare, and a burst of reports raising an alert through the intake."""
+triage list, attach or declare (through the API and the /reports page's forms), and a burst of
+reports raising an alert through the intake."""
 
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from sqlalchemy import Engine
 from temporalio.client import Client
 
 from tests.access import client_as, token_for
 from tests.api.support import Api, eventually, serving
+from tests.api.test_console import Browser, shown_error, sign_in
 from warroom.models.access import Role
 
 
@@ -88,11 +92,14 @@ async def test_attach_and_declare_from_the_triage_list(api: Api) -> None:
     missing = await api.http.post(f"/api/reports/{second}/attach", json={"incident_id": 2**31 - 1})
     assert missing.status_code == 404
 
+    blank = await api.http.post(f"/api/reports/{second}/declare", json={"title": " "})
+    assert blank.status_code == 422 and "give the incident a title" in str(blank.json()["detail"])
     declared = await api.http.post(f"/api/reports/{second}/declare", json={"severity": "SEV-3"})
     assert declared.status_code == 200, declared.text
     number = declared.json()["incident_id"]
     new = await api.incident(number)
     assert (new["severity"], new["components"], new["source"]) == ("SEV-3", ["email"], "reports")
+    assert new["title"] == f"Customer report #{second}: Mail bounces", "without a title: the report's first line"
 
     third = (await report(api, text="Is the sky falling?")).json()["id"]
     dismissed = await api.http.post(f"/api/reports/{third}/dismiss")
@@ -122,3 +129,159 @@ async def test_a_burst_of_reports_for_one_component_raises_one_alert(api: Api) -
 
 async def listed(api: Api) -> list[dict[str, Any]]:
     return list((await api.http.get("/api/incidents")).json())
+
+
+# --- the triage page: /reports and its forms ---------------------------------------------------------------
+# Signed-in people use a real web session (tests.api.test_console.sign_in: the sign-in form, the session cookie,
+# the CSRF field of the rendered page); api.http (alice, an API token) checks results through the JSON API.
+
+
+def report_row(page: str, report_id: int) -> str:
+    """The page's row of one waiting report (empty if the report is not listed as waiting)."""
+    match = re.search(rf'<tr id="report-{report_id}">(.*?)</tr>', page, re.DOTALL)
+    return match.group(1) if match else ""
+
+
+def redirected_to(response: httpx.Response) -> str:
+    assert response.status_code == 303, f"{response.status_code} {response.text[:2000]}"
+    return response.headers["location"]
+
+
+async def by_id(api: Api, report_id: int) -> dict[str, Any]:
+    return next(r for r in await triage(api) if r["id"] == report_id)
+
+
+async def open_in_page(browser: Browser, number: int) -> bool:
+    """The incident is offered in the attach form (it has reached the read model)."""
+    return f'<option value="{number}"' in (await browser.http.get("/reports")).text
+
+
+async def test_a_responder_triages_reports_on_the_page(api: Api) -> None:
+    erin = await sign_in(api, "erin", Role.RESPONDER)
+    first = (await report(api, component="dns", text='Tom & Jerry\'s "shop" stopped resolving')).json()["id"]
+    second = (await report(api, component="email", text="Mail bounces\nsince 09:00")).json()["id"]
+    third = (await report(api, text="Is the sky falling?", contact="+1 555 010 0123")).json()["id"]
+    inc = await api.declare(title="DNS resolution failing", components=["dns"])
+    await eventually("the open incident is offered", lambda: open_in_page(erin, inc["id"]))
+
+    listing = await erin.http.get("/reports")
+    assert listing.status_code == 200
+    page = listing.text
+    assert page.index(f'id="report-{third}"') < page.index(f'id="report-{second}"') < page.index(
+        f'id="report-{first}"'), "newest first"
+    row = report_row(page, first)
+    assert "dns" in row and "Tom &amp; Jerry&#39;s &#34;shop&#34; stopped resolving" in row, "the text, escaped"
+    assert 'Tom & Jerry\'s "shop"' not in row
+    assert "+1 555 010 0123" in report_row(page, third), "responders see the contact"
+    for action in ("attach", "declare", "dismiss"):
+        assert f'action="/reports/{first}/{action}"' in row
+    assert f'<input type="hidden" name="csrf_token" value="{erin.csrf}">' in row
+    assert f'<option value="{inc["id"]}">#{inc["id"]} DNS resolution failing</option>' in row
+    assert f'value="Customer report #{second}: Mail bounces"' in report_row(page, second), "the title is prefilled"
+    assert '<a href="/reports">Reports</a>' in page and '<a href="/reports">Reports</a>' in (
+        await erin.http.get("/console")).text, "both bars link the page"
+
+    # Attach: the report joins the incident's timeline, the page says so and lists it as handled.
+    assert redirected_to(await erin.post(f"/reports/{first}/attach", incident_id=str(inc["id"]))) == (
+        f"/reports?attached={first}")
+    attached = await by_id(api, first)
+    assert (attached["status"], attached["incident_id"], attached["handled_by"]) == ("attached", inc["id"], "erin")
+    timeline = (await api.incident(inc["id"]))["timeline"]
+    assert any(f"Customer report #{first}" in e["text"] for e in timeline)
+    after = (await erin.http.get(f"/reports?attached={first}")).text
+    assert f"Report #{first} attached to incident #{inc['id']}." in after
+    assert not report_row(after, first), "no longer waiting"
+    handled = re.search(rf'<tr id="handled-{first}">(.*?)</tr>', after, re.DOTALL)
+    assert handled and f"incident #{inc['id']}" in handled.group(1) and "erin" in handled.group(1)
+
+    # Declare, with the title and severity of the form; the same form again declares nothing more.
+    form = {"title": "Mail bounces for EU customers", "severity": "SEV-2"}
+    assert redirected_to(await erin.post(f"/reports/{second}/declare", **form)) == f"/reports?declared={second}"
+    declared = await by_id(api, second)
+    assert (declared["status"], declared["handled_by"]) == ("declared", "erin")
+    number = declared["incident_id"]
+    new = await api.incident(number)
+    assert (new["title"], new["severity"], new["components"], new["source"]) == (
+        "Mail bounces for EU customers", "SEV-2", ["email"], "reports")
+    notice = (await erin.http.get(f"/reports?declared={second}")).text
+    assert f"Declared incident #{number} from report #{second}" in notice
+    twice = await erin.post(f"/reports/{second}/declare", **form)
+    assert twice.status_code == 409 and f"already declared (incident #{number})" in shown_error(twice)
+    titles = [i["title"] for i in (await api.http.get("/api/incidents")).json()]
+    assert titles.count("Mail bounces for EU customers") <= 1 and (await by_id(api, second))["incident_id"] == number
+
+    # Dismiss, with a reason for the audit log.
+    assert redirected_to(await erin.post(f"/reports/{third}/dismiss", reason="a question, answered by mail")) == (
+        f"/reports?dismissed={third}")
+    assert ((await by_id(api, third))["status"], (await by_id(api, third))["incident_id"]) == ("dismissed", None)
+    assert f"Report #{third} dismissed." in (await erin.http.get(f"/reports?dismissed={third}")).text
+
+    # Audited as the JSON routes are: their action names, the page's paths, the caller.
+    audit = (await api.http.get("/api/audit", params={"actor": "erin", "limit": 50})).json()
+    entries = {(e["action"], e["path"], e["accepted"]) for e in audit}
+    for action, report_id in (("attach", first), ("declare", second), ("dismiss", third)):
+        assert (action, f"/reports/{report_id}/{action}", True) in entries, entries
+    assert ("declare", f"/reports/{second}/declare", False) in entries, "the refused second declaration too"
+    dismissal = next(e for e in audit if e["action"] == "dismiss")
+    assert "a question, answered by mail" in dismissal["detail"] and erin.csrf not in dismissal["detail"]
+    assert next(e for e in audit if e["action"] == "attach" and e["accepted"])["incident_id"] == inc["id"]
+
+
+async def test_a_title_from_a_customers_words_is_masked_in_the_audit_log(api: Api) -> None:
+    erin = await sign_in(api, "erin", Role.RESPONDER)
+    rid = (await report(api, component="billing", text="pat@example.com cannot pay, call +1 555 010 0123")).json()["id"]
+    title = re.search(r'name="title" maxlength="300" value="([^"]*)"', report_row((await erin.http.get("/reports")).text,
+                                                                                   rid))
+    assert title and "pat@example.com" in title.group(1)
+    assert redirected_to(await erin.post(f"/reports/{rid}/declare", title=title.group(1), severity="SEV-3"))
+    [entry] = [e for e in (await api.http.get("/api/audit", params={"actor": "erin"})).json()
+               if e["action"] == "declare"]
+    assert "p***@example.com" in entry["detail"] and "***0123" in entry["detail"], entry["detail"]
+    assert "pat@example.com" not in entry["detail"] and "555 010" not in entry["detail"]
+
+
+async def test_a_viewer_reads_the_page_without_forms_or_contacts_and_may_not_post(api: Api) -> None:
+    vera = await sign_in(api, "vera", Role.VIEWER)
+    rid = (await report(api, component="dns", text="Down for me, write to pat@example.com",
+                        contact="+1 555 010 0123")).json()["id"]
+    page = await vera.http.get("/reports")
+    assert page.status_code == 200
+    row = report_row(page.text, rid)
+    assert "Down for me, write to p***@example.com" in row, "a viewer sees the report, its address masked"
+    assert "pat@example.com" not in page.text and "555 010" not in page.text, "nor any contact"
+    assert "<form" not in page.text.split("</nav>", 1)[1], "no action forms"
+    for action, form in (("dismiss", {}), ("declare", {"title": "x", "severity": "SEV-4"}),
+                         ("attach", {"incident_id": "1"})):
+        refused = await vera.post(f"/reports/{rid}/{action}", **form)
+        assert refused.status_code == 403 and "needs the responder role" in refused.text, refused.text[:500]
+    assert (await by_id(api, rid))["status"] == "new", "nothing changed"
+    anonymous = await api.anonymous.get("/reports")
+    assert anonymous.status_code == 303 and anonymous.headers["location"].startswith("/login")
+
+
+async def test_a_bad_form_shows_the_reason_with_the_apis_status(api: Api) -> None:
+    erin = await sign_in(api, "erin", Role.RESPONDER)
+    rid = (await report(api, component="dns", text="Slow lookups")).json()["id"]
+    done = (await report(api, text="Spam")).json()["id"]
+    assert (await api.http.post(f"/api/reports/{done}/dismiss")).status_code == 200
+    cases: list[tuple[str, dict[str, str], int, str]] = [
+        (f"/reports/{rid}/attach", {"incident_id": "2000000001"}, 404, "incident #2000000001 not found"),
+        (f"/reports/{rid}/attach", {}, 422, "incident_id: Field required"),
+        (f"/reports/{rid}/attach", {"incident_id": "first"}, 422, "incident_id"),
+        (f"/reports/{rid}/declare", {"title": "", "severity": "SEV-3"}, 422, "give the incident a title"),
+        (f"/reports/{rid}/declare", {"title": "   ", "severity": "SEV-3"}, 422, "give the incident a title"),
+        (f"/reports/{rid}/declare", {"title": "x" * 301, "severity": "SEV-3"}, 422, "title"),
+        (f"/reports/{rid}/declare", {"title": "Slow lookups", "severity": "SEV-9"}, 422, "severity"),
+        (f"/reports/{rid}/dismiss", {"reason": "r" * 301}, 422, "reason"),
+        (f"/reports/{done}/dismiss", {}, 409, f"report #{done} is already dismissed"),
+        ("/reports/2000000001/dismiss", {}, 404, "no customer report #2000000001"),
+    ]
+    for path, form, status, reason in cases:
+        response = await erin.post(path, **form)
+        assert response.status_code == status, f"{path} {form}: {response.status_code} {response.text[:500]}"
+        assert reason in shown_error(response), f"{path} {form}: {shown_error(response)}"
+    kept = await erin.post(f"/reports/{rid}/declare", title="", severity="SEV-1")
+    assert '<option value="SEV-1" selected>' in report_row(kept.text, rid), "the form keeps what was chosen"
+    assert (await by_id(api, rid))["status"] == "new", "nothing happened to the report"
+    refused = [e for e in (await api.http.get("/api/audit", params={"actor": "erin", "accepted": "false"})).json()]
+    assert any(e["action"] == "attach" and "not found" in e["reason"] for e in refused), refused

@@ -6,26 +6,44 @@ triage list; a responder attaches one to an open incident or declares an
 incident from it, both through the alert intake (a report is an alert with
 source ``reports``). Enough reports for one component within the configured
 window raise an alert through the same intake, once per burst.
+
+Triage happens through the JSON API (``/api/reports...``) or the web page ``/reports``,
+whose forms call the same command functions (``attach_report``, ``declare_from_report``,
+``dismiss_report``).
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Awaitable, Callable
 from datetime import datetime
+from pathlib import Path as FilePath
 from typing import TYPE_CHECKING, Annotated, Any
 from urllib.parse import parse_qs
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import HTMLResponse
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from warroom.api import commands
 from warroom.api import oncall as oncall_routes
-from warroom.api.auth import Responder, client_ip, public, rate_limit, require
-from warroom.models.access import Bucket, Role
+from warroom.api.auth import (
+    CSRF_FIELD,
+    MAX_SIGNED_IN_FORM,
+    Responder,
+    client_ip,
+    note_for_audit,
+    page,
+    public,
+    rate_limit,
+    require,
+)
+from warroom.auth import store
+from warroom.models.access import Bucket, Caller, Role
 from warroom.models.detection import (
     REPORT_MAX_CONTACT,
     REPORT_MAX_TEXT,
@@ -37,9 +55,10 @@ from warroom.models.detection import (
     surge_crossed,
 )
 from warroom.models.ids import incident_workflow_id
-from warroom.models.incident import AlertBatch, AlertBatchResult
+from warroom.models.incident import AlertBatch, AlertBatchResult, AlertEvent, IncidentStatus
+from warroom.models.paging import mask_contacts_in
 from warroom.models.severity import Severity
-from warroom.models.tables import CustomerReportRow
+from warroom.models.tables import CustomerReportRow, IncidentRow
 from warroom.statuspage import render
 from warroom.workflows import IncidentWorkflow
 
@@ -47,6 +66,7 @@ if TYPE_CHECKING:
     from warroom.api.app import Runtime
 
 router = APIRouter()
+TEMPLATES = Jinja2Templates(directory=str(FilePath(__file__).parent / "templates"))
 MAX_ID = 2**31 - 1
 FORM = [Depends(public("customers report problems without an account; rate-limited per address", audited=True))]
 ReportId = Annotated[int, Path(ge=1, le=MAX_ID)]
@@ -219,11 +239,28 @@ class AttachIn(BaseModel):
 class DeclareFromReportIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     severity: str = Field(default="SEV-3", max_length=20)
+    title: str | None = Field(default=None, max_length=300,
+                              description="the incident's title; left out: 'Customer report #N: ' and the "
+                                          "report's first line")
 
     @field_validator("severity")
     @classmethod
     def _severity(cls, value: str) -> str:
         return severity_word(value).value
+
+    @field_validator("title")
+    @classmethod
+    def _title(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if not value.strip():
+            raise ValueError("give the incident a title")
+        return value.strip()
+
+
+class DismissIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    reason: str = Field(default="", max_length=300, description="for the audit log")
 
 
 async def _load(rt: "Runtime", report_id: int) -> ReportOut | None:
@@ -255,33 +292,50 @@ async def _mark(rt: "Runtime", report_id: int, status: str, number: int, by: str
     await _db(rt, write)
 
 
-@router.post("/api/reports/{report_id}/attach", response_model=ReportOut, tags=["reports"])
-async def attach(report_id: ReportId, body: AttachIn, rt: RuntimeDep, caller: Responder) -> Any:
+def _event(row: ReportOut, severity: Severity | None, title: str | None = None) -> AlertEvent:
+    event = report_event(row.id, row.component, row.text, severity, row.received_at)
+    return event.model_copy(update={"summary": title}) if title else event
+
+
+def _audit_body(request: Request, body: BaseModel) -> None:
+    """Record the JSON body a command amounts to (for a form, what its fields made), with any phone
+    number or address in a title masked: the title starts as a customer's words, and the audit
+    log is kept for good."""
+    data = body.model_dump(exclude_none=True)
+    if isinstance(data.get("title"), str):
+        data["title"] = mask_contacts_in(data["title"])
+    note_for_audit(request, detail=store.compact(store.redact(data)))
+
+
+# The commands: the JSON routes and the triage page's forms both call these.
+
+
+async def attach_report(rt: "Runtime", caller: Caller, report_id: int, body: AttachIn) -> ReportOut:
     """Attach a report to an open incident: it joins the incident's alerts and timeline."""
     row = await _report(rt, report_id)
-    event = report_event(row.id, row.component, row.text, None, row.received_at)
     handle = rt.client.get_workflow_handle(incident_workflow_id(body.incident_id))
     try:
         result: AlertBatchResult = await commands.call(
             handle.execute_update(IncidentWorkflow.receive_alerts, AlertBatch(group_key=f"report-{row.id}",
-                                                                              alerts=[event])),
+                                                                              alerts=[_event(row, None)])),
             rt.settings.command_timeout_seconds, "attaching the report")
     except commands.IncidentGone:
         raise HTTPException(status_code=404, detail=f"incident #{body.incident_id} not found") from None
     if not result.accepted:
         raise HTTPException(status_code=409, detail=f"incident #{body.incident_id} is resolved; declare a new one")
     await _mark(rt, report_id, "attached", body.incident_id, caller.user)
-    return await _load(rt, report_id)
+    out = await _load(rt, report_id)
+    assert out is not None
+    return out
 
 
-@router.post("/api/reports/{report_id}/declare", response_model=ReportOut, tags=["reports"])
-async def declare(report_id: ReportId, body: DeclareFromReportIn, rt: RuntimeDep, caller: Responder) -> Any:
-    """Declare an incident from a report, through the alert rules and grouping (an open incident
-    for the same component within the grouping window is joined instead)."""
+async def declare_from_report(rt: "Runtime", caller: Caller, report_id: int, body: DeclareFromReportIn) -> ReportOut:
+    """Declare an incident from a report, through the alert rules and grouping. The group key is
+    the report's, so sending it twice declares once."""
     row = await _report(rt, report_id)
     intake = rt.intake
     assert intake is not None
-    event = report_event(row.id, row.component, row.text, Severity(body.severity), row.received_at)
+    event = _event(row, Severity(body.severity), body.title)
     policy = await oncall_routes.current_policy(rt)
     outcome: IngestOutcome = await commands.call(
         intake.ingest(rt.client, rt.settings.task_queue, policy, [event], "reports", f"report-{row.id}"),
@@ -290,17 +344,13 @@ async def declare(report_id: ReportId, body: DeclareFromReportIn, rt: RuntimeDep
         raise HTTPException(status_code=409, detail=f"the alert rules {outcome.action} this report; nothing declared")
     await _mark(rt, report_id, "declared" if outcome.action == "declared" else "attached", outcome.incident_id,
                 caller.user)
-    return await _load(rt, report_id)
+    out = await _load(rt, report_id)
+    assert out is not None
+    return out
 
 
-class DismissIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    reason: str = Field(default="", max_length=300, description="for the audit log")
-
-
-@router.post("/api/reports/{report_id}/dismiss", response_model=ReportOut, tags=["reports"])
-async def dismiss(report_id: ReportId, rt: RuntimeDep, caller: Responder, body: DismissIn | None = None) -> Any:
-    """Take a report off the triage list without an incident (spam, a question, already known)."""
+async def dismiss_report(rt: "Runtime", caller: Caller, report_id: int, body: DismissIn) -> ReportOut:
+    """Take a report off the triage list without an incident (the reason goes to the audit log)."""
     await _report(rt, report_id)
     now = rt.clock()
 
@@ -310,4 +360,165 @@ async def dismiss(report_id: ReportId, rt: RuntimeDep, caller: Responder, body: 
         row.status, row.handled_by, row.handled_at = "dismissed", caller.user, now
 
     await _db(rt, write)
-    return await _load(rt, report_id)
+    out = await _load(rt, report_id)
+    assert out is not None
+    return out
+
+
+@router.post("/api/reports/{report_id}/attach", response_model=ReportOut, tags=["reports"])
+async def attach(report_id: ReportId, body: AttachIn, rt: RuntimeDep, caller: Responder) -> Any:
+    """Attach a report to an open incident: it joins the incident's alerts and timeline."""
+    return await attach_report(rt, caller, report_id, body)
+
+
+@router.post("/api/reports/{report_id}/declare", response_model=ReportOut, tags=["reports"])
+async def declare(report_id: ReportId, body: DeclareFromReportIn, request: Request, rt: RuntimeDep,
+                  caller: Responder) -> Any:
+    """Declare an incident from a report, through the alert rules and grouping (an open incident
+    for the same component within the grouping window is joined instead). ``title`` is optional."""
+    _audit_body(request, body)
+    return await declare_from_report(rt, caller, report_id, body)
+
+
+@router.post("/api/reports/{report_id}/dismiss", response_model=ReportOut, tags=["reports"])
+async def dismiss(report_id: ReportId, rt: RuntimeDep, caller: Responder, body: DismissIn | None = None) -> Any:
+    """Take a report off the triage list without an incident (spam, a question, already known)."""
+    return await dismiss_report(rt, caller, report_id, body or DismissIn())
+
+
+# --- the triage page ---------------------------------------------------------------------------------------
+# ``/reports``: the reports waiting, newest first, with a form for each command, and the ones handled
+# lately. Every form calls the command function its JSON route calls, under the same route name (the
+# audit log's action); a refusal is the page again with the reason and the API's status code, an accepted
+# command redirects (303) back with a notice. Viewers may read the page, but the API shows reports to
+# responders only, since they carry customers' contacts: a viewer sees no contact and the text with any
+# phone number or address masked.
+
+PAGE_LIMIT = 100
+RECENT = 20
+OPEN = (IncidentStatus.TRIGGERED.value, IncidentStatus.ACKNOWLEDGED.value)
+SEVERITIES = [s.value for s in Severity]
+
+
+def _shown(row: CustomerReportRow, full: bool) -> dict[str, Any]:
+    text = row.text if full else mask_contacts_in(row.text)
+    return {"id": row.id, "received_at": row.received_at, "component": row.component, "text": text,
+            "contact": row.contact if full else None, "status": row.status, "incident_id": row.incident_number,
+            "handled_by": row.handled_by, "handled_at": row.handled_at,
+            "title": _event(_out(row), None).summary}
+
+
+def _triage_lists(session: Session, full: bool) -> dict[str, Any]:
+    waiting = session.scalars(select(CustomerReportRow).where(CustomerReportRow.status == "new")
+                              .order_by(CustomerReportRow.id.desc()).limit(PAGE_LIMIT))
+    count = session.scalar(select(func.count()).select_from(CustomerReportRow)
+                           .where(CustomerReportRow.status == "new"))
+    recent = session.scalars(select(CustomerReportRow).where(CustomerReportRow.status != "new")
+                             .order_by(CustomerReportRow.handled_at.desc(), CustomerReportRow.id.desc())
+                             .limit(RECENT))
+    incidents = session.execute(select(IncidentRow.number, IncidentRow.title).where(IncidentRow.status.in_(OPEN))
+                                .order_by(IncidentRow.number.desc()).limit(200))
+    return {"waiting": [_shown(r, full) for r in waiting], "waiting_count": int(count or 0),
+            "recent": [_shown(r, full) for r in recent],
+            "incidents": [{"number": n, "title": t} for n, t in incidents]}
+
+
+async def _triage_page(request: Request, rt: "Runtime", caller: Caller, status: int = 200, error: str | None = None,
+                       notice: str | None = None, failed: int | None = None,
+                       form: dict[str, str] | None = None) -> HTMLResponse:
+    full = caller.role.at_least(Role.RESPONDER)
+    lists = await _db(rt, lambda s: _triage_lists(s, full))
+    return TEMPLATES.TemplateResponse(request, "reports_triage.html", {
+        "caller": caller, "can_act": full, "severities": SEVERITIES, "default_severity": "SEV-3",
+        "error": error, "notice": notice, "failed": failed, "form": form or {}, "limit": PAGE_LIMIT, **lists,
+    }, status_code=status)
+
+
+def _notice(row: ReportOut | None, done: str) -> str | None:
+    if row is None or row.status == "new":
+        return None
+    if row.status == "dismissed":
+        return f"Report #{row.id} dismissed."
+    if done == "declared" and row.status == "declared":
+        return f"Declared incident #{row.incident_id} from report #{row.id}; the on-call people are being paged."
+    if done == "declared":
+        return (f"Report #{row.id} joined the open incident #{row.incident_id} (the alert rules and grouping sent "
+                "it there) instead of declaring a new one.")
+    return f"Report #{row.id} attached to incident #{row.incident_id}."
+
+
+@router.get("/reports", response_class=HTMLResponse, include_in_schema=False)
+async def triage_page(request: Request, rt: RuntimeDep, caller: Annotated[Caller, Depends(page(Role.VIEWER))],
+                      attached: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
+                      declared: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
+                      dismissed: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None) -> HTMLResponse:
+    notice = None
+    for done, report_id in (("attached", attached), ("declared", declared), ("dismissed", dismissed)):
+        if report_id is not None:
+            notice = _notice(await _load(rt, report_id), done)
+    return await _triage_page(request, rt, caller, notice=notice)
+
+
+async def _read_triage_form(request: Request) -> dict[str, str]:
+    body = await request.body()
+    if len(body) > MAX_SIGNED_IN_FORM:
+        raise HTTPException(status_code=413, detail="form too large")
+    try:
+        form = parse_qs(body.decode("utf-8"), keep_blank_values=True, max_num_fields=10)
+    except (UnicodeDecodeError, ValueError):
+        raise HTTPException(status_code=400, detail="not a form") from None
+    return {k: v[0] for k, v in form.items() if k != CSRF_FIELD}
+
+
+async def _run_form(request: Request, rt: "Runtime", caller: Caller, report_id: int, done: str,
+                    command: Callable[[dict[str, str]], Awaitable[ReportOut]]) -> Response:
+    """Read the form, run the command; on success 303 back with a notice, on a refusal the page again."""
+    form = await _read_triage_form(request)
+    try:
+        try:
+            out = await command(form)
+        except ValidationError as err:
+            raise HTTPException(status_code=422, detail="; ".join(
+                f"{'.'.join(str(p) for p in e['loc']) or 'form'}: {e['msg']}" for e in err.errors())) from None
+    except HTTPException as err:
+        note_for_audit(request, reason=str(err.detail))
+        return await _triage_page(request, rt, caller, err.status_code, error=str(err.detail), failed=report_id,
+                                  form=form)
+    notice = _notice(out, done) or ""
+    note_for_audit(request, reason=notice, incident=out.incident_id)
+    return RedirectResponse(f"/reports?{done}={report_id}", status_code=303)
+
+
+Actor = Annotated[Caller, Depends(page(Role.RESPONDER))]
+
+
+@router.post("/reports/{report_id}/attach", response_class=HTMLResponse, include_in_schema=False, name="attach")
+async def attach_form(report_id: ReportId, request: Request, rt: RuntimeDep, caller: Actor) -> Response:
+    async def command(form: dict[str, str]) -> ReportOut:
+        body = AttachIn.model_validate({"incident_id": form["incident_id"]} if form.get("incident_id") else {})
+        _audit_body(request, body)
+        return await attach_report(rt, caller, report_id, body)
+
+    return await _run_form(request, rt, caller, report_id, "attached", command)
+
+
+@router.post("/reports/{report_id}/declare", response_class=HTMLResponse, include_in_schema=False, name="declare")
+async def declare_form(report_id: ReportId, request: Request, rt: RuntimeDep, caller: Actor) -> Response:
+    async def command(form: dict[str, str]) -> ReportOut:
+        data = {"title": form.get("title", ""), **({"severity": form["severity"]} if form.get("severity") else {})}
+        note_for_audit(request, detail=store.compact({"title": mask_contacts_in(data["title"][:300])}))
+        body = DeclareFromReportIn.model_validate(data)
+        _audit_body(request, body)
+        return await declare_from_report(rt, caller, report_id, body)
+
+    return await _run_form(request, rt, caller, report_id, "declared", command)
+
+
+@router.post("/reports/{report_id}/dismiss", response_class=HTMLResponse, include_in_schema=False, name="dismiss")
+async def dismiss_form(report_id: ReportId, request: Request, rt: RuntimeDep, caller: Actor) -> Response:
+    async def command(form: dict[str, str]) -> ReportOut:
+        body = DismissIn.model_validate({"reason": form.get("reason", "").strip()})
+        _audit_body(request, body)
+        return await dismiss_report(rt, caller, report_id, body)
+
+    return await _run_form(request, rt, caller, report_id, "dismissed", command)
