@@ -14,6 +14,7 @@ from warroom.models.components import (
     Maintenance,
     component_states,
     current_impacts,
+    holds,
     impacts_after_edit,
     impacts_after_severity_change,
     impacts_at_declaration,
@@ -22,6 +23,7 @@ from warroom.models.components import (
     overall,
     parse_catalog,
     state_for_severity,
+    states_held,
 )
 from warroom.models.severity import Severity
 
@@ -169,3 +171,45 @@ def test_missing_or_broken_file_is_refused_with_the_path(tmp_path) -> None:
     bad.write_text("components: [\n")
     with pytest.raises(CatalogError, match="not valid YAML"):
         load_catalog(bad)
+
+
+@pytest.mark.parametrize(("name", "cid"), [
+    ("control-panel", "control-panel"),
+    ("Control panel", "control-panel"),
+    ("  CONTROL_PANEL ", "control-panel"),
+    ("cpanel", "control-panel"),
+    ("Web Mail", "email"),
+    ("API", "api"),
+    ("dns-2", None),
+    ("", None),
+])
+def test_a_component_is_found_by_its_id_name_or_alias_written_loosely(name: str, cid: str | None) -> None:
+    assert CATALOG.resolve(name) == cid
+    # A catalog that travelled (copied, or serialised and read back) still finds its names.
+    assert CATALOG.model_copy().resolve(name) == cid
+    assert type(CATALOG).model_validate(CATALOG.model_dump()).resolve(name) == cid
+
+
+def test_states_from_intervals_resolved_once_follow_each_impact_and_window() -> None:
+    t0 = datetime(2026, 5, 1, tzinfo=UTC)
+    impacts = [Impact(incident=1, component="portal", state=ComponentState.PARTIAL_OUTAGE, start=t0,
+                      end=t0 + timedelta(hours=2)),
+               Impact(incident=2, component="Control panel", state=ComponentState.MAJOR_OUTAGE,
+                      start=t0 + timedelta(hours=1)),
+               Impact(incident=3, component="not-in-the-catalog", state=ComponentState.MAJOR_OUTAGE, start=t0)]
+    windows = [Maintenance(id=1, components=("mail", "email", "dns"), start=t0 - timedelta(hours=1),
+                           end=t0 + timedelta(minutes=30))]
+    held = holds(CATALOG, impacts, windows)  # resolved once, asked at many instants
+    ok, maint = ComponentState.OPERATIONAL, ComponentState.UNDER_MAINTENANCE
+    expected = {  # minutes after t0: (control-panel, email, dns)
+        -61: (ok, ok, ok),
+        -60: (ok, maint, maint),
+        0: (ComponentState.PARTIAL_OUTAGE, maint, maint),
+        30: (ComponentState.PARTIAL_OUTAGE, ok, ok),
+        60: (ComponentState.MAJOR_OUTAGE, ok, ok),
+        120: (ComponentState.MAJOR_OUTAGE, ok, ok),
+    }
+    for minutes, want in expected.items():
+        states = states_held(CATALOG, held, t0 + timedelta(minutes=minutes))
+        assert (states["control-panel"], states["email"], states["dns"]) == want, minutes
+        assert set(states) == {c.id for c in CATALOG.components}

@@ -131,10 +131,7 @@ async def atom_feed(rt: RuntimeDep) -> Response:
     return Response(render.render_atom(view, _config(rt).page_url), media_type="application/atom+xml")
 
 
-V2_DOCUMENTS = (
-    "status.json", "summary.json", "components.json", "incidents.json", "incidents/unresolved.json",
-    "scheduled-maintenances.json", "scheduled-maintenances/upcoming.json", "scheduled-maintenances/active.json",
-)
+V2_DOCUMENTS = render.V2_NAMES
 
 
 @router.get("/api/v2/{document:path}", tags=["status page"], summary="Statuspage-v2-shaped public JSON",
@@ -143,7 +140,7 @@ async def v2(document: str, rt: RuntimeDep) -> JSONResponse:
     if document not in V2_DOCUMENTS:
         raise HTTPException(status_code=404, detail=f"no such document; try one of: {', '.join(V2_DOCUMENTS)}")
     view = await _view(rt)
-    body = render.v2_documents(view, _config(rt).page_url)[document]
+    body = render.v2_document(view, _config(rt).page_url, document)
     return JSONResponse(body, headers={"Cache-Control": "public, max-age=15", "Access-Control-Allow-Origin": "*"})
 
 

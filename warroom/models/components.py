@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 from warroom.models.policy import format_errors as _format_errors
 from warroom.models.severity import Severity
@@ -130,6 +130,8 @@ class PageInfo(_Strict):
 class Catalog(_Strict):
     page: PageInfo = Field(default_factory=PageInfo)
     components: list[Component] = Field(min_length=1)
+    _names: dict[str, str] = PrivateAttr(default_factory=dict)
+    """Every name a component answers to (its id, name and aliases, normalised) -> its id."""
 
     @model_validator(mode="after")
     def _unique(self) -> "Catalog":
@@ -144,6 +146,7 @@ class Catalog(_Strict):
                 if key in seen:
                     raise ValueError(f"components.{i}: the name '{name}' is already used by '{seen[key]}'")
                 seen[key] = comp.id
+        self._names = seen
         return self
 
     def by_id(self) -> dict[str, Component]:
@@ -151,11 +154,7 @@ class Catalog(_Strict):
 
     def resolve(self, name: str) -> str | None:
         """The catalog id an incident's component name refers to, or None."""
-        wanted = _key(name)
-        for comp in self.components:
-            if wanted in {_key(comp.id), _key(comp.name), *(_key(a) for a in comp.aliases)}:
-                return comp.id
-        return None
+        return self._names.get(_key(name))
 
     def resolve_all(self, names: Iterable[str]) -> list[str]:
         return list(dict.fromkeys(i for i in (self.resolve(n) for n in names) if i is not None))
@@ -229,27 +228,40 @@ class Maintenance:
         return self.start <= at < self.end
 
 
+Held = list[tuple[str, ComponentState, "Impact | Maintenance"]]
+"""Who holds which catalog component in which state, and when (an impact or a window)."""
+
+
+def holds(catalog: Catalog, impacts: Iterable[Impact], maintenance: Iterable[Maintenance]) -> Held:
+    """Impacts and maintenance windows resolved to catalog ids, once, for asking at many instants.
+
+    Names the catalog does not know are left out here (the incident still lists them)."""
+    out: Held = []
+    for imp in impacts:
+        cid = catalog.resolve(imp.component)
+        if cid is not None:
+            out.append((cid, imp.state, imp))
+    for win in maintenance:
+        out += [(cid, ComponentState.UNDER_MAINTENANCE, win) for cid in catalog.resolve_all(win.components)]
+    return out
+
+
+def states_held(catalog: Catalog, held: Held, at: datetime) -> dict[str, ComponentState]:
+    """Each catalog component's state at ``at``: the worst state held then, else operational
+    (an incident's impact outranks maintenance: ``worst`` puts maintenance below any outage)."""
+    states: dict[str, list[ComponentState]] = {c.id: [] for c in catalog.components}
+    for cid, state, interval in held:
+        if interval.active_at(at):
+            states[cid].append(state)
+    return {cid: worst(found) for cid, found in states.items()}
+
+
 def component_states(
     catalog: Catalog, impacts: Iterable[Impact], maintenance: Iterable[Maintenance], at: datetime
 ) -> dict[str, ComponentState]:
     """Each catalog component's state at ``at``: the worst impact of an incident that
-    holds it then, else under maintenance inside a window, else operational.
-
-    Impact and maintenance component names are resolved through the catalog;
-    names it does not know are ignored here (the incident still lists them).
-    """
-    held: dict[str, list[ComponentState]] = {c.id: [] for c in catalog.components}
-    for imp in impacts:
-        cid = catalog.resolve(imp.component)
-        if cid is not None and imp.active_at(at):
-            held[cid].append(imp.state)
-    for win in maintenance:
-        if win.active_at(at):
-            for name in win.components:
-                cid = catalog.resolve(name)
-                if cid is not None:
-                    held[cid].append(ComponentState.UNDER_MAINTENANCE)
-    return {cid: worst(states) for cid, states in held.items()}
+    holds it then, else under maintenance inside a window, else operational."""
+    return states_held(catalog, holds(catalog, impacts, maintenance), at)
 
 
 def components_in_maintenance(catalog: Catalog, maintenance: Iterable[Maintenance], at: datetime) -> set[str]:

@@ -27,13 +27,16 @@ from warroom.models.components import (
     Catalog,
     Component,
     ComponentState,
+    Held,
     Impact,
     Indicator,
     Maintenance,
     component_states,
     describe,
+    holds,
     incident_impact,
     overall,
+    states_held,
 )
 from warroom.models.incident import PublicPhase, StatusKind, entered_monitoring_at, phases_in_force
 from warroom.models.severity import Severity
@@ -253,10 +256,17 @@ class View:
     past_maintenance: list[MaintenanceRec]
     impacts: list[Impact] = field(default_factory=list)
     windows: list[Maintenance] = field(default_factory=list)
+    _states: dict[datetime, dict[str, ComponentState]] = field(default_factory=dict, repr=False, compare=False)
+    _held: Held | None = field(default=None, repr=False, compare=False)
 
     def states_at(self, at: datetime) -> dict[str, ComponentState]:
-        """Every component's state at an instant, from the recorded intervals."""
-        return component_states(self.catalog, self.impacts, self.windows, at)
+        """Every component's state at an instant, from the recorded intervals (each instant
+        worked out once per view: an update's instant is asked for again by the next one)."""
+        if self._held is None:
+            self._held = holds(self.catalog, self.impacts, self.windows)
+        if at not in self._states:
+            self._states[at] = states_held(self.catalog, self._held, at)
+        return self._states[at]
 
     @property
     def components(self) -> list[ComponentView]:
@@ -594,40 +604,55 @@ def _maintenance_json(view: View, m: MaintenanceRec, page_url: str, components: 
     }
 
 
-def v2_documents(view: View, page_url: str) -> dict[str, dict[str, Any]]:
-    """Every JSON document by its path under ``/api/v2/``."""
+V2_NAMES = (
+    "status.json", "summary.json", "components.json", "incidents.json", "incidents/unresolved.json",
+    "scheduled-maintenances.json", "scheduled-maintenances/upcoming.json", "scheduled-maintenances/active.json",
+)
+
+
+def v2_document(view: View, page_url: str, name: str) -> dict[str, Any]:
+    """One JSON document by its path under ``/api/v2/``, building only what it holds: a
+    reader polling status.json should not pay for every incident's update history."""
     page = _page(view, page_url)
-    comps = _components_json(view)
-    by_id = {c["id"]: c for c in comps if not c["group"]}
     status = {"indicator": view.indicator.value, "description": view.description}
-    unresolved = [_incident_json(view, i, page_url, by_id) for i in view.open_incidents]
-    recent = [_incident_json(view, i, page_url, by_id) for i in view.recent_incidents]
-    maint_current = [_maintenance_json(view, m, page_url, by_id)
-                     for m in view.active_maintenance + view.upcoming_maintenance]
-    maint_all = [_maintenance_json(view, m, page_url, by_id)
-                 for m in view.active_maintenance + view.upcoming_maintenance + view.past_maintenance]
-    return {
-        "status.json": {"page": page, "status": status},
-        "components.json": {"page": page, "components": comps},
-        "incidents.json": {"page": page, "incidents": recent},
-        "incidents/unresolved.json": {"page": page, "incidents": unresolved},
-        "scheduled-maintenances.json": {"page": page, "scheduled_maintenances": maint_all},
-        "scheduled-maintenances/upcoming.json": {
-            "page": page,
-            "scheduled_maintenances": [_maintenance_json(view, m, page_url, by_id) for m in view.upcoming_maintenance],
-        },
-        "scheduled-maintenances/active.json": {
-            "page": page,
-            "scheduled_maintenances": [_maintenance_json(view, m, page_url, by_id) for m in view.active_maintenance],
-        },
-        "summary.json": {
+    if name == "status.json":
+        return {"page": page, "status": status}
+    comps = _components_json(view)
+    if name == "components.json":
+        return {"page": page, "components": comps}
+    by_id = {c["id"]: c for c in comps if not c["group"]}
+
+    def incidents(recs: list[IncidentRec]) -> list[dict[str, Any]]:
+        return [_incident_json(view, i, page_url, by_id) for i in recs]
+
+    def maintenance(recs: list[MaintenanceRec]) -> list[dict[str, Any]]:
+        return [_maintenance_json(view, m, page_url, by_id) for m in recs]
+
+    if name == "incidents.json":
+        return {"page": page, "incidents": incidents(view.recent_incidents)}
+    if name == "incidents/unresolved.json":
+        return {"page": page, "incidents": incidents(view.open_incidents)}
+    if name == "scheduled-maintenances.json":
+        return {"page": page, "scheduled_maintenances": maintenance(
+            view.active_maintenance + view.upcoming_maintenance + view.past_maintenance)}
+    if name == "scheduled-maintenances/upcoming.json":
+        return {"page": page, "scheduled_maintenances": maintenance(view.upcoming_maintenance)}
+    if name == "scheduled-maintenances/active.json":
+        return {"page": page, "scheduled_maintenances": maintenance(view.active_maintenance)}
+    if name == "summary.json":
+        return {
             "page": page,
             "components": comps,
-            "incidents": unresolved,
-            "scheduled_maintenances": maint_current,
+            "incidents": incidents(view.open_incidents),
+            "scheduled_maintenances": maintenance(view.active_maintenance + view.upcoming_maintenance),
             "status": status,
-        },
-    }
+        }
+    raise KeyError(name)
+
+
+def v2_documents(view: View, page_url: str) -> dict[str, dict[str, Any]]:
+    """Every JSON document by its path under ``/api/v2/`` (the static export writes them all)."""
+    return {name: v2_document(view, page_url, name) for name in V2_NAMES}
 
 
 # --- Atom ----------------------------------------------------------------------------------------
