@@ -1,5 +1,6 @@
 """Uptime checks on real Temporal schedules: a server goes down, the check fails N times and
-declares an incident through the intake; it comes back and the recovery lands in the
+declares an incident through the intake, which puts the component in its outage state on the
+status page; it comes back and the recovery lands in the
 incident's timeline. The schedule is Temporal's, so the check keeps firing across a worker
 restart."""
 
@@ -7,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Engine, select
@@ -18,7 +20,9 @@ from tests.checks_servers import LocalServer
 from tests.conftest import running_worker, start_incident_numbers_at
 from warroom.check_schedules import sync_check_schedules
 from warroom.models.checks import CheckSpec, check_schedule_id
-from warroom.models.tables import IncidentRow, TimelineRow, UptimeCheckRow
+from warroom.models.components import DEFAULT_STATUSPAGE_PATH, ComponentState, load_catalog
+from warroom.models.tables import ComponentImpactRow, IncidentRow, TimelineRow, UptimeCheckRow
+from warroom.statuspage import render
 
 
 def _incidents(engine: Engine) -> list[IncidentRow]:
@@ -65,6 +69,13 @@ async def test_check_declares_on_the_nth_failure_survives_a_restart_and_records_
             state = await asyncio.to_thread(_check, engine, name)
             assert state is not None and state["alerting"] and state["failures"] >= 2
             assert "cannot connect" in state["detail"]
+            # The check feeds the component's recorded state: the status page and its uptime
+            # history read the incident's interval on the control panel.
+            [impact] = await eventually("the control panel's interval",
+                                        lambda: asyncio.to_thread(_impacts, engine, inc.number), timeout=10)
+            assert (impact.component, impact.state, impact.ended_at) == ("control-panel", "partial_outage", None)
+            states = await asyncio.to_thread(_states_now, engine)
+            assert states["control-panel"] is ComponentState.PARTIAL_OUTAGE
             # still failing: the same incident, no second one
             await asyncio.sleep(2)
             assert [i.number for i in await asyncio.to_thread(_incidents, engine)] == [inc.number]
@@ -81,6 +92,19 @@ async def test_check_declares_on_the_nth_failure_survives_a_restart_and_records_
     finally:
         server.stop()
         await client.get_schedule_handle(sid).delete()
+
+
+def _impacts(engine: Engine, number: int) -> list[ComponentImpactRow]:
+    with Session(engine) as session:
+        return list(session.scalars(select(ComponentImpactRow).where(ComponentImpactRow.incident_number == number)))
+
+
+def _states_now(engine: Engine) -> dict[str, ComponentState]:
+    """What the public status page would show for each component right now."""
+    now = datetime.now(UTC)
+    with Session(engine) as session:
+        snap = render.load(session, now)
+    return render.build(snap, load_catalog(DEFAULT_STATUSPAGE_PATH), now).states_at(now)
 
 
 async def _ok(engine: Engine, name: str, ok: bool) -> bool:
