@@ -253,6 +253,8 @@ async def test_metrics_json_and_prometheus(api: Api) -> None:
     inc = await api.declare(severity="SEV-1")
     n = int(inc["id"])
     await api.http.post(f"/api/incidents/{n}/acknowledge", json={})
+    # Downgraded once mitigated: it still counts as the SEV-1 it was.
+    assert (await api.http.post(f"/api/incidents/{n}/severity", json={"severity": "SEV-3"})).status_code == 200
     await api.http.post(f"/api/incidents/{n}/resolve", json={"summary": "Fixed."})
     open_one = await api.declare(severity="SEV-1")  # never acknowledged, still open
 
@@ -267,6 +269,7 @@ async def test_metrics_json_and_prometheus(api: Api) -> None:
     assert row["mtta_seconds"] is not None and row["mttr_seconds"] >= row["mtta_seconds"]
     assert "never acknowledged" in body["definitions"]["mtta"].lower()
     assert open_one["id"] != n
+    assert not [r for r in body["rows"] if r["severity"] == "SEV-3" and r["incidents"]]
 
     prom = await api.http.get("/metrics")
     assert prom.status_code == 200 and prom.headers["content-type"].startswith("text/plain; version=0.0.4")

@@ -593,7 +593,8 @@ def _facts(session: Session, since: datetime) -> tuple[list[metric_rules.Inciden
     margin = since - timedelta(days=1)
     incidents = [
         metric_rules.IncidentFacts(
-            number=r.number, severity=r.severity, declared_at=r.declared_at, detected_at=r.detected_at,
+            number=r.number, severity=str(r.state.get("max_severity", r.severity)), declared_at=r.declared_at,
+            detected_at=r.detected_at,
             impact_started_at=r.impact_started_at, acknowledged_at=r.acknowledged_at, resolved_at=r.resolved_at,
             postmortem_deadline=r.postmortem_deadline, postmortem_submitted_at=r.postmortem_submitted_at)
         for r in session.scalars(select(IncidentRow).where(IncidentRow.declared_at >= margin))

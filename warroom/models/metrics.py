@@ -15,8 +15,10 @@ Definitions (shown next to the numbers on the dashboard, see ``DEFINITIONS``):
 - Action items on time: done by the due date, out of those whose outcome is known at
   ``now`` (done, or past due). Items are counted in the period of their due date.
 
-An incident belongs to the period (and severity) of its detection; periods are UTC
-ISO weeks (Monday 00:00) or calendar months.
+An incident belongs to the period of its detection and to the worst severity it
+reached: a SEV-1 downgraded once mitigated was a SEV-1 response, and its postmortem
+and action items (which that severity required) count with it. Periods are UTC ISO
+weeks (Monday 00:00) or calendar months.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ DEFINITIONS = {
     "mtta": "Mean time to acknowledge: from detection to the first acknowledgement. "
             "Incidents never acknowledged are left out of the mean and shown as 'never acknowledged'.",
     "mttr": "Mean time to resolve: from detection to resolution. Open incidents are left out and shown as 'open'.",
-    "incidents": "Incidents detected in the period.",
+    "incidents": "Incidents detected in the period, each under the worst severity it reached.",
     "postmortems_on_time": "Postmortems submitted by their deadline, out of those submitted or already past "
                            "their deadline (counted with their incident). Those still within their deadline are 'pending'.",
     "action_items_on_time": "Action items done by their due date, out of those done or already past due "
