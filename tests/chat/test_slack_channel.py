@@ -6,7 +6,8 @@
 - a Slack outage during declaration blocks nothing: pages go out, the status
   update is taken, the timeline says Slack failed, and the channel catches up
   on its own once Slack answers again;
-- a refused bot token is reported once, and tried again only at the policy's retry pace.
+- a refused bot token is reported once, and tried again only at the policy's retry pace;
+- a runbook run's start, steps and end reach the channel.
 """
 
 from __future__ import annotations
@@ -23,9 +24,11 @@ from tests.conftest import fast_policy, running_worker
 from tests.fake_slack import BOT_TOKEN, FakeSlack
 from tests.workflow.helpers import eventually, refused, sent, start_incident, state
 from warroom.activities.chat import ChatActivities, SlackConfig
+from warroom.models.ids import runbook_run_workflow_id
 from warroom.models.incident import NoteInput, PublicPhase, Role, RoleInput, SeverityInput, StatusUpdateInput
+from warroom.models.runbook import RunbookRunInput, StepDecisionInput, StepStatus, parse_runbook
 from warroom.models.severity import Severity
-from warroom.workflows import IncidentWorkflow
+from warroom.workflows import IncidentWorkflow, RunbookRunWorkflow
 
 PEOPLE = {
     "alice": {"name": "Alice Ng", "sms": "+15005550006", "slack": "U0ALICE"},
@@ -196,3 +199,34 @@ async def test_a_marked_message_is_noted_once_and_only_for_known_people(harness:
     notes = [e for e in s.timeline if e.kind == "note"]
     assert [(e.text, e.actor) for e in notes] == [
         ("Note from alice via Slack reaction: The resolver cache was flushed at 02:31", "alice")]
+
+
+async def test_a_runbook_run_shows_its_steps_in_the_channel(
+    client: Client, primary_engine: Engine, slack: FakeSlack
+) -> None:
+    """Operators follow a mitigation from the channel: the run's start, each step's result and
+    the run's end are mirrored like any timeline entry."""
+    rb = parse_runbook({"title": "Check the panel by hand", "when_to_use": "in tests", "steps": [
+        {"name": "look at the error graph", "kind": "manual", "instruction": "Open the dashboard.",
+         "timeout": "1h"}]}, "check-panel", "check-panel.yaml")
+    async with running_worker(client, primary_engine, extra=chat(primary_engine, slack).all()) as h:
+        handle, number = await start_incident(h, title="Control panel errors", policy=policy(), relay=["slack"])
+        channel = await slack.wait(slack.only_channel, what="the channel")
+        await handle.execute_update(IncidentWorkflow.run_runbook, RunbookRunInput(runbook=rb, actor="alice"))
+        run = client.get_workflow_handle(runbook_run_workflow_id(number, 1))
+
+        async def waiting() -> bool:
+            view = await run.query(RunbookRunWorkflow.view)
+            return view.steps[0].status == StepStatus.WAITING
+
+        await eventually(waiting, what="the manual step waiting")
+        await run.execute_update(RunbookRunWorkflow.confirm_step,
+                                 StepDecisionInput(step=1, actor="erin", note="graphs flat"))
+
+        def mirrored(*words: str) -> bool:
+            return any(all(w in t for w in words) for t in slack.texts(channel))
+
+        await slack.wait(lambda: mirrored("Check the panel by hand", "alice"), what="the run's start mirrored")
+        await slack.wait(lambda: mirrored("look at the error graph", "erin", "graphs flat"),
+                         what="the confirmed step mirrored")
+        await slack.wait(lambda: mirrored("Check the panel by hand", "succeeded"), what="the run's end mirrored")
