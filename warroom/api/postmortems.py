@@ -37,7 +37,7 @@ from temporalio.common import WorkflowIDConflictPolicy
 
 from warroom.api import commands
 from warroom.api import oncall as oncall_routes
-from warroom.api.auth import MAX_SIGNED_IN_FORM, Responder, Viewer, acting_as, page
+from warroom.api.auth import MAX_SIGNED_IN_FORM, Responder, Viewer, acting_as, page, read_form
 from warroom.models import metrics as metric_rules
 from warroom.models import postmortem as rules
 from warroom.models.access import Caller, Role
@@ -846,13 +846,7 @@ async def complete_action_item_form(incident_id: IncidentId, index: ItemIndex, r
 async def edit_action_item_form(incident_id: IncidentId, index: ItemIndex, request: Request,
                                 caller: Annotated[Caller, Depends(page(Role.RESPONDER))]) -> Response:
     """The due list's "Change" form: a new owner, due date or priority (blank: unchanged)."""
-    body = await request.body()
-    if len(body) > MAX_SIGNED_IN_FORM:
-        raise HTTPException(status_code=413, detail="form too large")
-    try:
-        form = {k: v[0].strip() for k, v in parse_qs(body.decode("utf-8"), max_num_fields=10).items()}
-    except (UnicodeDecodeError, ValueError):
-        raise HTTPException(status_code=400, detail="not a form") from None
+    form = {k: v.strip() for k, v in (await read_form(request, MAX_SIGNED_IN_FORM)).items()}
     due: datetime | None = None
     if form.get("due"):
         try:
@@ -878,14 +872,7 @@ async def edit_action_item_form(incident_id: IncidentId, index: ItemIndex, reque
 async def add_action_item_form(incident_id: IncidentId, request: Request,
                                caller: Annotated[Caller, Depends(page(Role.RESPONDER))]) -> Response:
     """The submitted postmortem's "Add an action item" form, for what was found after it."""
-    body = await request.body()
-    if len(body) > MAX_SIGNED_IN_FORM:
-        raise HTTPException(status_code=413, detail="form too large")
-    try:
-        form = {k: v[0].strip() for k, v in parse_qs(body.decode("utf-8"), keep_blank_values=True,
-                                                     max_num_fields=10).items()}
-    except (UnicodeDecodeError, ValueError):
-        raise HTTPException(status_code=400, detail="not a form") from None
+    form = {k: v.strip() for k, v in (await read_form(request, MAX_SIGNED_IN_FORM)).items()}
     kept = {k: form.get(k, "") for k in ("title", "owner", "due", "priority")}
 
     async def again(status: int, problem: str) -> HTMLResponse:

@@ -40,6 +40,7 @@ from warroom.api.auth import (
     page,
     public,
     rate_limit,
+    read_form,
     require,
 )
 from warroom.auth import store
@@ -460,14 +461,7 @@ async def triage_page(request: Request, rt: RuntimeDep, caller: Annotated[Caller
 
 
 async def _read_triage_form(request: Request) -> dict[str, str]:
-    body = await request.body()
-    if len(body) > MAX_SIGNED_IN_FORM:
-        raise HTTPException(status_code=413, detail="form too large")
-    try:
-        form = parse_qs(body.decode("utf-8"), keep_blank_values=True, max_num_fields=10)
-    except (UnicodeDecodeError, ValueError):
-        raise HTTPException(status_code=400, detail="not a form") from None
-    return {k: v[0] for k, v in form.items() if k != CSRF_FIELD}
+    return {k: v for k, v in (await read_form(request, MAX_SIGNED_IN_FORM)).items() if k != CSRF_FIELD}
 
 
 async def _run_form(request: Request, rt: "Runtime", caller: Caller, report_id: int, done: str,

@@ -134,9 +134,9 @@ class ActionItemsWorkflow:
     @workflow.update
     async def complete(self, cmd: CompleteItemInput) -> str:
         """Mark an item done; answers once the read model says so too."""
-        uid = workflow.current_update_info().id if workflow.current_update_info() else None
-        if uid and uid in self._s.command_results:
-            return self._s.command_results[uid]
+        uid, earlier = self._earlier()
+        if earlier is not None:
+            return earlier
         it = self._item(cmd.index)
         assert it is not None
         it.done_at = workflow.now()
@@ -144,6 +144,12 @@ class ActionItemsWorkflow:
         late = it.done_at > it.due
         answer = f"action item {cmd.index} of #{self._s.number} is done{' (late)' if late else ''}"
         return await self._answer(uid, answer)
+
+    def _earlier(self) -> tuple[str | None, str | None]:
+        """This update's id, and the answer it already got when it is a client's retry."""
+        info = workflow.current_update_info()
+        uid = info.id if info else None
+        return uid, (self._s.command_results.get(uid) if uid else None)
 
     async def _answer(self, uid: str | None, answer: str) -> str:
         """Remember a command's answer (a retried update answers the same), write the state."""
@@ -159,9 +165,9 @@ class ActionItemsWorkflow:
     @workflow.update
     async def add(self, cmd: AddItemInput) -> str:
         """Track one more item; its owner is told it is theirs."""
-        uid = workflow.current_update_info().id if workflow.current_update_info() else None
-        if uid and uid in self._s.command_results:
-            return self._s.command_results[uid]
+        uid, earlier = self._earlier()
+        if earlier is not None:
+            return earlier
         now = workflow.now()
         it = TrackedItem(index=max((i.index for i in self._s.items), default=0) + 1, title=cmd.title.strip(),
                          owner=cmd.owner, due=cmd.due, priority=cmd.priority, added_by=cmd.by)
@@ -175,8 +181,7 @@ class ActionItemsWorkflow:
 
     @add.validator
     def _validate_add(self, cmd: AddItemInput) -> None:
-        info = workflow.current_update_info()
-        if info and info.id in self._s.command_results:
+        if self._earlier()[1] is not None:
             return
         problems = rules.problems_of(cmd, workflow.now())
         if len(self._s.items) >= rules.MAX_TRACKED:
@@ -189,9 +194,9 @@ class ActionItemsWorkflow:
     @workflow.update
     async def edit(self, cmd: EditItemInput) -> str:
         """Change an open item; a new owner is told it is theirs."""
-        uid = workflow.current_update_info().id if workflow.current_update_info() else None
-        if uid and uid in self._s.command_results:
-            return self._s.command_results[uid]
+        uid, earlier = self._earlier()
+        if earlier is not None:
+            return earlier
         it = self._item(cmd.index)
         assert it is not None
         before = it.owner
@@ -205,8 +210,7 @@ class ActionItemsWorkflow:
 
     @edit.validator
     def _validate_edit(self, cmd: EditItemInput) -> None:
-        info = workflow.current_update_info()
-        if info and info.id in self._s.command_results:
+        if self._earlier()[1] is not None:
             return
         it = self._item(cmd.index)
         if it is None:
@@ -224,8 +228,7 @@ class ActionItemsWorkflow:
 
     @complete.validator
     def _validate_complete(self, cmd: CompleteItemInput) -> None:
-        info = workflow.current_update_info()
-        if info and info.id in self._s.command_results:
+        if self._earlier()[1] is not None:
             return
         it = self._item(cmd.index)
         if it is None:
