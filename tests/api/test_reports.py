@@ -232,7 +232,7 @@ async def test_a_title_from_a_customers_words_is_masked_in_the_audit_log(api: Ap
     rid = (await report(api, component="billing", text="pat@example.com cannot pay, call +1 555 010 0123")).json()["id"]
     title = re.search(r'name="title" maxlength="300" value="([^"]*)"', report_row((await erin.http.get("/reports")).text,
                                                                                    rid))
-    assert title and "pat@example.com" in title.group(1)
+    assert title and "p***@example.com" in title.group(1), "the prefilled title is public-safe already"
     assert redirected_to(await erin.post(f"/reports/{rid}/declare", title=title.group(1), severity="SEV-3"))
     [entry] = [e for e in (await api.http.get("/api/audit", params={"actor": "erin"})).json()
                if e["action"] == "declare"]
@@ -285,3 +285,27 @@ async def test_a_bad_form_shows_the_reason_with_the_apis_status(api: Api) -> Non
     assert (await by_id(api, rid))["status"] == "new", "nothing happened to the report"
     refused = [e for e in (await api.http.get("/api/audit", params={"actor": "erin", "accepted": "false"})).json()]
     assert any(e["action"] == "attach" and "not found" in e["reason"] for e in refused), refused
+
+
+async def test_a_customers_phone_and_address_never_reach_the_public_page(api: Api) -> None:
+    """The report keeps the customer's contact for responders; the incident made from it (a
+    public title, a timeline viewers read, pages) carries the number and address masked."""
+    text = "Login broken! call Bob at +1 212 555 0199 or bob.smith@gmail.com"
+    first = (await report(api, component="control-panel", text=text, contact="bob.smith@gmail.com")).json()["id"]
+    second = (await report(api, component="dns", text=text)).json()["id"]
+    declared = await api.http.post(f"/api/reports/{first}/declare", json={"severity": "SEV-3"})
+    assert declared.status_code == 200, declared.text
+    number = declared.json()["incident_id"]
+    inc = await api.declare(title="DNS resolution failing", components=["dns"])
+    assert (await api.http.post(f"/api/reports/{second}/attach", json={"incident_id": inc["id"]})).status_code == 200
+
+    new = await api.incident(number)
+    assert new["title"] == f"Customer report #{first}: Login broken! call Bob at ***0199 or b***@gmail.com"
+    joined = await api.incident(inc["id"])
+    timeline = " ".join(e["text"] for n in (new, joined) for e in n["timeline"])
+    assert "***0199" in timeline
+    status_page = (await api.anonymous.get("/status")).text + (await api.anonymous.get("/api/v2/incidents.json")).text
+    for secret in ("555 0199", "bob.smith", "2125550199"):
+        assert secret not in timeline and secret not in status_page, secret
+    kept = {r["id"]: r for r in await triage(api)}
+    assert kept[first]["text"] == text and kept[first]["contact"] == "bob.smith@gmail.com"

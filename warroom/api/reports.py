@@ -295,7 +295,7 @@ async def _mark(rt: "Runtime", report_id: int, status: str, number: int, by: str
 
 def _event(row: ReportOut, severity: Severity | None, title: str | None = None) -> AlertEvent:
     event = report_event(row.id, row.component, row.text, severity, row.received_at)
-    return event.model_copy(update={"summary": title}) if title else event
+    return event.model_copy(update={"summary": mask_contacts_in(title)}) if title else event
 
 
 def _audit_body(request: Request, body: BaseModel) -> None:

@@ -32,6 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from warroom.models.checks import CheckSpec
 from warroom.models.durations import Duration
 from warroom.models.incident import AlertEvent
+from warroom.models.paging import mask_contacts_in
 from warroom.models.policy import format_errors
 from warroom.models.severity import Severity, most_severe, parse_severity, severity_from_labels
 
@@ -427,7 +428,12 @@ def report_alert(component: str, count: int, within: timedelta, severity: Severi
 
 def report_event(report_id: int, component: str | None, text: str, severity: Severity | None,
                  at: datetime) -> AlertEvent:
-    """One customer report as an alert: to attach it to an incident or declare one from it."""
+    """One customer report as an alert: to attach it to an incident or declare one from it.
+
+    Customers write their phone numbers and addresses into reports; what becomes an
+    incident's title and timeline (public on the status page, sent in pages) carries them
+    masked. The report itself, with its contact, stays on the triage list for responders."""
+    text = mask_contacts_in(text)
     first_line = text.splitlines()[0] if text else "customer report"
     return AlertEvent(
         source="reports",
