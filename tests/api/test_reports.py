@@ -309,3 +309,44 @@ async def test_a_customers_phone_and_address_never_reach_the_public_page(api: Ap
         assert secret not in timeline and secret not in status_page, secret
     kept = {r["id"]: r for r in await triage(api)}
     assert kept[first]["text"] == text and kept[first]["contact"] == "bob.smith@gmail.com"
+
+
+async def test_two_commands_on_one_report_at_once_act_once(api: Api) -> None:
+    """Two responders (or a double click) on the same report: one command acts, the other is
+    told the report was taken, and the record says what really happened."""
+    inc = await api.declare(title="Panel errors", components=["control-panel"])
+    for second_command in ("dismiss", "declare", "attach"):
+        rid = (await report(api, component="control-panel", text=f"502 again ({second_command})")).json()["id"]
+        attach = api.http.post(f"/api/reports/{rid}/attach", json={"incident_id": inc["id"]})
+        other = api.http.post(f"/api/reports/{rid}/{second_command}",
+                              json={"incident_id": inc["id"]} if second_command == "attach" else {})
+        answers = await asyncio.gather(attach, other)
+        codes = sorted(a.status_code for a in answers)
+        assert codes == [200, 409], (second_command, [a.text for a in answers])
+        [won] = [a.json() for a in answers if a.status_code == 200]
+        [lost] = [a.json()["detail"] for a in answers if a.status_code == 409]
+        assert f"report #{rid}" in lost, lost
+        kept = {r["id"]: r for r in await triage(api)}[rid]
+        assert (kept["status"], kept["incident_id"]) == (won["status"], won["incident_id"])
+        detail = await api.incident(inc["id"])
+        joined = [e for e in detail["timeline"] if f"Customer report #{rid}" in e["text"]]
+        assert len(joined) == (1 if kept["status"] == "attached" else 0), (second_command, kept, joined)
+
+
+async def test_a_report_attached_to_a_closed_incident_is_refused_with_the_reason(api: Api) -> None:
+    inc = await api.declare(title="Billing page slow", severity="SEV-4", components=["billing"])
+    assert (await api.http.post(f"/api/incidents/{inc['id']}/resolve", json={"summary": "Fixed."})).status_code == 200
+
+    async def closed() -> bool:
+        return (await api.incident(inc["id"]))["status"] == "closed"
+
+    await eventually("the SEV-4 closed (it needs no postmortem)", closed)
+    rid = (await report(api, component="billing", text="Invoices load slowly")).json()["id"]
+
+    async def refused() -> Any:
+        resp = await api.http.post(f"/api/reports/{rid}/attach", json={"incident_id": inc["id"]})
+        return resp if resp.status_code != 503 else None
+
+    resp = await eventually("an answer", refused)
+    assert resp.status_code == 409 and f"incident #{inc['id']} is closed" in resp.json()["detail"], resp.text
+    assert {r["id"]: r for r in await triage(api)}[rid]["status"] == "new", "the report goes back to the list"

@@ -15,8 +15,9 @@ whose forms call the same command functions (``attach_report``, ``declare_from_r
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Awaitable, Callable
-from datetime import datetime
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from datetime import datetime, timedelta
 from pathlib import Path as FilePath
 from typing import TYPE_CHECKING, Annotated, Any
 from urllib.parse import parse_qs
@@ -26,7 +27,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
-from sqlalchemy import func, select
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from warroom.api import commands
@@ -276,10 +277,50 @@ async def _report(rt: "Runtime", report_id: int) -> ReportOut:
     row = await _load(rt, report_id)
     if row is None:
         raise HTTPException(status_code=404, detail=f"no customer report #{report_id}")
+    if row.status == HANDLING:
+        raise HTTPException(status_code=409, detail=f"report #{report_id} is being handled by {row.handled_by} "
+                                                    "right now; reload the list in a moment")
     if row.status != "new":
         where = f" (incident #{row.incident_id})" if row.incident_id else ""
         raise HTTPException(status_code=409, detail=f"report #{report_id} is already {row.status}{where}")
     return row
+
+
+HANDLING = "handling"
+CLAIM_LASTS = timedelta(minutes=2)
+"""How long a command holds a report; a claim older than this (its process died) lapses."""
+
+
+@asynccontextmanager
+async def _claimed(rt: "Runtime", report_id: int, by: str) -> AsyncIterator[ReportOut]:
+    """Hold the report for one command (attach, declare or dismiss), so two responders, or
+    one double click, cannot both act on it: the second is told who has it. A command that
+    fails gives the report back to the list."""
+    now = rt.clock()
+    mine = and_(CustomerReportRow.id == report_id, CustomerReportRow.status == HANDLING,
+                CustomerReportRow.handled_by == by, CustomerReportRow.handled_at == now)
+
+    def claim(session: Session) -> bool:
+        free = or_(CustomerReportRow.status == "new",
+                   and_(CustomerReportRow.status == HANDLING, CustomerReportRow.handled_at < now - CLAIM_LASTS))
+        done = session.execute(update(CustomerReportRow).where(CustomerReportRow.id == report_id, free)
+                               .values(status=HANDLING, handled_by=by, handled_at=now))
+        return bool(done.rowcount)  # type: ignore[attr-defined]
+
+    def release(session: Session) -> None:
+        session.execute(update(CustomerReportRow).where(mine).values(status="new", handled_by=None, handled_at=None))
+
+    row = await _report(rt, report_id)  # 404, or 409 with what became of it
+    if not await _db(rt, claim):
+        await _report(rt, report_id)
+        raise HTTPException(status_code=409, detail=f"report #{report_id} was just handled; reload the list")
+    finished = False
+    try:
+        yield row
+        finished = True
+    finally:
+        if not finished:
+            await _db(rt, release)
 
 
 async def _mark(rt: "Runtime", report_id: int, status: str, number: int, by: str) -> None:
@@ -313,7 +354,14 @@ def _audit_body(request: Request, body: BaseModel) -> None:
 
 async def attach_report(rt: "Runtime", caller: Caller, report_id: int, body: AttachIn) -> ReportOut:
     """Attach a report to an open incident: it joins the incident's alerts and timeline."""
-    row = await _report(rt, report_id)
+    async with _claimed(rt, report_id, caller.user) as row:
+        await _attach(rt, caller, row, body)
+    out = await _load(rt, report_id)
+    assert out is not None
+    return out
+
+
+async def _attach(rt: "Runtime", caller: Caller, row: ReportOut, body: AttachIn) -> None:
     handle = rt.client.get_workflow_handle(incident_workflow_id(body.incident_id))
     try:
         result: AlertBatchResult = await commands.call(
@@ -321,30 +369,32 @@ async def attach_report(rt: "Runtime", caller: Caller, report_id: int, body: Att
                                                                               alerts=[_event(row, None)])),
             rt.settings.command_timeout_seconds, "attaching the report")
     except commands.IncidentGone:
+        known = await _db(rt, lambda session: session.get(IncidentRow, body.incident_id) is not None)
+        if known:  # its workflow has finished: closed after its postmortem, or needing none
+            raise HTTPException(status_code=409, detail=f"incident #{body.incident_id} is closed; "
+                                                        "declare a new one") from None
         raise HTTPException(status_code=404, detail=f"incident #{body.incident_id} not found") from None
     if not result.accepted:
         raise HTTPException(status_code=409, detail=f"incident #{body.incident_id} is resolved; declare a new one")
-    await _mark(rt, report_id, "attached", body.incident_id, caller.user)
-    out = await _load(rt, report_id)
-    assert out is not None
-    return out
+    await _mark(rt, row.id, "attached", body.incident_id, caller.user)
 
 
 async def declare_from_report(rt: "Runtime", caller: Caller, report_id: int, body: DeclareFromReportIn) -> ReportOut:
     """Declare an incident from a report, through the alert rules and grouping. The group key is
     the report's, so sending it twice declares once."""
-    row = await _report(rt, report_id)
     intake = rt.intake
     assert intake is not None
-    event = _event(row, Severity(body.severity), body.title)
-    policy = await oncall_routes.current_policy(rt)
-    outcome: IngestOutcome = await commands.call(
-        intake.ingest(rt.client, rt.settings.task_queue, policy, [event], "reports", f"report-{row.id}"),
-        rt.settings.command_timeout_seconds * 3, "declaring the incident")
-    if outcome.incident_id is None:
-        raise HTTPException(status_code=409, detail=f"the alert rules {outcome.action} this report; nothing declared")
-    await _mark(rt, report_id, "declared" if outcome.action == "declared" else "attached", outcome.incident_id,
-                caller.user)
+    async with _claimed(rt, report_id, caller.user) as row:
+        event = _event(row, Severity(body.severity), body.title)
+        policy = await oncall_routes.current_policy(rt)
+        outcome: IngestOutcome = await commands.call(
+            intake.ingest(rt.client, rt.settings.task_queue, policy, [event], "reports", f"report-{row.id}"),
+            rt.settings.command_timeout_seconds * 3, "declaring the incident")
+        if outcome.incident_id is None:
+            raise HTTPException(status_code=409,
+                                detail=f"the alert rules {outcome.action} this report; nothing declared")
+        await _mark(rt, report_id, "declared" if outcome.action == "declared" else "attached", outcome.incident_id,
+                    caller.user)
     out = await _load(rt, report_id)
     assert out is not None
     return out
@@ -352,7 +402,6 @@ async def declare_from_report(rt: "Runtime", caller: Caller, report_id: int, bod
 
 async def dismiss_report(rt: "Runtime", caller: Caller, report_id: int, body: DismissIn) -> ReportOut:
     """Take a report off the triage list without an incident (the reason goes to the audit log)."""
-    await _report(rt, report_id)
     now = rt.clock()
 
     def write(session: Session) -> None:
@@ -360,7 +409,8 @@ async def dismiss_report(rt: "Runtime", caller: Caller, report_id: int, body: Di
         assert row is not None
         row.status, row.handled_by, row.handled_at = "dismissed", caller.user, now
 
-    await _db(rt, write)
+    async with _claimed(rt, report_id, caller.user):
+        await _db(rt, write)
     out = await _load(rt, report_id)
     assert out is not None
     return out
