@@ -278,6 +278,10 @@ async def test_metrics_json_and_prometheus(api: Api) -> None:
     assert 'warroom_incidents_unacknowledged{severity="SEV-1",window="7d"} 1' in prom.text
     assert (await api.http.get("/api/metrics", params={"since": "2020-01-01T00:00:00Z"})).status_code == 422
     assert (await api.http.get("/api/metrics", params={"period": "year"})).status_code == 422
+    for params in ({"until": "9999-12-31T00:00:00Z"}, {"since": "0001-01-01T00:00:00Z"},
+                   {"period": "month", "since": "9998-01-01T00:00:00Z", "until": "9999-12-31T00:00:00Z"}):
+        far = await api.http.get("/api/metrics", params=params)
+        assert far.status_code == 422 and far.json()["detail"], (params, far.text)
 
 
 async def test_the_due_list_says_how_late_an_overdue_postmortem_is(client: Any, engine: Any, tmp_path: Any) -> None:

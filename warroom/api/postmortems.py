@@ -613,6 +613,10 @@ def _range(now: datetime, period: str, since: datetime | None, until: datetime |
     for name, t in (("since", since), ("until", until)):
         if t.tzinfo is None:
             raise HTTPException(status_code=422, detail=f"{name}: give a time zone (e.g. 2026-03-01T00:00:00Z)")
+    if until > now + timedelta(days=366):
+        raise HTTPException(status_code=422, detail="until is more than a year from now; nothing is measured there")
+    if since.year < 1971:
+        raise HTTPException(status_code=422, detail="since is before 1971")
     if since > until:
         raise HTTPException(status_code=422, detail="since is after until")
     if until - since > MAX_RANGE:
