@@ -71,6 +71,12 @@ async def test_a_postmortem_from_prefilled_draft_to_submission_and_tracked_actio
 
     stale = await api.http.put(f"/api/incidents/{n}/postmortem/draft", json={**complete(), "revision": 7})
     assert stale.status_code == 409 and "erin saved the draft" in stale.json()["detail"]
+    # alice opened the editor before erin's first save (revision 0: nothing saved yet): her save
+    # must not wipe erin's text.
+    first_too = await api.http.put(f"/api/incidents/{n}/postmortem/draft", json={**complete(), "revision": 0})
+    assert first_too.status_code == 409 and "since you loaded it" in first_too.json()["detail"], first_too.text
+    assert "bob ran the migration" in (await erin.get(f"/api/incidents/{n}/postmortem")).json()["document"][
+        "root_cause"]
 
     not_ready = await erin.post(f"/api/incidents/{n}/postmortem/submit", json={})
     assert not_ready.status_code == 422
@@ -117,6 +123,7 @@ async def test_a_postmortem_from_prefilled_draft_to_submission_and_tracked_actio
     got = [(e["action"], e["actor"], e["accepted"], e["status_code"]) for e in reversed(audit)][2:]
     assert got == [
         ("save_postmortem_draft", "erin", True, 200),
+        ("save_postmortem_draft", "alice", False, 409),
         ("save_postmortem_draft", "alice", False, 409),
         ("submit_postmortem_draft", "erin", False, 422),
         ("save_postmortem_draft", "erin", True, 200),

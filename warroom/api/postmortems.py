@@ -31,6 +31,7 @@ from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse,
 from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from temporalio.client import WithStartWorkflowOperation
 from temporalio.common import WorkflowIDConflictPolicy
@@ -187,9 +188,9 @@ class DraftIn(_In):
     author: str | None = Field(default=None, min_length=1, max_length=100,
                                description="hand the postmortem to someone else (a person id of the policy); "
                                "left out: the first person to save is the author")
-    revision: int | None = Field(default=None, ge=1, le=MAX_ID,
-                                 description="the revision you loaded; if someone saved since, 409 instead of "
-                                 "overwriting their text")
+    revision: int | None = Field(default=None, ge=0, le=MAX_ID,
+                                 description="the revision you loaded (0: no draft was saved yet); if someone "
+                                 "saved since, 409 instead of overwriting their text")
 
     def document(self) -> PostmortemDocument:
         for item in self.action_items:
@@ -258,7 +259,7 @@ async def save_draft(request: Request, number: int, body: DraftIn, caller: Calle
                                 "it can no longer be edited")
         draft = session.get(PostmortemDraftRow, number, with_for_update=True)
         if draft is None:
-            if body.revision is not None:
+            if body.revision:
                 raise HTTPException(status_code=409, detail=f"there is no saved draft of #{number} (revision "
                                     f"{body.revision} was given); reload it")
             author = body.author or rec.state.postmortem.author or caller.user
@@ -280,7 +281,11 @@ async def save_draft(request: Request, number: int, body: DraftIn, caller: Calle
         session.expunge(draft)
         return Record(state=rec.state, row=rec.row, draft=draft)
 
-    rec = await _db(request, save)
+    try:
+        rec = await _db(request, save)
+    except IntegrityError:  # two first saves at the same instant: the other one's row won
+        raise HTTPException(status_code=409, detail=f"someone saved the first draft of #{number} at the same "
+                            "moment; reload it and apply your changes again") from None
     if changed_author and changed_author[0] in people:
         await _tell_author(request, number, changed_author[0], caller.user)
     return rec
