@@ -73,7 +73,21 @@ async def test_abuse_is_refused_or_neutralised(client: Client, engine: Engine, t
         assert "retry-after" in limited.headers
         form_limited = await api.anonymous.post("/status/report", data={"text": "still down"})
         assert form_limited.status_code == 429 and "too many" in form_limited.text
+        assert int(form_limited.headers["retry-after"]) > 0
         assert [r["text"] for r in await triage(api)] == ["alert(1)", 'alert("x")Panel down']
+
+
+async def test_the_form_takes_a_full_report_in_any_script(api: Api) -> None:
+    """A browser sends each character percent-encoded (9 bytes for one of Chinese, 12 for an
+    emoji): a report at its 2000-character limit is taken, one past it is refused by its length."""
+    for char in ("日", "é", "\U0001F525"):
+        full = await api.anonymous.post("/status/report", data={"text": char * 2000, "component": "dns",
+                                                                "contact": "ü" * 200},
+                                        headers={"X-Forwarded-For": f"203.0.113.{ord(char) % 250}"})
+        assert full.status_code == 201, (char, full.status_code)
+    over = await api.anonymous.post("/status/report", data={"text": "日" * 2001},
+                                    headers={"X-Forwarded-For": "203.0.113.251"})
+    assert over.status_code == 422 and "2000" in over.text
 
 
 async def test_attach_and_declare_from_the_triage_list(api: Api) -> None:

@@ -184,10 +184,16 @@ async def report_api(request: Request, body: ReportIn, rt: RuntimeDep) -> Any:
     return ReportReceipt(id=report_id, message="Thank you: the on-call engineers will read your report.")
 
 
+FORM_MAX_BYTES = 12 * (REPORT_MAX_TEXT + REPORT_MAX_CONTACT + 100) + 1000
+"""A browser percent-encodes each character of the form: up to 12 bytes for one outside the
+Basic Multilingual Plane, 9 for Chinese or Japanese, 6 for an accented letter. A report at its
+character limits in any script fits; the text's own limit is then checked in characters."""
+
+
 @router.post("/status/report", response_class=HTMLResponse, tags=["status page"], dependencies=FORM)
 async def report_form(request: Request, rt: RuntimeDep) -> HTMLResponse:
     raw = await request.body()
-    if len(raw) > 3 * REPORT_MAX_TEXT + 1000:
+    if len(raw) > FORM_MAX_BYTES:
         return await _message(rt, "Report too long", f"Please keep it under {REPORT_MAX_TEXT} characters.", 413)
     try:
         form = {k: v[0] for k, v in parse_qs(raw.decode("utf-8"), max_num_fields=10).items()}
@@ -200,17 +206,19 @@ async def report_form(request: Request, rt: RuntimeDep) -> HTMLResponse:
         return await _message(rt, "Cannot send the report", reason, 422)
     try:
         report_id = await _receive(request, rt, body)
-    except HTTPException as err:
-        return await _message(rt, "Cannot send the report", str(err.detail), err.status_code)
+    except HTTPException as err:  # the rate limit's Retry-After goes with the page
+        return await _message(rt, "Cannot send the report", str(err.detail), err.status_code, err.headers)
     return await _message(rt, "Thank you", f"We received your report (#{report_id}). "
                                            "The on-call engineers read every report.", 201)
 
 
-async def _message(rt: "Runtime", title: str, body: str, status: int) -> HTMLResponse:
+async def _message(rt: "Runtime", title: str, body: str, status: int,
+                   headers: dict[str, str] | None = None) -> HTMLResponse:
     from warroom.api.statuspage import _view
 
     view = await _view(rt)
-    return HTMLResponse(render.render_message(view, render.served_links(), title, body), status_code=status)
+    return HTMLResponse(render.render_message(view, render.served_links(), title, body), status_code=status,
+                        headers=headers)
 
 
 # --- triage ------------------------------------------------------------------------------------------------
