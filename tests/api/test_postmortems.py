@@ -308,3 +308,35 @@ async def test_the_due_list_says_how_late_an_overdue_postmortem_is(client: Any, 
         assert (row["severity"], row["author"], row["draft"]) == ("SEV-1", None, "not started")
         page = await api.http.get("/postmortems")
         assert page.status_code == 200 and "overdue" in page.text and f"#{n} " in page.text
+
+
+async def test_the_action_item_forms_answer_a_refusal_with_a_page(api: Api) -> None:
+    """A second click on "Mark done", or the add form on an incident still open, shows the
+    reason on a page (never a bare JSON answer in the browser)."""
+    from tests.api.test_console import shown_error, sign_in
+
+    erin = await sign_in(api, "erin", Role.RESPONDER)
+    n = await resolved(api)
+    assert (await api.http.put(f"/api/incidents/{n}/postmortem/draft", json=complete())).status_code == 200
+    assert (await api.http.post(f"/api/incidents/{n}/postmortem/submit", json={})).status_code == 200
+
+    async def tracked() -> bool:
+        return bool((await api.http.get("/api/action-items", params={"incident_id": n})).json())
+
+    await eventually("the item tracked", tracked)
+    first = await erin.post(f"/incidents/{n}/action-items/1/complete")
+    assert first.status_code == 303, first.text
+    again = await erin.post(f"/incidents/{n}/action-items/1/complete")
+    assert again.status_code == 409 and again.headers["content-type"].startswith("text/html")
+    assert "already done by erin" in shown_error(again)
+
+    open_ = await api.declare(severity="SEV-2")
+
+    async def stored() -> bool:  # in the read model, which the form reads
+        return (await api.http.get(f"/api/incidents/{open_['id']}/postmortem")).status_code != 404
+
+    await eventually("the open incident stored", stored)
+    soon = (datetime.now(UTC) + timedelta(days=3)).strftime("%Y-%m-%d")
+    early = await erin.post(f"/incidents/{open_['id']}/action-items", title="Alert on lag", owner="bob", due=soon)
+    assert early.status_code in (404, 409) and early.headers["content-type"].startswith("text/html"), early.text
+    assert f"incident #{open_['id']} is" in shown_error(early) and "postmortem" in shown_error(early)

@@ -847,7 +847,12 @@ async def _due_page(request: Request, caller: Caller, status: int = 200, error: 
 @pages.post("/incidents/{incident_id}/action-items/{index}/complete", response_class=HTMLResponse)
 async def complete_action_item_form(incident_id: IncidentId, index: ItemIndex, request: Request,
                         caller: Annotated[Caller, Depends(page(Role.RESPONDER))]) -> Response:
-    await complete_item(request, incident_id, index, caller)
+    try:
+        await complete_item(request, incident_id, index, caller)
+    except HTTPException as err:  # a second click, or someone else was quicker: the list says so
+        if err.status_code >= 500:
+            raise
+        return await _due_page(request, caller, err.status_code, str(err.detail))
     return RedirectResponse("/postmortems", status_code=303)
 
 
@@ -885,7 +890,12 @@ async def add_action_item_form(incident_id: IncidentId, request: Request,
     kept = {k: form.get(k, "") for k in ("title", "owner", "due", "priority")}
 
     async def again(status: int, problem: str) -> HTMLResponse:
-        return await _editor(request, caller, incident_id, status, errors=[problem], added=kept)
+        try:
+            return await _editor(request, caller, incident_id, status, errors=[problem], added=kept)
+        except HTTPException as err:  # no postmortem page to show (an open incident, or none at all)
+            if err.status_code >= 500:
+                raise
+            return _render(request, "postmortem_problem.html", status, caller=caller, reason=problem)
 
     missing = [name for name, key in (("a description", "title"), ("an owner", "owner"), ("a due date", "due"))
                if not kept[key]]
