@@ -127,6 +127,20 @@ def on_exit(child: Child, now: float) -> str | None:
     return None
 
 
+def port_clash(temporal_port: int, http_port: int) -> str | None:
+    """Why these ports cannot serve together (the Temporal UI takes the Temporal port + 1000), or None."""
+    ui_port = temporal_port + 1000
+    if ui_port > 65535:
+        return (f"the Temporal UI would need port {ui_port} (WARROOM_TEMPORAL_PORT + 1000), past 65535; "
+                "choose a lower WARROOM_TEMPORAL_PORT")
+    if http_port == temporal_port:
+        return f"WARROOM_HTTP_PORT and WARROOM_TEMPORAL_PORT are both {http_port}"
+    if http_port == ui_port:
+        return (f"WARROOM_HTTP_PORT {http_port} is also the Temporal UI's port (WARROOM_TEMPORAL_PORT {temporal_port} "
+                "+ 1000); choose another for either")
+    return None
+
+
 def main() -> None:
     settings = Settings()
     try:
@@ -138,7 +152,11 @@ def main() -> None:
         sys.exit(f"warroom: cannot start: {err}")
     data = settings.data_dir.resolve()
     data.mkdir(parents=True, exist_ok=True)
-    for port, what in ((settings.temporal_port, "WARROOM_TEMPORAL_PORT"), (settings.http_port, "WARROOM_HTTP_PORT")):
+    problem = port_clash(settings.temporal_port, settings.http_port)
+    if problem:
+        sys.exit(f"warroom: cannot start: {problem}")
+    for port, what in ((settings.temporal_port, "WARROOM_TEMPORAL_PORT"), (settings.http_port, "WARROOM_HTTP_PORT"),
+                       (settings.temporal_ui_port, "WARROOM_TEMPORAL_PORT (the UI takes it + 1000)")):
         if not port_free(port):
             sys.exit(f"warroom: port {port} is already in use; stop what holds it or set {what}")
 

@@ -186,3 +186,17 @@ def test_a_worker_that_keeps_crashing_stops_the_launcher_with_a_non_zero_exit(la
     while _started_by(data) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert not _started_by(data), "the API and Temporal were stopped too"
+
+
+def test_an_api_port_that_is_the_temporal_uis_stops_start_up_with_the_reason(tmp_path: Path) -> None:
+    """The UI takes WARROOM_TEMPORAL_PORT + 1000: giving the API that port used to crash-loop the
+    API five times before stopping; now nothing starts and the message names both settings."""
+    http, temporal = _ports()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WARROOM_")}
+    env.update(WARROOM_DATA_DIR=str(tmp_path / "var"), WARROOM_TEMPORAL_PORT=str(temporal),
+               WARROOM_HTTP_PORT=str(temporal + 1000))
+    done = subprocess.run([sys.executable, "-m", "warroom.run"], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode != 0
+    assert "is also the Temporal UI's port" in done.stderr and "WARROOM_TEMPORAL_PORT" in done.stderr, done.stderr
+    assert not (tmp_path / "var" / "temporal.db").exists(), "nothing was started"
