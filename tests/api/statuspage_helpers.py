@@ -68,6 +68,7 @@ def add_incident(
     resolved_after: timedelta | None = None,
     impacts: list[tuple[str, str, timedelta, timedelta | None]] = (),  # type: ignore[assignment]
     impact_started_before: timedelta | None = None,
+    max_severity: str | None = None,
 ) -> None:
     """An incident as the persist activity stores it (updates: offset, kind, message and
     optionally the public phase the update set)."""
@@ -79,7 +80,7 @@ def add_incident(
             number=number, title=title, severity=severity, status=status, source="api", components=components,
             declared_at=declared_at, detected_at=declared_at, impact_started_at=impact_started_at, acknowledged_at=None,
             acknowledged_by=None, resolved_at=resolved_at, postmortem_deadline=None, postmortem_submitted_at=None,
-            version=1, state={"max_severity": severity},
+            version=1, state={"max_severity": max_severity or severity},
         ))
         for seq, (offset, kind, message, *phase) in enumerate(updates, start=1):
             session.execute(insert(StatusUpdateRow).values(

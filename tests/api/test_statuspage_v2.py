@@ -355,3 +355,18 @@ def test_watch_keeps_exporting_while_incidents_are_open(populated: Engine, tmp_p
     generated = re.compile(r"Page generated <time[^>]*>([^<]*)</time>")
     assert len(seen) == 1 and generated.search(seen[0]).group(1) == "30 Nov 2026, 03:00 UTC"
     assert generated.search((out / "index.html").read_text()).group(1) == "30 Nov 2026, 03:01 UTC"
+
+
+async def test_an_incidents_impact_is_the_worst_it_reached_open_or_resolved(engine: Engine, tmp_path: Path) -> None:
+    """A SEV-1 downgraded to SEV-3 once mitigated stays 'critical', while open and once resolved,
+    so a reader never sees the impact jump when it ends (Statuspage keeps the worst too)."""
+    declared = NOW - timedelta(minutes=40)
+    add_incident(engine, 21, "Control panel down", "SEV-3", declared, ["control-panel"],
+                 [(timedelta(minutes=3), "update", "Mitigated; we are watching it.")], max_severity="SEV-1")
+    add_incident(engine, 22, "Control panel down again", "SEV-3", declared - timedelta(days=1), ["control-panel"],
+                 [(timedelta(minutes=50), "resolution", "Resolved.")], resolved_after=timedelta(minutes=50),
+                 max_severity="SEV-1")
+    async with api(make_app(tmp_path, engine, clock=lambda: NOW)) as http:
+        incidents = {i["id"]: i for i in (await http.get("/api/v2/incidents.json")).json()["incidents"]}
+    assert (incidents["21"]["status"], incidents["21"]["impact"]) == ("investigating", "critical")
+    assert (incidents["22"]["status"], incidents["22"]["impact"]) == ("resolved", "critical")
