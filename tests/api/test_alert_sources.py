@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -244,3 +245,28 @@ async def test_uptime_checks_are_listed_with_their_recorded_state(client: Client
         assert (listed["name"], listed["target"], listed["every_seconds"], listed["fail_after"]) == (
             "panel", "https://panel.example.com/", 60.0, 3)
         assert (listed["failures"], listed["last_ok"]) == (0, None)  # configured, not run yet
+
+
+async def test_an_alert_for_a_closed_incidents_group_opens_a_fresh_one_quietly(
+    api: Api, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A SEV-4 closes on resolution (no postmortem), so its workflow id is refused when the same
+    group alerts again: warroom opens a new incident, and logs no stray traceback about it."""
+    import gc
+
+    generic = await secret(api, "generic")
+    body = {"title": "Invoices slow", "component": "billing", "severity": "info", "dedup_key": "invoices-slow"}
+    first = (await post(api, "/api/webhooks/generic", generic, body)).json()
+    assert (await api.http.post(f"/api/incidents/{first['incident_id']}/resolve",
+                                json={"summary": "Fixed."})).status_code == 200
+
+    async def closed() -> bool:
+        return (await api.incident(first["incident_id"]))["status"] == "closed"
+
+    await eventually("the SEV-4 closed", closed)
+    caplog.clear()
+    with caplog.at_level(logging.ERROR, logger="asyncio"):
+        again = (await post(api, "/api/webhooks/generic", generic, body)).json()
+        gc.collect()
+    assert again["action"] == "declared" and again["incident_id"] != first["incident_id"], again
+    assert not [r for r in caplog.records if "never retrieved" in r.getMessage()], caplog.text

@@ -289,6 +289,8 @@ class AlertIntake:
                 if err.status != RPCStatusCode.NOT_FOUND:
                     raise
                 result = AlertBatchResult(number=number, accepted=False)
+            finally:
+                _settle(start)
             if result.accepted:
                 action = "declared" if result.first_batch else "joined"
                 log.info("%s alert group %s %s incident", source, key[:80], action, extra={"incident": number})
@@ -334,3 +336,11 @@ class DetectionActivities:
     def all(self) -> list[Callable[..., object]]:
         return [self.raise_alert]
 
+
+def _settle(start: WithStartWorkflowOperation[Any, Any]) -> None:
+    """Take the start operation's outcome. When the start was refused (the group's incident is
+    closed, and its id may not be reused), the SDK sets that error on the operation's handle as
+    well; nobody awaits it here, and asyncio would log it as a "never retrieved" traceback."""
+    handle = start._workflow_handle  # the SDK's future behind workflow_handle()
+    if handle.done() and not handle.cancelled():
+        handle.exception()
