@@ -205,6 +205,10 @@ async def test_action_items_are_added_and_changed_after_the_postmortem(api: Api)
     ]:
         resp = await api.http.patch(f"/api/incidents/{n}/action-items/2", json=body)
         assert resp.status_code == status and reason in resp.json()["detail"], (body, resp.text)
+    for call in (api.http.patch(f"/api/incidents/{n}/action-items/99", json={"title": "x"}),
+                 api.http.post(f"/api/incidents/{n}/action-items/99/complete", json={})):
+        unknown = await call  # the tracker runs: the same 404 as for an incident whose tracker ended
+        assert unknown.status_code == 404 and "has no action item 99" in unknown.json()["detail"], unknown.text
     done = await api.http.patch(f"/api/incidents/{n}/action-items/1", json={"title": "Index it twice"})
     assert done.status_code == 409 and "already done by alice" in done.json()["detail"], done.text
     viewer = client_as(api.transport, token_for(api.engine, "vera", Role.VIEWER))

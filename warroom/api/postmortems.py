@@ -437,7 +437,15 @@ async def action_items(
     return await _db(request, lambda s: _items(s, now, status, owner, incident_id))
 
 
+async def _known_item(request: Request, number: int, index: int) -> None:
+    """404 for an item the incident never had, whether or not its tracker still runs (the
+    tracker writes each item before it answers the command that made it)."""
+    if not await _db(request, lambda s: s.get(ActionItemRow, (number, index)) is not None):
+        raise HTTPException(status_code=404, detail=f"incident #{number} has no action item {index}")
+
+
 async def complete_item(request: Request, number: int, index: int, caller: Caller) -> str:
+    await _known_item(request, number, index)
     rt = _rt(request)
     handle = rt.client.get_workflow_handle(action_items_workflow_id(number))
     try:
@@ -567,6 +575,7 @@ async def edit_action_item(incident_id: IncidentId, index: ItemIndex, body: Edit
 
 
 async def edit_item(request: Request, number: int, cmd: EditItemInput) -> str:
+    await _known_item(request, number, cmd.index)
     await _check_item(request, cmd)
     rt = _rt(request)
     handle = rt.client.get_workflow_handle(action_items_workflow_id(number))
