@@ -14,7 +14,7 @@ from pydantic import ValidationError
 from tests.stack import case
 from warroom.api.alerts import GenericAlert, GrafanaPayload, grafana_events
 from warroom.models import detection
-from warroom.models.detection import AlertRule, DetectionError, apply_rules, parse_detection
+from warroom.models.detection import AlertRule, DetectionError, apply_rules, parse_detection, plain_text
 from warroom.models.incident import AlertEvent
 from warroom.models.severity import Severity
 
@@ -199,3 +199,15 @@ def test_generic_alert_in_the_common_shape() -> None:
     other = GenericAlert.model_validate({"title": "Backups failing", "component": "dns"})
     assert other.key() != a.key()
     assert GenericAlert.model_validate({"title": "t", "severity": "SEV1"}).event().severity == Severity.SEV1
+
+
+@pytest.mark.parametrize(("given", "shown"), [
+    ("Panel <b>down</b>", "Panel down"),
+    ("<script>alert(1)</script>502", "alert(1)502"),
+    ("a\x00b\x1bc", "abc"),
+    ("invoice \u202egpj.exe", "invoice gpj.exe"),      # a right-to-left override would show 'exe.jpg'
+    ("\u2066hidden\u2069 \u200fmark", "hidden mark"),
+    ("日本語のレポート", "日本語のレポート"),
+])
+def test_a_customers_words_are_kept_as_plain_text(given: str, shown: str) -> None:
+    assert plain_text(given) == shown

@@ -391,12 +391,15 @@ def heartbeat_alert(monitor: HeartbeatInput, status: str, missed_at: datetime, l
 REPORT_MAX_TEXT = 2000
 REPORT_MAX_CONTACT = 200
 _TAG = re.compile(r"<[^>]*>?")
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+"""Control characters, and the bidirectional ones that can make a report read other than it is
+written (right-to-left overrides, embeddings and isolates, the direction marks)."""
 
 
 def plain_text(text: str) -> str:
     """A customer's words with any markup taken out: tags removed, stray angle brackets
-    dropped, control characters gone. What is left is shown as text, never as HTML."""
+    dropped, control and direction-override characters gone. What is left is shown as text,
+    never as HTML."""
     text = _CONTROL.sub("", text)
     text = _TAG.sub("", text)
     return text.replace("<", "").replace(">", "").strip()
