@@ -146,10 +146,12 @@ async def test_write_and_submit_a_postmortem_then_read_the_dashboard(served: tup
             await row.locator("summary", has_text="Change").click()
             await row.locator("select[name=owner]").select_option("alice")
             await row.locator("input[name=due]").fill(moved)
+            await row.locator("input[name=title]").fill("Index the zone table by name")
             await row.locator("form[action$='/edit'] button").click()
             await page.wait_for_url(f"{base}/postmortems?changed={number}-1")
             assert f"Action item 1 of #{number} changed." in await page.inner_text("[role=status]")
             cells = page.locator("tr", has_text="Index the zone table").locator("td")
+            assert (await cells.nth(1).inner_text()).strip() == "Index the zone table by name"
             assert (await cells.nth(2).inner_text()).strip() == "alice"
             assert moved in await cells.nth(4).inner_text()
             await page.locator("tr", has_text="Index the zone table").locator("text=Mark done").click()

@@ -333,6 +333,8 @@ async def test_the_action_item_forms_answer_a_refusal_with_a_page(api: Api) -> N
     again = await erin.post(f"/incidents/{n}/action-items/1/complete")
     assert again.status_code == 409 and again.headers["content-type"].startswith("text/html")
     assert "already done by erin" in shown_error(again)
+    garbled = await erin.post(f"/incidents/{n}/action-items", title="Alert on lag", owner="bob", due="2030-01-31junk")
+    assert garbled.status_code == 422 and "&#39;2030-01-31junk&#39; is not a date" in garbled.text, garbled.text
 
     open_ = await api.declare(severity="SEV-2")
 

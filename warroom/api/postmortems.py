@@ -19,7 +19,7 @@ import logging
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import parse_qs
@@ -770,6 +770,16 @@ async def editor_page(incident_id: IncidentId, request: Request,
         return _render(request, "postmortem_problem.html", err.status_code, caller=caller, reason=str(err.detail))
 
 
+def end_of_day(text: str) -> datetime:
+    """A form's date (YYYY-MM-DD, nothing more) as the last second of that day, UTC."""
+    return datetime.combine(date.fromisoformat(text) if len(text) == 10 else _not_a_date(text), time(23, 59, 59),
+                            tzinfo=UTC)
+
+
+def _not_a_date(text: str) -> date:
+    raise ValueError(f"'{text[:20]}' is not a date")
+
+
 def _parse_editor_form(body: bytes) -> tuple[dict[str, Any], list[dict[str, str]], list[str]]:
     try:
         form = parse_qs(body.decode("utf-8"), keep_blank_values=True, max_num_fields=60)
@@ -787,7 +797,7 @@ def _parse_editor_form(body: bytes) -> tuple[dict[str, Any], list[dict[str, str]
             errors.append(f"action item row {n} needs a description, an owner and a due date")
             continue
         try:
-            due_at = datetime.fromisoformat(row["due"] + "T23:59:59+00:00")
+            due_at = end_of_day(row["due"])
         except ValueError:
             errors.append(f"action item row {n}: '{row['due'][:20]}' is not a date (YYYY-MM-DD)")
             continue
@@ -868,19 +878,22 @@ async def complete_action_item_form(incident_id: IncidentId, index: ItemIndex, r
 @pages.post("/incidents/{incident_id}/action-items/{index}/edit", response_class=HTMLResponse)
 async def edit_action_item_form(incident_id: IncidentId, index: ItemIndex, request: Request,
                                 caller: Annotated[Caller, Depends(page(Role.RESPONDER))]) -> Response:
-    """The due list's "Change" form: a new owner, due date or priority (blank: unchanged)."""
+    """The due list's "Change" form: new wording, owner, due date or priority (blank: unchanged)."""
     form = {k: v.strip() for k, v in (await read_form(request, MAX_SIGNED_IN_FORM)).items()}
     due: datetime | None = None
     if form.get("due"):
         try:
-            due = datetime.fromisoformat(form["due"][:10] + "T23:59:59+00:00")
+            due = end_of_day(form["due"])
         except ValueError:
             return await _due_page(request, caller, 422, f"'{form['due'][:20]}' is not a date (YYYY-MM-DD)")
+    if len(form.get("title", "")) > 500:
+        return await _due_page(request, caller, 422, "the wording is longer than 500 characters")
     try:
-        cmd = EditItemInput(index=index, by=caller.user, owner=form.get("owner") or None, due=due,
-                            priority=form.get("priority") or None)
-        if (cmd.owner, cmd.due, cmd.priority) == (None, None, None):
-            return await _due_page(request, caller, 422, "nothing to change: choose an owner, a date or a priority")
+        cmd = EditItemInput(index=index, by=caller.user, title=form.get("title") or None,
+                            owner=form.get("owner") or None, due=due, priority=form.get("priority") or None)
+        if (cmd.title, cmd.owner, cmd.due, cmd.priority) == (None, None, None, None):
+            return await _due_page(request, caller, 422,
+                                   "nothing to change: reword it, or choose an owner, a date or a priority")
         await edit_item(request, incident_id, cmd)
     except ValidationError as err:
         return await _due_page(request, caller, 422, "; ".join(e["msg"] for e in err.errors()))
@@ -913,7 +926,7 @@ async def add_action_item_form(incident_id: IncidentId, request: Request,
     if len(kept["title"]) > 500:
         return await again(422, "the description is longer than 500 characters")
     try:
-        due = datetime.fromisoformat(kept["due"][:10] + "T23:59:59+00:00")
+        due = end_of_day(kept["due"])
     except ValueError:
         return await again(422, f"'{kept['due'][:20]}' is not a date (YYYY-MM-DD)")
     try:
