@@ -346,3 +346,16 @@ async def test_the_action_item_forms_answer_a_refusal_with_a_page(api: Api) -> N
     early = await erin.post(f"/incidents/{open_['id']}/action-items", title="Alert on lag", owner="bob", due=soon)
     assert early.status_code in (404, 409) and early.headers["content-type"].startswith("text/html"), early.text
     assert f"incident #{open_['id']} is" in shown_error(early) and "postmortem" in shown_error(early)
+
+
+async def test_an_editor_form_with_uneven_item_rows_is_refused_not_trimmed(api: Api) -> None:
+    from tests.api.test_console import sign_in
+
+    erin = await sign_in(api, "erin", Role.RESPONDER)
+    n = await resolved(api)
+    form = {**{k: v for k, v in complete().items() if isinstance(v, str)}, "intent": "save"}
+    uneven = await erin.http.post(f"/incidents/{n}/postmortem", data={
+        "csrf_token": erin.csrf, **form, "item_title": ["Index the zone table", "Alert on lag"],
+        "item_owner": ["bob"], "item_due": ["2030-01-15"], "item_priority": ["high"]})
+    assert uneven.status_code == 422 and "rows arrived incomplete" in uneven.text, uneven.text[-1500:]
+    assert (await api.http.get(f"/api/incidents/{n}/postmortem")).json()["status"] == "not started"

@@ -788,6 +788,9 @@ def _parse_editor_form(body: bytes) -> tuple[dict[str, Any], list[dict[str, str]
     one = {k: v[0] for k, v in form.items()}
     columns = [form.get(f"item_{c}", []) for c in ("title", "owner", "due", "priority")]
     rows, errors, items = [], [], []
+    if len({len(c) for c in columns}) > 1:  # never from the editor itself: every row sends all four
+        errors.append("the action item rows arrived incomplete (each needs a description, owner, due date and "
+                      "priority field); reload the editor")
     for n, (title, owner, due, priority) in enumerate(zip(*columns, strict=False), start=1):
         row = {"title": title.strip(), "owner": owner.strip(), "due": due.strip(), "priority": priority.strip()}
         rows.append(row)
