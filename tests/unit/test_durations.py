@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from warroom.models.durations import format_duration, parse_duration
+from warroom.models.durations import format_duration, format_wait, parse_duration
 
 
 @pytest.mark.parametrize(
@@ -100,3 +100,13 @@ def test_format_then_parse_round_trips_to_the_shown_precision(total: int) -> Non
     as_policy = shown.replace(" min", "m").replace(" h", "h").replace(" s", "s").replace(" ", "")
     expected = total if total < 3600 else total - total % 60
     assert parse_duration(as_policy) == timedelta(seconds=expected)
+
+
+@pytest.mark.parametrize(("delta", "text"), [
+    (timedelta(hours=47, minutes=5), "47 h 5 min"),
+    (timedelta(days=3), "3 d"),
+    (timedelta(days=12, hours=4, minutes=59), "12 d 4 h"),
+    (timedelta(hours=26977, minutes=18), "1124 d 1 h"),
+])
+def test_format_wait_counts_days_from_three_on(delta: timedelta, text: str) -> None:
+    assert format_wait(delta) == text

@@ -44,7 +44,7 @@ from warroom.models import postmortem as rules
 from warroom.models.access import Caller, Role
 from warroom.models import action_items as item_rules
 from warroom.models.action_items import ActionItemsInput, ActionItemsState, AddItemInput, CompleteItemInput, EditItemInput
-from warroom.models.durations import format_duration
+from warroom.models.durations import format_duration, format_wait
 from warroom.models.ids import action_items_workflow_id
 from warroom.models.incident import (
     ActionItem,
@@ -388,7 +388,7 @@ def _due_list(session: Session, now: datetime) -> list[dict[str, Any]]:
         out.append({
             "incident_id": row.number, "title": row.title, "severity": row.severity,
             "deadline": row.postmortem_deadline, "state": state, "seconds": int(delta.total_seconds()),
-            "text": format_duration(delta), "author": draft.author if draft else None,
+            "text": format_wait(delta), "author": draft.author if draft else None,
             "draft": "saved" if draft else "not started",
         })
     return out
@@ -410,7 +410,7 @@ def _item_out(r: ActionItemRow, now: datetime) -> dict[str, Any]:
     return {"incident_id": r.incident_number, "index": r.idx, "title": r.title, "owner": r.owner, "due": r.due,
             "priority": r.priority, "severity": r.severity, "state": state, "done_at": r.done_at,
             "done_by": r.done_by, "lead_told": r.overdue_notified,
-            "text": format_duration(delta) if state != "done" else ""}
+            "text": format_wait(delta) if state != "done" else ""}
 
 
 def _items(session: Session, now: datetime, status: str | None, owner: str | None,

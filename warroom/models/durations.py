@@ -62,6 +62,16 @@ def format_duration(delta: timedelta) -> str:
     return " ".join(parts)
 
 
+def format_wait(delta: timedelta) -> str:
+    """How long until (or since) a date, for a list someone reads at a glance: in days and
+    hours from three days on (``12 d 4 h``), as ``format_duration`` below that."""
+    if delta < timedelta(days=3):
+        return format_duration(delta)
+    days, rest = divmod(int(delta.total_seconds()), 86400)
+    hours = rest // 3600
+    return f"{days} d {hours} h" if hours else f"{days} d"
+
+
 def _serialize(delta: timedelta) -> float:
     return delta.total_seconds()
 
