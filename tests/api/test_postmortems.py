@@ -359,3 +359,13 @@ async def test_an_editor_form_with_uneven_item_rows_is_refused_not_trimmed(api: 
         "item_owner": ["bob"], "item_due": ["2030-01-15"], "item_priority": ["high"]})
     assert uneven.status_code == 422 and "rows arrived incomplete" in uneven.text, uneven.text[-1500:]
     assert (await api.http.get(f"/api/incidents/{n}/postmortem")).json()["status"] == "not started"
+
+
+async def test_the_due_lists_notice_is_shown_only_for_what_exists(api: Api) -> None:
+    from tests.api.test_console import sign_in
+
+    erin = await sign_in(api, "erin", Role.RESPONDER)
+    for query in ("changed=1-99", "changed=abc", "added=abc", "added=99999999999999999999", "changed=" + "9" * 20):
+        page = await erin.http.get(f"/postmortems?{query}")
+        assert page.status_code == 200 and page.headers["content-type"].startswith("text/html"), (query, page.text)
+        assert 'role="status"' not in page.text, query

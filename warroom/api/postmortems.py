@@ -16,6 +16,7 @@ server-rendered pages (editor, postmortems due, dashboard).
 from __future__ import annotations
 
 import logging
+import re
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -847,12 +848,18 @@ async def postmortem_form(incident_id: IncidentId, request: Request,
 
 @pages.get("/postmortems", response_class=HTMLResponse)
 async def due_page(request: Request, caller: Annotated[Caller, Depends(page(Role.VIEWER))],
-                   changed: Annotated[str | None, Query(pattern=r"^\d{1,10}-\d{1,4}$")] = None,
-                   added: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None) -> HTMLResponse:
-    number, _, index = (changed or "").partition("-")
-    notice = f"Action item {index} of #{number} changed." if changed else None
-    if added is not None:
-        notice = f"Action item added to #{added}; its owner has been told."
+                   changed: Annotated[str | None, Query(max_length=20)] = None,
+                   added: Annotated[str | None, Query(max_length=20)] = None) -> HTMLResponse:
+    """The one-time notice after a form (``changed=N-I``, ``added=N``) is shown only for what
+    exists: a hand-edited address gets the plain list, never an error page."""
+    notice = None
+    found = re.fullmatch(r"(\d{1,9})-(\d{1,4})", changed or "")
+    if found:
+        number, index = int(found[1]), int(found[2])
+        if await _db(request, lambda s: s.get(ActionItemRow, (number, index)) is not None):
+            notice = f"Action item {index} of #{number} changed."
+    if added and re.fullmatch(r"\d{1,9}", added):
+        notice = f"Action item added to #{int(added)}; its owner has been told."
     return await _due_page(request, caller, changed=notice)
 
 
