@@ -586,6 +586,91 @@ def items_add(
                                         headers=headers), as_json)
 
 
+# --- customer reports -------------------------------------------------------------------------
+
+reports_app = typer.Typer(
+    help="Problems customers reported on the status page: list them, attach one to an incident, declare one "
+    "from it, or dismiss it.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
+app.add_typer(reports_app, name="reports")
+
+ReportId = Annotated[int, typer.Argument(metavar="REPORT", help="The report's id (from `warroom reports list`).",
+                                         min=1, max=2**31 - 1, show_default=False)]
+
+
+def _report_done(report: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        print_json(report)
+    elif report["status"] == "dismissed":
+        typer.echo(f"Report #{report['id']} dismissed by {report['handled_by']}.")
+    else:
+        typer.echo(f"Report #{report['id']} {report['status']}: incident #{report['incident_id']}.")
+
+
+@reports_app.command("list")
+def reports_list(
+    status: Annotated[str, typer.Option(
+        metavar="STATE", help="new (waiting for triage), attached, declared or dismissed.")] = "new",
+    limit: Annotated[int, typer.Option(metavar="N", help="At most this many, newest first.", min=1, max=500)] = 50,
+    as_json: JsonOut = False,
+    api_url: ApiUrl = None,
+    token: Token = None,
+) -> None:
+    """Customer reports, newest first: by default the ones waiting for triage."""
+    rows = Api(api_url, token).call("GET", "/api/reports", params={"status": status, "limit": limit})
+    if as_json:
+        print_json(rows)
+        return
+    if not rows:
+        typer.echo(f"No {status} reports.")
+        return
+    typer.echo(table(
+        ["REPORT", "RECEIVED", "COMPONENT", "STATE", "CONTACT", "TEXT"],
+        [[f"#{r['id']}", when(r["received_at"]), r["component"] or "-",
+          r["status"] + (f" #{r['incident_id']}" if r["incident_id"] else ""), clip(r["contact"] or "-", 30),
+          clip(" ".join(r["text"].split()), 60)] for r in rows],
+    ))
+
+
+@reports_app.command("attach")
+def reports_attach(report: ReportId, incident: IncidentId, as_json: JsonOut = False, api_url: ApiUrl = None,
+                   token: Token = None) -> None:
+    """Attach a report to an open incident: it joins the incident's alerts and timeline."""
+    _report_done(Api(api_url, token).call("POST", f"/api/reports/{report}/attach", body={"incident_id": incident}),
+                 as_json)
+
+
+@reports_app.command("declare")
+def reports_declare(
+    report: ReportId,
+    severity: Annotated[str, typer.Option("--severity", "-s", metavar="SEV", help="SEV-1 to SEV-4.")] = "SEV-3",
+    title: Annotated[str | None, typer.Option(metavar="TEXT", help="The incident's title (public on the status "
+                                              "page). [default: the report's first line, contacts masked]",
+                                              show_default=False)] = None,
+    as_json: JsonOut = False,
+    api_url: ApiUrl = None,
+    token: Token = None,
+) -> None:
+    """Declare an incident from a report (or join the open one for its component)."""
+    body = {"severity": severity, **({"title": title} if title is not None else {})}
+    _report_done(Api(api_url, token).call("POST", f"/api/reports/{report}/declare", body=body), as_json)
+
+
+@reports_app.command("dismiss")
+def reports_dismiss(
+    report: ReportId,
+    reason: Annotated[str, typer.Option(metavar="TEXT", help="Why, for the audit log.")] = "",
+    as_json: JsonOut = False,
+    api_url: ApiUrl = None,
+    token: Token = None,
+) -> None:
+    """Take a report off the triage list without an incident (spam, a question, already known)."""
+    _report_done(Api(api_url, token).call("POST", f"/api/reports/{report}/dismiss", body={"reason": reason}),
+                 as_json)
+
+
 # --- database -------------------------------------------------------------------------------
 
 DatabaseUrl = Annotated[

@@ -527,3 +527,34 @@ def test_statuspage_export_watch_keeps_exporting_until_interrupted(
     assert proc.returncode == 0, log.read_text()
     assert (out / "index.html").exists() and (out / "api" / "v2" / "summary.json").exists()
     assert "Traceback" not in log.read_text()
+
+
+async def test_reports_are_triaged_from_the_cli(api: LiveApi) -> None:
+    import httpx
+
+    url = ["--api-url", api.url, "--token", api.token]
+    async with httpx.AsyncClient(base_url=api.url, timeout=20) as anonymous:  # customers need no account
+        ids = [(await anonymous.post("/api/reports", json={"text": text, "component": "dns", "contact": contact},
+                                     headers={"X-Forwarded-For": f"198.51.100.{i}"})).json()["id"]
+               for i, (text, contact) in enumerate([("My domain stopped resolving", "pat@example.com"),
+                                                    ("DNS changes do not show up", None),
+                                                    ("Do you sell domains?", None)], start=1)]
+    waiting = await run_cli("reports", "list", *url)
+    assert waiting.exit_code == 0, waiting.output
+    assert [int(n) for n in re.findall(r"^#(\d+) ", waiting.output, re.M)] == sorted(ids, reverse=True)
+    assert "pat@example.com" in waiting.output
+
+    declared = await run_cli("reports", "declare", str(ids[0]), "-s", "SEV-2", "--title", "DNS resolution failing",
+                             "--json", *url)
+    assert declared.exit_code == 0, declared.output
+    number = json.loads(declared.stdout)["incident_id"]
+    attached = await run_cli("reports", "attach", str(ids[1]), str(number), *url)
+    assert attached.exit_code == 0 and attached.output.strip() == f"Report #{ids[1]} attached: incident #{number}."
+    dismissed = await run_cli("reports", "dismiss", str(ids[2]), "--reason", "a sales question", *url)
+    assert dismissed.exit_code == 0 and dismissed.output.strip() == f"Report #{ids[2]} dismissed by alice."
+    again = await run_cli("reports", "dismiss", str(ids[2]), *url)
+    assert again.exit_code == cli.EXIT_REFUSED and "already dismissed" in again.stderr
+    assert (await run_cli("reports", "attach", "2147483647", str(number), *url)).exit_code == cli.EXIT_NOT_FOUND
+    assert "No new reports." in (await run_cli("reports", "list", *url)).output
+    shown = json.loads((await run_cli("show", str(number), "--json", *url)).stdout)
+    assert shown["title"] == "DNS resolution failing"
