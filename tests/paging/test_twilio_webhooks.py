@@ -189,3 +189,39 @@ async def test_a_call_that_carries_a_reminder_reads_it_out_and_offers_no_keys(ma
         answer = await stack.twilio_post("/api/webhooks/twilio/voice", call_webhook("CA" + "7" * 32, "+15005550020"))
         assert "<Say>warroom #7: the status page has said nothing yet.</Say><Hangup />" in answer.text
         assert "<Gather" not in answer.text
+
+
+def _set_disabled(engine, user: str, disabled: bool) -> None:
+    from datetime import UTC, datetime
+
+    from sqlalchemy.orm import Session
+
+    from tests.access import ensure_user
+    from warroom.auth import store
+    from warroom.models.access import Role
+
+    ensure_user(engine, "root", Role.ADMIN)  # warroom never disables its last admin
+    with Session(engine) as session, session.begin():
+        store.update_user(session, user, disabled=disabled, now=datetime.now(UTC))
+
+
+async def test_a_disabled_account_acknowledges_nothing_by_sms_or_key_press(make_stack):
+    """Disabling someone takes their phone's answers away as it takes their tokens: an SMS or a
+    key press from them is answered with the reason and changes nothing."""
+    from tests.fakes import call_webhook
+    from tests.paging.conftest import ALICE_PHONE
+
+    async with make_stack() as stack:
+        n = await stack.declare("Control panel returns 502", "SEV-1")
+        call = await stack.twilio.expect("call", to=ALICE_PHONE)
+        await paged(stack, n)
+        _set_disabled(stack.engine, "alice", True)
+        sms = await stack.sms(ALICE_SMS, f"ack {n}")
+        assert "account is disabled" in sms.text and "acknowledged" in sms.text
+        pressed = await stack.twilio_post("/api/webhooks/twilio/voice", call_webhook(call.sid, ALICE_PHONE, digits="1"))
+        assert "account is disabled" in pressed.text and "<Hangup />" in pressed.text
+        assert (await stack.state(n)).acknowledged_by is None
+        _set_disabled(stack.engine, "alice", False)
+        again = await stack.sms(ALICE_SMS, f"ack {n}")
+        assert f"#{n} acknowledged" in again.text
+        assert (await stack.state(n)).acknowledged_by == "alice"

@@ -59,7 +59,7 @@ from warroom.models.paging import (
     people_by_number,
     same_number,
 )
-from warroom.models.tables import IncidentRow, NotificationRow, TwilioWebhook
+from warroom.models.tables import IncidentRow, NotificationRow, TwilioWebhook, UserRow
 from warroom.workflows import IncidentWorkflow
 
 log = logging.getLogger("warroom.api.twilio")
@@ -160,6 +160,17 @@ async def _settle(rt: Any, key: str, outcome: str, response: str, replied: bool 
 async def _unclaim(rt: Any, key: str) -> None:
     """The action could not be carried out (Temporal unreachable): let a redelivery try."""
     await _db(rt, lambda s: s.execute(delete(TwilioWebhook).where(TwilioWebhook.key == key)))
+
+
+async def _disabled(rt: Any, person: str) -> bool:
+    """Whether ``person`` has a warroom account that an admin disabled: their phone answers then
+    act no more than their API tokens do. (A person of the policy with no account at all may
+    still answer a page: being paged is what the policy gives them.)"""
+    def run(session: Session) -> bool:
+        row = session.get(UserRow, person)
+        return row is not None and row.disabled_at is not None
+
+    return bool(await _db(rt, run))
 
 
 async def _replies_allowed(rt: Any, sender: str) -> bool:
@@ -370,6 +381,13 @@ async def inbound_sms(request: Request) -> Response:
                     mask_contact(sender))
         await _settle(rt, key, "unknown sender", str(silent))
         return _twiml(silent)
+    if await _disabled(rt, person):
+        log.warning("SMS from %s refused: their account is disabled", person)
+        note_for_audit(request, reason="account disabled")
+        refused = MessagingResponse()
+        refused.message(messages.reply_account_disabled())
+        await _settle(rt, key, "account disabled", str(refused), replied=True)
+        return _twiml(refused)
     try:
         reply, outcome = await run_sms(rt, person, body)
     except HTTPException as err:
@@ -417,6 +435,13 @@ async def voice(request: Request) -> Response:
         return _twiml(await _prompt(rt, rows))
     key = f"voice:{call_sid}:{digits}"
     note_for_audit(request, actor=rows[0][1], credential="twilio call")
+    if await _disabled(rt, rows[0][1]):
+        log.warning("key press from %s refused: their account is disabled", rows[0][1])
+        note_for_audit(request, reason="account disabled")
+        refused_call = VoiceResponse()
+        refused_call.say(messages.reply_account_disabled())
+        refused_call.hangup()
+        return _twiml(refused_call)
     claim = await _claim(rt, key, "voice", None, rows[0][1])
     if not claim.fresh:
         answer = VoiceResponse()

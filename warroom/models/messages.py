@@ -211,6 +211,10 @@ def reply_help() -> str:
     return "warroom: reply 'ack' (last page), 'ack 42', 'esc 42' (page the next level) or 'ack all'."
 
 
+def reply_account_disabled() -> str:
+    return "Your warroom account is disabled: nothing was acknowledged or escalated. An admin can enable it again."
+
+
 def reply_unavailable() -> str:
     return "warroom could not reach the incident right now; try again in a minute or use the web page."
 
