@@ -270,3 +270,15 @@ async def test_an_alert_for_a_closed_incidents_group_opens_a_fresh_one_quietly(
         gc.collect()
     assert again["action"] == "declared" and again["incident_id"] != first["incident_id"], again
     assert not [r for r in caplog.records if "never retrieved" in r.getMessage()], caplog.text
+
+
+async def test_an_alertmanager_delivery_names_its_integration_by_header_or_url(api: Api) -> None:
+    """Which Alertmanager sent what: each kept delivery names the integration whose secret it
+    carried, as Grafana's and the generic alert's do."""
+    by_url = await api.alertmanager(case("alertmanager-v4-firing.json"))
+    assert by_url.status_code in (200, 201), by_url.text
+    token = await asyncio.to_thread(integration_secret, api.engine, "am-second-cluster", "alertmanager")
+    by_header = await post(api, "/api/webhooks/alertmanager", token, case("alertmanager-v4-firing.json"))
+    assert by_header.status_code in (200, 201), by_header.text
+    deliveries = (await api.http.get("/api/alert-deliveries", params={"source": "alertmanager"})).json()
+    assert [d["integration"] for d in deliveries] == ["am-second-cluster", "test-alertmanager"]

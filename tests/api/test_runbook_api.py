@@ -169,13 +169,18 @@ async def test_confirm_approve_and_abort_over_http(api: Api) -> None:
             await asyncio.sleep(0.1)
 
     await waiting_at(1)
-    r = await api.http.post(f"{base}/1/steps/1/approve", json={})
+    r = await api.http.post(f"{base}/1/steps/1/approve", json={"approve": True})
     assert r.status_code == 409 and "a second operator must approve" in r.json()["detail"]
-    r = await api.as_("erin").post(f"{base}/1/steps/1/approve", json={})
+    r = await api.as_("erin").post(f"{base}/1/steps/1/approve", json={"approve": True})
     assert r.status_code == 403 and "erin is a responder; this needs the operator role" in r.json()["detail"]
-    r = await api.as_("bob").post(f"{base}/1/steps/1/approve", json={"actor": "alice", "note": "lag is 0.3 s"})
+    r = await api.as_("bob").post(f"{base}/1/steps/1/approve", json={"actor": "alice", "note": "lag is 0.3 s",
+                                                                     "approve": True})
     assert r.status_code == 403 and "nobody acts in someone else's name" in r.json()["detail"]
-    r = await api.as_("bob").post(f"{base}/1/steps/1/approve", json={"actor": "bob", "note": "lag is 0.3 s"})
+    # A destructive step is never approved by an empty body: the decision must be spelled out.
+    r = await api.as_("bob").post(f"{base}/1/steps/1/approve", json={})
+    assert r.status_code == 422 and "approve" in r.text, r.text
+    r = await api.as_("bob").post(f"{base}/1/steps/1/approve", json={"actor": "bob", "note": "lag is 0.3 s",
+                                                                     "approve": True})
     assert r.status_code == 200, r.text
     await waiting_at(5)
     assert api.platform.state.primary == "db-b"

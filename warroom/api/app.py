@@ -31,7 +31,7 @@ from warroom.api import auth as access
 from warroom.api import oncall as oncall_routes
 from warroom.api import postmortems as postmortem_routes
 from warroom.api import runbooks as runbook_routes
-from warroom.api.auth import Responder, acting_as, integration, public, require
+from warroom.api.auth import Integration, Responder, acting_as, integration, public, require
 from warroom.api.middleware import AuditMiddleware, BodyLimitMiddleware, SecurityHeadersMiddleware
 from warroom.api.schemas import (
     AckIn,
@@ -594,30 +594,32 @@ def _routes(app: FastAPI) -> None:  # noqa: C901 - one place that lists every ro
 
         return await db(rt, load)
 
-    alertmanager_source = [Depends(integration("alertmanager"))]
-
-    @app.post("/api/webhooks/alertmanager", response_model=AlertIngestOut, tags=["webhooks"],
-              dependencies=alertmanager_source)
-    async def alertmanager(request: Request, payload: alerts.AlertmanagerPayload, rt: RuntimeDep) -> Any:
+    @app.post("/api/webhooks/alertmanager", response_model=AlertIngestOut, tags=["webhooks"])
+    async def alertmanager(request: Request, payload: alerts.AlertmanagerPayload, rt: RuntimeDep,
+                           who: AlertmanagerSource) -> Any:
         """An Alertmanager notification; the integration's secret is the bearer token."""
-        return await _ingest_alertmanager(rt, payload, request)
+        return await _ingest_alertmanager(rt, payload, request, who)
 
-    @app.post("/api/webhooks/alertmanager/{token}", response_model=AlertIngestOut, tags=["webhooks"],
-              dependencies=alertmanager_source)
+    @app.post("/api/webhooks/alertmanager/{token}", response_model=AlertIngestOut, tags=["webhooks"])
     async def alertmanager_with_secret(
         request: Request,
         payload: alerts.AlertmanagerPayload,
         rt: RuntimeDep,
+        who: AlertmanagerSource,
         token: Annotated[str, FastAPIPath(max_length=100, description="the integration's secret (wri_...)")],
     ) -> Any:
         """An Alertmanager notification, with the integration's secret in the URL (for senders that
         cannot set a header; prefer the header: URLs end up in logs)."""
-        return await _ingest_alertmanager(rt, payload, request)
+        return await _ingest_alertmanager(rt, payload, request, who)
 
 
-async def _ingest_alertmanager(rt: Runtime, payload: alerts.AlertmanagerPayload, request: Request) -> AlertIngestOut:
+AlertmanagerSource = Annotated[Integration, Depends(integration("alertmanager"))]
+
+
+async def _ingest_alertmanager(rt: Runtime, payload: alerts.AlertmanagerPayload, request: Request,
+                              who: Integration) -> AlertIngestOut:
     """Through the one intake (warroom.activities.detection): rules, maintenance, grouping, update-with-start."""
     return await detection_routes.ingest(
         rt, "alertmanager", await detection_routes.raw_payload(request), alerts.to_events(payload), payload.groupKey,
-        payload.receiver,
+        payload.receiver, who.name,
     )

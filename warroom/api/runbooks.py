@@ -95,7 +95,7 @@ class ConfirmIn(_In):
 
 class ApproveIn(_In):
     actor: str | None = Field(default=None, min_length=1, max_length=100, description=ACTOR)
-    approve: bool = True
+    approve: bool = Field(description="true approves the step, false rejects it (and ends the run); say which")
     note: str = Field(default="", max_length=TEXT)
 
 
