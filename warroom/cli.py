@@ -986,6 +986,7 @@ def statuspage_export(
 
     Serve the folder from a host outside the platform, so customers can read the page
     when the platform that runs warroom is what is down."""
+    from sqlalchemy.engine import make_url
     from sqlalchemy.exc import SQLAlchemyError
 
     from warroom.logs import configure_logging
@@ -996,12 +997,19 @@ def statuspage_export(
     if interval <= 0 or idle_interval <= 0:
         fail(EXIT_USAGE, "--interval and --idle-interval must be more than 0 seconds")
     settings = _read_model_settings(database_url)
+    url = make_url(settings.read_model_url)
+    if url.get_backend_name() == "sqlite" and url.database and not Path(url.database).exists():
+        # Opening it would leave an empty file behind, which then reads as "not migrated".
+        fail(EXIT_NOT_FOUND, f"there is no read model at {url.database}: give --database-url, or set "
+             "WARROOM_DATA_DIR to the data directory of the warroom to export")
     if watch:
         configure_logging(settings.log_level)  # a line per export
     try:
         result = export(settings, out, watch=watch, interval=interval, idle_interval=idle_interval)
     except CatalogError as err:
         fail(EXIT_USAGE, str(err))
+    except OSError as err:  # the folder cannot be made or written
+        fail(EXIT_USAGE, f"cannot write the export to {err.filename or out}: {err.strerror or err}")
     except SQLAlchemyError as err:
         first = str(getattr(err, "orig", None) or err).strip().splitlines()[0]
         fail(EXIT_ERROR, f"cannot read the read model at {safe_url(settings.read_model_url)} "

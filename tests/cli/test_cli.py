@@ -493,9 +493,23 @@ def test_statuspage_export_is_a_warroom_command(engine: Engine, database: TestDa
     assert refused.exit_code == cli.EXIT_USAGE and refused.stderr.startswith("warroom: ")
     zero = runner.invoke(cli.app, ["statuspage", "export", str(out), "--watch", "--interval", "0"])
     assert zero.exit_code == cli.EXIT_USAGE and "must be more than 0 seconds" in zero.stderr
+    blocked = tmp_path / "a-file"
+    blocked.write_text("not a folder")
+    unwritable = runner.invoke(cli.app, ["statuspage", "export", str(blocked / "out"), "--database-url", database.url])
+    assert unwritable.exit_code == cli.EXIT_USAGE and "cannot write the export" in unwritable.stderr
+    assert "Traceback" not in unwritable.output + unwritable.stderr
+    nowhere = tmp_path / "none" / "warroom.db"
+    missing = runner.invoke(cli.app, ["statuspage", "export", str(out), "--database-url", f"sqlite:///{nowhere}"])
+    assert missing.exit_code == cli.EXIT_NOT_FOUND and "there is no read model" in missing.stderr
+    assert not nowhere.exists(), "nothing is created where no read model was"
 
 
 def test_statuspage_export_names_a_database_it_cannot_read(database: TestDatabase, tmp_path: Path) -> None:
+    from sqlalchemy.engine import make_url
+
+    url = make_url(database.url)
+    if url.get_backend_name() == "sqlite":  # a file that is there but was never migrated
+        Path(str(url.database)).touch()
     result = runner.invoke(cli.app, ["statuspage", "export", str(tmp_path / "out"), "--database-url", database.url])
     assert result.exit_code == cli.EXIT_ERROR
     assert "cannot read the read model at" in result.stderr and "warroom db upgrade" in result.stderr
