@@ -446,6 +446,10 @@ async def test_abort_cancels_a_running_command_and_skips_the_rest(h: Harness, pl
     began = time.monotonic()
     result = await run.execute_update(RunbookRunWorkflow.abort, AbortRunInput(actor="bob", reason="wrong runbook"))
     assert time.monotonic() - began < 3 and result.status == RunStatus.ABORTED
+    # The answer comes once the incident has heard of it: running the runbook again at once
+    # is not refused as "still running".
+    view = await incident.query(IncidentWorkflow.view)
+    assert [(r.run, r.status) for r in view.state.runbook_runs] == [(1, RunStatus.ABORTED)]
     final = await finished(h.client, number)
     assert final.status == RunStatus.ABORTED and final.aborted_by == "bob"
     assert final.steps[0].status == StepStatus.ABORTED and final.steps[1].status == StepStatus.SKIPPED
@@ -489,6 +493,10 @@ async def test_abort_stops_a_health_wait_and_its_polling(h: Harness, platform: R
         RunbookRunWorkflow.abort, AbortRunInput(actor="bob", reason="failing over instead")
     )
     assert time.monotonic() - began < 3 and result.status == RunStatus.ABORTED
+    # The answer comes once the incident has heard of it: running the runbook again at once
+    # is not refused as "still running".
+    view = await incident.query(IncidentWorkflow.view)
+    assert [(r.run, r.status) for r in view.state.runbook_runs] == [(1, RunStatus.ABORTED)]
     final = await finished(h.client, number)
     assert final.status == RunStatus.ABORTED and final.result == "aborted by bob: failing over instead"
     assert final.steps[0].status == StepStatus.ABORTED and final.steps[1].status == StepStatus.SKIPPED

@@ -80,6 +80,9 @@ def _reject(message: str) -> None:
     raise ApplicationError(message, type="CommandRejected", non_retryable=True)
 
 
+ABORT_REPORTED_PATCH = "abort-answers-once-reported"
+"""Runs started before it answered an abort before the incident had heard of it."""
+
 @workflow.defn
 class RunbookRunWorkflow:
     @workflow.init
@@ -360,6 +363,10 @@ class RunbookRunWorkflow:
         self._abort = cmd
         self._touch()
         await workflow.wait_condition(lambda: not self._s.status.active)
+        if workflow.patched(ABORT_REPORTED_PATCH):
+            # Answer once the incident has heard of it, so the operator's next step (running the
+            # runbook again, resolving) is not refused as "still running" in between.
+            await workflow.wait_condition(lambda: self._sent == len(self._events))
         s = self._s
         if s.status != RunStatus.ABORTED:
             return self._result(f"run #{s.run} of '{s.title}' had already {s.status.value}")
