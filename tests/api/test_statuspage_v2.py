@@ -243,6 +243,9 @@ async def test_maintenance_window_puts_components_under_maintenance_and_holds_th
             check_incident(m, MAINTENANCE, MAINTENANCE_STATUSES)
         assert [(m["name"], m["status"]) for m in summary["scheduled_maintenances"]] == [
             ("Name server upgrade", "in_progress"), ("Billing database move", "scheduled")]
+        # Each window's update says where it stands too, not "scheduled" while it runs.
+        assert [[u["status"] for u in m["incident_updates"]] for m in summary["scheduled_maintenances"]] == [
+            ["in_progress"], ["scheduled"]]
         page = (await http.get("/status")).text
         assert "Name server upgrade" in page and "Billing database move" in page
 

@@ -593,7 +593,7 @@ def _maintenance_json(view: View, m: MaintenanceRec, page_url: str, components: 
         "started_at": _iso(m.starts_at),
         "page_id": view.catalog.page.id,
         "incident_updates": [{
-            "id": f"maintenance-{m.id}-1", "status": "scheduled", "body": body,
+            "id": f"maintenance-{m.id}-1", "status": status, "body": body,
             "incident_id": f"maintenance-{m.id}", "created_at": _iso(m.created_at), "updated_at": _iso(m.created_at),
             "display_at": _iso(m.created_at), "affected_components": [], "deliver_notifications": False,
             "custom_tweet": None, "tweet_id": None,
