@@ -30,7 +30,7 @@ PUBLIC_URL = "http://warroom.test"
 def settings_for(tmp_path: Path, task_queue: str = "unused") -> Settings:
     return Settings(
         data_dir=tmp_path, task_queue=task_queue, statuspage_secret=SECRET, public_base_url=PUBLIC_URL,
-        command_timeout_seconds=5,
+        command_timeout_seconds=5, twilio_from_number="+15005550001",  # no SID or token: nothing is sent
     )
 
 

@@ -24,14 +24,15 @@ def subscriber(engine: Engine, contact: str) -> SubscriberRow:
         return row
 
 
-async def message_to(harness: Harness, subscriber_id: int) -> str:
+async def message_to(harness: Harness, subscriber_id: int, nth: int = 1) -> str:
+    """The ``nth`` confirmation message sent to the subscriber (and no more than that many)."""
     for _ in range(100):
         sent = [r for r in harness.channel.sent if r.person_id == f"subscriber-{subscriber_id}"]
-        if sent:
-            assert len(sent) == 1
-            return sent[0].text
+        if len(sent) >= nth:
+            assert len(sent) == nth
+            return sent[nth - 1].text
         await asyncio.sleep(0.1)
-    raise AssertionError("no confirmation message was sent")
+    raise AssertionError(f"confirmation message {nth} was not sent")
 
 
 async def test_email_double_opt_in_and_one_click_unsubscribe(harness: Harness, tmp_path: Path) -> None:
@@ -102,6 +103,15 @@ async def test_sms_double_opt_in_with_a_code_and_a_limit_on_guesses(
         ]
         # Five wrong guesses, then locked even for the right code.
         assert answers[-1] == 429 and subscriber(engine, "+14155550100").status == "pending"
+        locked = subscriber(engine, "+14155550100")
+        # "Subscribe again to get a new code" holds at once, within the minute that reuses a fresh code.
+        again = await http.post("/status/subscribe", data={"channel": "sms", "contact": "+14155550100"})
+        renewed = subscriber(engine, "+14155550100")
+        assert again.status_code == 200 and renewed.nonce != locked.nonce and renewed.code_attempts == 0
+        fresh = re.search(r"code is (\d{6})", await message_to(harness, renewed.id, nth=2)).group(1)
+        token = re.search(r'name="token" value="([^"]+)"', again.text).group(1)
+        ok = await http.post("/status/subscriptions/verify", data={"token": token, "code": fresh})
+        assert ok.status_code == 200 and subscriber(engine, "+14155550100").status == "confirmed"
 
 
 async def test_bad_subscriptions_are_refused_with_the_reason(engine: Engine, tmp_path: Path) -> None:
@@ -111,6 +121,7 @@ async def test_bad_subscriptions_are_refused_with_the_reason(engine: Engine, tmp
             ({"channel": "sms", "contact": "020 7946 0000"}, "international form"),
             ({"channel": "pigeon", "contact": "x"}, "Choose email or text message"),
             ({"channel": "email", "contact": "a@example.com", "components": ["mainframe"]}, "Unknown component: mainframe"),
+            ({"channel": "sms", "contact": "+1 500 555 0001"}, "the number this status page texts from"),
         ]
         for data, reason in cases:
             answer = await http.post("/status/subscribe", data=data)

@@ -37,6 +37,7 @@ from warroom.models.access import Bucket, Role
 from warroom.models.components import ComponentState, ComponentStateInput, Maintenance, components_in_maintenance
 from warroom.api.params import path_id
 from warroom.models.ids import fanout_workflow_id
+from warroom.models.paging import same_number
 from warroom.models.subscribers import (
     CONFIRM,
     MAX_CODE_ATTEMPTS,
@@ -224,6 +225,9 @@ async def subscribe(request: Request, rt: RuntimeDep) -> HTMLResponse:
         contact = normalise_contact(channel, _one(form, "contact"))
     except ValueError as err:
         return await _page(rt, "Cannot subscribe", f"{str(err).capitalize()}.", 422)
+    if channel == SubscriberChannel.SMS and same_number(contact, settings.twilio_from_number):
+        return await _page(rt, "Cannot subscribe", "That is the number this status page texts from; give your own.",
+                           422)
     wanted = list(dict.fromkeys(c.strip() for c in form.get("components", []) if c.strip()))
     unknown = [c for c in wanted if c not in catalog.by_id()]
     if unknown:
@@ -241,7 +245,8 @@ async def subscribe(request: Request, rt: RuntimeDep) -> HTMLResponse:
         )
         if row is not None and row.status == SubscriberStatus.CONFIRMED.value:
             return row.id, row.nonce, False, True
-        if row is not None and row.status == SubscriberStatus.PENDING.value and now - row.created_at < RESEND_AFTER:
+        if (row is not None and row.status == SubscriberStatus.PENDING.value and now - row.created_at < RESEND_AFTER
+                and row.code_attempts < MAX_CODE_ATTEMPTS):  # a code locked by wrong tries is never handed out again
             row.components = wanted
             return row.id, row.nonce, False, False
         wait = store.take(session, contact_key, confirmations, now.timestamp())
