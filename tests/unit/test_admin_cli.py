@@ -58,7 +58,7 @@ def test_create_asks_for_the_password_twice_and_never_invents_one(engine: Engine
     nothing = admin(engine, "create", "carl")  # no terminal input: no user, no default password
     short = admin(engine, "create", "dora", "--password-stdin", input="short\n")
     assert mismatch.exit_code != 0 and nothing.exit_code != 0
-    assert short.exit_code == 1 and "at least 12 characters" in short.output
+    assert short.exit_code == 2 and "at least 12 characters" in short.output  # bad input
     machine = admin(engine, "create", "deploy-bot", "--role", "responder", "--no-password")
     assert machine.exit_code == 0
     with Session(engine) as session:
@@ -66,7 +66,7 @@ def test_create_asks_for_the_password_twice_and_never_invents_one(engine: Engine
     assert sorted(users) == ["alice", "deploy-bot"]
     assert users["deploy-bot"].password_hash is None
     duplicate = admin(engine, "create", "alice", "--no-password")
-    assert duplicate.exit_code == 1 and "already exists" in duplicate.output
+    assert duplicate.exit_code == 1 and "already exists" in duplicate.output  # refused: a conflict
 
 
 def test_tokens_are_printed_once_listed_without_secrets_and_revoked(engine: Engine) -> None:
@@ -81,14 +81,14 @@ def test_tokens_are_printed_once_listed_without_secrets_and_revoked(engine: Engi
     listed = admin(engine, "token", "list")
     shown = "wr_" + token.split("_")[1]
     assert shown in listed.output and token not in listed.output and "active" in listed.output
-    assert admin(engine, "token", "create", "bob", "--expires-in", "soon").exit_code == 1
-    assert admin(engine, "token", "create", "nobody").exit_code == 1
+    assert admin(engine, "token", "create", "bob", "--expires-in", "soon").exit_code == 2
+    assert admin(engine, "token", "create", "nobody").exit_code == 3  # as the other commands: not found
 
     revoked = admin(engine, "token", "revoke", shown)
     assert revoked.exit_code == 0 and "revoked" in revoked.output
     with Session(engine) as session, session.begin(), pytest.raises(store.Unauthenticated, match="revoked"):
         store.caller_for_token(session, token, now())
-    assert admin(engine, "token", "revoke", "wr_000000000000").exit_code == 1
+    assert admin(engine, "token", "revoke", "wr_000000000000").exit_code == 3
 
 
 def test_integrations_roles_and_the_audit_trail(engine: Engine) -> None:

@@ -102,17 +102,23 @@ def _ctx(ctx: typer.Context) -> Context:
     return ctx.obj  # type: ignore[no-any-return]
 
 
-def _fail(message: str) -> None:
+def _fail(message: str, code: int = 2) -> None:
+    """Stop with ``message`` and the exit code the other warroom commands use for the same kind
+    of failure: 1 refused (a conflict), 2 bad input, 3 not found."""
     typer.echo(f"warroom admin: {message}", err=True)
-    raise typer.Exit(code=1)
+    raise typer.Exit(code=code)
 
 
 @contextmanager
 def _refusals() -> Iterator[None]:
     try:
         yield
-    except store.AccessError as err:
-        _fail(str(err))
+    except store.NotFound as err:
+        _fail(str(err), 3)
+    except store.Conflict as err:
+        _fail(str(err), 1)
+    except store.AccessError as err:  # Invalid, and anything else the store refuses as input
+        _fail(str(err), 2)
 
 
 def _password(password_stdin: bool, user: str) -> str:
