@@ -21,6 +21,7 @@ from pydantic import ValidationError
 
 from warroom.auth.cli import app as admin_app
 from warroom import cli_oncall
+from warroom.models.action_items import end_of_day
 from warroom.models.incident import PublicPhase
 from warroom.models.policy import PolicyError
 from warroom.models.routing import OnCallReport
@@ -488,8 +489,7 @@ def _due(value: str | None) -> str | None:
     if value is None:
         return None
     try:
-        return datetime.combine(date.fromisoformat(value), datetime.max.time().replace(microsecond=0),
-                                tzinfo=UTC).isoformat()
+        return end_of_day(value).isoformat()
     except ValueError:
         return value
 

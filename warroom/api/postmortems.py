@@ -20,7 +20,7 @@ import re
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import parse_qs
@@ -44,7 +44,14 @@ from warroom.models import metrics as metric_rules
 from warroom.models import postmortem as rules
 from warroom.models.access import Caller, Role
 from warroom.models import action_items as item_rules
-from warroom.models.action_items import ActionItemsInput, ActionItemsState, AddItemInput, CompleteItemInput, EditItemInput
+from warroom.models.action_items import (
+    ActionItemsInput,
+    ActionItemsState,
+    AddItemInput,
+    CompleteItemInput,
+    EditItemInput,
+    end_of_day,
+)
 from warroom.models.durations import format_duration, format_wait
 from warroom.models.ids import action_items_workflow_id
 from warroom.models.incident import (
@@ -747,7 +754,8 @@ async def _editor(request: Request, caller: Caller, number: int, status: int = 2
                   added: dict[str, str] | None = None) -> HTMLResponse:
     rec: Record = await _db(request, lambda s: _load(s, number))
     now = _rt(request).clock()
-    data = _out(rec, now, await _people(request))
+    people = await _people(request)
+    data = _out(rec, now, people)
     doc = form_doc or rec.document()
     return _render(
         request, "postmortem_editor.html", status, caller=caller, pm=data, doc=doc, rec=rec,
@@ -755,7 +763,7 @@ async def _editor(request: Request, caller: Caller, number: int, status: int = 2
         rows=form_rows if form_rows is not None else _form_rows(doc), items_prompt=rules.ACTION_ITEMS_PROMPT,
         message=message, errors=errors or [], can_edit=caller.role.at_least(Role.RESPONDER) and rec.submitted_at is None,
         can_add=caller.role.at_least(Role.RESPONDER) and rec.row.status == IncidentStatus.CLOSED.value,
-        people=sorted(await _people(request)), priorities=rules.PRIORITIES, added=added or {},
+        people=sorted(people), priorities=rules.PRIORITIES, added=added or {},
         form_key=uuid.uuid4().hex,
     )
 
@@ -769,16 +777,6 @@ async def editor_page(incident_id: IncidentId, request: Request,
         if err.status_code >= 500:
             raise
         return _render(request, "postmortem_problem.html", err.status_code, caller=caller, reason=str(err.detail))
-
-
-def end_of_day(text: str) -> datetime:
-    """A form's date (YYYY-MM-DD, nothing more) as the last second of that day, UTC."""
-    return datetime.combine(date.fromisoformat(text) if len(text) == 10 else _not_a_date(text), time(23, 59, 59),
-                            tzinfo=UTC)
-
-
-def _not_a_date(text: str) -> date:
-    raise ValueError(f"'{text[:20]}' is not a date")
 
 
 def _parse_editor_form(body: bytes) -> tuple[dict[str, Any], list[dict[str, str]], list[str]]:

@@ -342,6 +342,13 @@ async def _mark(rt: "Runtime", report_id: int, status: str, number: int, by: str
     await _db(rt, write)
 
 
+async def _reloaded(rt: "Runtime", report_id: int) -> ReportOut:
+    """The report as a command left it."""
+    out = await _load(rt, report_id)
+    assert out is not None
+    return out
+
+
 def _event(row: ReportOut, severity: Severity | None, title: str | None = None) -> AlertEvent:
     event = report_event(row.id, row.component, row.text, severity, row.received_at)
     return event.model_copy(update={"summary": mask_contacts_in(title)}) if title else event
@@ -364,9 +371,7 @@ async def attach_report(rt: "Runtime", caller: Caller, report_id: int, body: Att
     """Attach a report to an open incident: it joins the incident's alerts and timeline."""
     async with _claimed(rt, report_id, caller.user) as row:
         await _attach(rt, caller, row, body)
-    out = await _load(rt, report_id)
-    assert out is not None
-    return out
+    return await _reloaded(rt, report_id)
 
 
 async def _attach(rt: "Runtime", caller: Caller, row: ReportOut, body: AttachIn) -> None:
@@ -403,9 +408,7 @@ async def declare_from_report(rt: "Runtime", caller: Caller, report_id: int, bod
                                 detail=f"the alert rules {outcome.action} this report; nothing declared")
         await _mark(rt, report_id, "declared" if outcome.action == "declared" else "attached", outcome.incident_id,
                     caller.user)
-    out = await _load(rt, report_id)
-    assert out is not None
-    return out
+    return await _reloaded(rt, report_id)
 
 
 async def dismiss_report(rt: "Runtime", caller: Caller, report_id: int, body: DismissIn) -> ReportOut:
@@ -419,9 +422,7 @@ async def dismiss_report(rt: "Runtime", caller: Caller, report_id: int, body: Di
 
     async with _claimed(rt, report_id, caller.user):
         await _db(rt, write)
-    out = await _load(rt, report_id)
-    assert out is not None
-    return out
+    return await _reloaded(rt, report_id)
 
 
 @router.post("/api/reports/{report_id}/attach", response_model=ReportOut, tags=["reports"])

@@ -7,7 +7,7 @@ once an item is overdue the engineering lead is told, exactly once per item.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, date, datetime, time
 
 from pydantic import BaseModel, Field
 
@@ -102,6 +102,13 @@ class EditItemInput(BaseModel):
     due: datetime | None = None
     priority: str | None = None
     contact: Person | None = None
+
+
+def end_of_day(text: str) -> datetime:
+    """A due date written as YYYY-MM-DD, nothing more: the last second of that day, UTC."""
+    if len(text) != 10:
+        raise ValueError(f"'{text[:20]}' is not a date")
+    return datetime.combine(date.fromisoformat(text), time(23, 59, 59), tzinfo=UTC)
 
 
 def problems_of(cmd: AddItemInput | EditItemInput, now: datetime) -> list[str]:
